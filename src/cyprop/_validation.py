@@ -1,0 +1,182 @@
+"""Checks of user input, with error messages in the user's words.
+
+Every array that reaches the core passes through here first: the core trusts
+its inputs and never checks them again.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+# BLAS takes its dimensions as C ints.
+MAX_DIMENSION = 2**31 - 1
+
+DTYPES = ("float32", "float64")
+
+
+def check_dtype(dtype: Any) -> np.dtype:
+    """Return the numpy dtype named by ``dtype``, which must be float32 or float64."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
+    if resolved.name not in DTYPES:
+        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return resolved
+
+
+def check_integer(value: Any, name: str, minimum: int = 1) -> int:
+    """Return ``value`` as an int, raising unless it is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    if value > MAX_DIMENSION:
+        raise ValueError(f"{name} must be at most {MAX_DIMENSION}, got {value}")
+    return int(value)
+
+
+def check_positive_float(value: Any, name: str) -> float:
+    """Return ``value`` as a float, raising unless it is finite and > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number greater than 0, got {value}")
+    return value
+
+
+def check_layer_sizes(layer_sizes: Any) -> tuple[int, ...]:
+    """Return ``layer_sizes`` as a tuple of ints, input size first, at least two of them."""
+    if isinstance(layer_sizes, (str, bytes)) or not isinstance(
+        layer_sizes, (Sequence, np.ndarray)
+    ):
+        raise TypeError(
+            "layer_sizes must be a sequence of integers such as [3, 4, 1], "
+            f"got {layer_sizes!r}"
+        )
+    if len(layer_sizes) < 2:
+        raise ValueError(
+            "layer_sizes needs at least an input and an output size, such as [3, 1], "
+            f"got {list(layer_sizes)!r}"
+        )
+    return tuple(
+        check_integer(size, f"layer_sizes[{index}]") for index, size in enumerate(layer_sizes)
+    )
+
+
+def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
+    """Return ``value`` when it is one of ``choices``, else raise naming them."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, one of {sorted(choices)}, got {value!r}")
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; choose one of {sorted(choices)}")
+    return value
+
+
+def check_activations(
+    activation: Any, output_activation: Any, n_layers: int, choices: Sequence[str]
+) -> tuple[str, ...]:
+    """Return one activation name per layer: the hidden layers', then the output's.
+
+    ``activation`` is a name used by every hidden layer or a sequence of one
+    name per hidden layer; ``output_activation`` defaults to ``activation``
+    when that is a single name.
+    """
+    n_hidden = n_layers - 1
+    if isinstance(activation, str):
+        hidden = [check_choice(activation, "activation", choices)] * n_hidden
+        if output_activation is None:
+            output_activation = activation
+    elif isinstance(activation, Sequence):
+        if len(activation) != n_hidden:
+            raise ValueError(
+                f"activation has {len(activation)} entries but the network has "
+                f"{n_hidden} hidden layers; give one name per hidden layer or a single name"
+            )
+        hidden = [
+            check_choice(name, f"activation[{index}]", choices)
+            for index, name in enumerate(activation)
+        ]
+        if output_activation is None:
+            raise ValueError("output_activation is required when activation is a list")
+    else:
+        raise TypeError(
+            f"activation must be a name such as 'sigmoid' or a list of names, got {activation!r}"
+        )
+    output = check_choice(output_activation, "output_activation", choices)
+    return (*hidden, output)
+
+
+def _as_numeric_array(values: Any, name: str) -> np.ndarray:
+    """``values`` as a numpy array of real numbers (bool and int included)."""
+    try:
+        array = np.asarray(values)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be an array of numbers: {error}") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} must hold real numbers (bool, int or float), "
+            f"got an array of dtype {array.dtype}"
+        )
+    return array
+
+
+def check_features(X: Any, n_features: int, dtype: np.dtype, name: str = "X") -> np.ndarray:
+    """Return ``X`` as a C-contiguous (n_samples, n_features) array of ``dtype``."""
+    X = _as_numeric_array(X, name)
+    if X.ndim != 2:
+        hint = " (for one sample, use X.reshape(1, -1))" if X.ndim == 1 else ""
+        raise ValueError(
+            f"{name} must be 2-D with shape (n_samples, n_features), "
+            f"got an array of shape {X.shape}{hint}"
+        )
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} has no samples (shape {X.shape})")
+    if X.shape[1] != n_features:
+        raise ValueError(
+            f"{name} has {X.shape[1]} columns but the network expects {n_features} features"
+        )
+    if X.shape[0] > MAX_DIMENSION:
+        raise ValueError(f"{name} has more than {MAX_DIMENSION} samples")
+    X = np.ascontiguousarray(X, dtype=dtype)
+    _check_finite(X, name)
+    return X
+
+
+def check_targets(y: Any, n_samples: int, n_outputs: int, dtype: np.dtype) -> np.ndarray:
+    """Return ``y`` as a C-contiguous (n_samples, n_outputs) array of ``dtype``.
+
+    A 1-D ``y`` is accepted when the network has a single output.
+    """
+    y = _as_numeric_array(y, "y")
+    if y.ndim == 1 and n_outputs == 1:
+        y = y.reshape(-1, 1)
+    if y.ndim != 2:
+        raise ValueError(
+            f"y must be 2-D with shape (n_samples, {n_outputs}), got an array of shape {y.shape}"
+        )
+    if y.shape[0] != n_samples:
+        raise ValueError(f"X has {n_samples} samples but y has {y.shape[0]}")
+    if y.shape[1] != n_outputs:
+        raise ValueError(
+            f"y has {y.shape[1]} columns but the network has {n_outputs} outputs"
+        )
+    y = np.ascontiguousarray(y, dtype=dtype)
+    _check_finite(y, "y")
+    return y
+
+
+def _check_finite(array: np.ndarray, name: str) -> None:
+    """Raise when ``array`` holds NaN or infinity (including float64 values too
+    large for float32, which became infinite in the conversion)."""
+    if not np.isfinite(array).all():
+        bad = np.argwhere(~np.isfinite(array))[0]
+        raise ValueError(
+            f"{name} contains NaN or infinity (first at index {tuple(int(i) for i in bad)}); "
+            f"values must be finite and within the range of {array.dtype}"
+        )
