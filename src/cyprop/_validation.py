@@ -118,6 +118,14 @@ def _as_numeric_array(values: Any, name: str) -> np.ndarray:
         array = np.asarray(values)
     except (TypeError, ValueError) as error:
         raise TypeError(f"{name} must be an array of numbers: {error}") from None
+    if array.dtype.kind == "O":
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError, OverflowError):
+            raise TypeError(
+                f"{name} must hold real numbers, got an object array that does not convert "
+                "to float"
+            ) from None
     if array.dtype.kind not in "biuf":
         raise TypeError(
             f"{name} must hold real numbers (bool, int or float), "
@@ -143,7 +151,7 @@ def check_features(X: Any, n_features: int, dtype: np.dtype, name: str = "X") ->
         )
     if X.shape[0] > MAX_DIMENSION:
         raise ValueError(f"{name} has more than {MAX_DIMENSION} samples")
-    X = np.ascontiguousarray(X, dtype=dtype)
+    X = _converted(X, dtype)
     _check_finite(X, name)
     return X
 
@@ -166,9 +174,19 @@ def check_targets(y: Any, n_samples: int, n_outputs: int, dtype: np.dtype) -> np
         raise ValueError(
             f"y has {y.shape[1]} columns but the network has {n_outputs} outputs"
         )
-    y = np.ascontiguousarray(y, dtype=dtype)
+    y = _converted(y, dtype)
     _check_finite(y, "y")
     return y
+
+
+def _converted(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """A C-contiguous copy of ``array`` in ``dtype`` (or ``array`` itself if it is one).
+
+    Values beyond the range of ``dtype`` become infinite, which the finiteness
+    check that follows reports; numpy's overflow warning would only repeat it.
+    """
+    with np.errstate(over="ignore"):
+        return np.ascontiguousarray(array, dtype=dtype)
 
 
 def _check_finite(array: np.ndarray, name: str) -> None:

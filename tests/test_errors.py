@@ -1,0 +1,131 @@
+"""Bad input raises a clear ValueError or TypeError that names the problem."""
+
+import numpy as np
+import pytest
+
+from cyprop import Network
+
+X_GOOD = np.zeros((4, 3))
+Y_GOOD = np.zeros((4, 1))
+
+
+@pytest.fixture
+def net():
+    return Network([3, 4, 1], seed=0)
+
+
+@pytest.mark.parametrize("layer_sizes, error, message", [
+    ([3, 0, 1], ValueError, r"layer_sizes\[1\] must be at least 1"),
+    ([3, -2, 1], ValueError, r"layer_sizes\[1\] must be at least 1"),
+    ([3], ValueError, "at least an input and an output"),
+    ([], ValueError, "at least an input and an output"),
+    ([3, 4.5, 1], TypeError, r"layer_sizes\[1\] must be an integer"),
+    ([3, True, 1], TypeError, r"layer_sizes\[1\] must be an integer"),
+    ("341", TypeError, "sequence of integers"),
+    (3, TypeError, "sequence of integers"),
+    ([3, 2**31, 1], ValueError, "at most"),
+])
+def test_bad_layer_sizes(layer_sizes, error, message):
+    with pytest.raises(error, match=message):
+        Network(layer_sizes)
+
+
+@pytest.mark.parametrize("options, error, message", [
+    ({"activation": "softplus"}, ValueError, "unknown activation 'softplus'"),
+    ({"activation": 3}, TypeError, "activation must be"),
+    ({"output_activation": "swish"}, ValueError, "unknown output_activation 'swish'"),
+    ({"activation": ["tanh"]}, ValueError, "activation has 1 entries but the network has 2"),
+    ({"activation": ["tanh", "relu"]}, ValueError, "output_activation is required"),
+    ({"activation": ["tanh", "nope"], "output_activation": "relu"}, ValueError,
+     r"unknown activation\[1\] 'nope'"),
+    ({"loss": "hinge"}, ValueError, "unknown loss 'hinge'"),
+    ({"reduction": "max"}, ValueError, "unknown reduction 'max'"),
+    ({"dtype": "float16"}, TypeError, "dtype must be 'float32' or 'float64'"),
+    ({"dtype": "int64"}, TypeError, "dtype must be 'float32' or 'float64'"),
+    ({"dtype": "not a dtype"}, TypeError, "dtype must be 'float32' or 'float64'"),
+    ({"seed": -1}, ValueError, "seed must be at least 0"),
+    ({"seed": 1.5}, TypeError, "seed must be an integer"),
+    ({"init": "zeros"}, ValueError, "unknown init 'zeros'"),
+])
+def test_bad_constructor_options(options, error, message):
+    with pytest.raises(error, match=message):
+        Network([3, 4, 4, 1], **options)
+
+
+@pytest.mark.parametrize("X, error, message", [
+    (np.zeros((4, 5)), ValueError, "X has 5 columns but the network expects 3 features"),
+    (np.zeros(3), ValueError, r"X must be 2-D .*X\.reshape\(1, -1\)"),
+    (np.zeros((2, 2, 3)), ValueError, "X must be 2-D"),
+    (np.zeros((0, 3)), ValueError, "X has no samples"),
+    (np.array([[0, np.nan, 1]] * 4), ValueError, r"X contains NaN or infinity \(first at index \(0, 1\)\)"),
+    (np.array([[0, np.inf, 1]] * 4), ValueError, "X contains NaN or infinity"),
+    (np.array([["a", "b", "c"]] * 4), TypeError, "X must hold real numbers"),
+    (np.zeros((4, 3), dtype=complex), TypeError, "X must hold real numbers"),
+    ([[0, 1, 1], [0, 1]], TypeError, "X must be an array of numbers"),
+])
+def test_bad_features(net, X, error, message):
+    with pytest.raises(error, match=message):
+        net.fit(X, Y_GOOD[: len(X)] if len(X) <= 4 else Y_GOOD)
+    with pytest.raises(error, match=message):
+        net.predict(X)
+
+
+@pytest.mark.parametrize("y, error, message", [
+    (np.zeros((3, 1)), ValueError, "X has 4 samples but y has 3"),
+    (np.zeros((4, 2)), ValueError, "y has 2 columns but the network has 1 outputs"),
+    (np.zeros((4, 1, 1)), ValueError, "y must be 2-D"),
+    (np.array([[0.0], [np.nan], [1], [0]]), ValueError, "y contains NaN or infinity"),
+    (np.array([[0.0], [-np.inf], [1], [0]]), ValueError, "y contains NaN or infinity"),
+    (np.array([["x"]] * 4), TypeError, "y must hold real numbers"),
+])
+def test_bad_targets(net, y, error, message):
+    for method in (net.fit, net.loss, net.gradients):
+        with pytest.raises(error, match=message):
+            method(X_GOOD, y)
+
+
+def test_one_dimensional_targets_need_one_output():
+    net = Network([3, 2], seed=0)
+    with pytest.raises(ValueError, match=r"y must be 2-D with shape \(n_samples, 2\)"):
+        net.fit(X_GOOD, np.zeros(4))
+
+
+def test_float64_values_too_large_for_float32():
+    net = Network([3, 1], dtype="float32", seed=0)
+    with pytest.raises(ValueError, match="within the range of float32"):
+        net.predict(np.full((1, 3), 1e300))
+
+
+@pytest.mark.parametrize("options, error, message", [
+    ({"learning_rate": 0}, ValueError, "learning_rate must be a finite number greater than 0"),
+    ({"learning_rate": -0.1}, ValueError, "learning_rate must be a finite number greater than 0"),
+    ({"learning_rate": np.nan}, ValueError, "learning_rate must be a finite number"),
+    ({"learning_rate": "fast"}, TypeError, "learning_rate must be a real number"),
+    ({"epochs": 0}, ValueError, "epochs must be at least 1"),
+    ({"epochs": 2.0}, TypeError, "epochs must be an integer"),
+    ({"batch_size": 0}, ValueError, "batch_size must be at least 1"),
+    ({"batch_size": "all"}, TypeError, "batch_size must be an integer"),
+    ({"shuffle": "yes"}, TypeError, "shuffle must be True or False"),
+    ({"verbose": -1}, ValueError, "verbose must be at least 0"),
+])
+def test_bad_fit_options(net, options, error, message):
+    before = net.weights[0].copy()
+    with pytest.raises(error, match=message):
+        net.fit(X_GOOD, Y_GOOD, **options)
+    np.testing.assert_array_equal(net.weights[0], before)
+
+
+@pytest.mark.parametrize("weights, biases, error, message", [
+    ([np.ones((2, 3)), np.ones((4, 1))], [np.ones(3), np.ones(1)], ValueError,
+     r"weights\[1\] has 4 rows but layer 0 has 3 outputs"),
+    ([np.ones((2, 3))], [np.ones(4)], ValueError, r"biases\[0\] must have shape \(3,\) or \(1, 3\)"),
+    ([np.ones((2, 3))], [np.ones(3), np.ones(1)], ValueError, "1 weight matrices but 2 bias"),
+    ([np.ones(3)], [np.ones(3)], ValueError, r"weights\[0\] must be 2-D"),
+    ([], [], ValueError, "weights is empty"),
+    (np.ones((2, 3)), [np.ones(3)], TypeError, "weights must be a list"),
+    ([np.full((2, 3), np.nan)], [np.ones(3)], ValueError, r"weights\[0\] contains NaN"),
+    ([np.ones((2, 0))], [np.ones(0)], ValueError, "at least 1"),
+])
+def test_bad_from_weights(weights, biases, error, message):
+    with pytest.raises(error, match=message):
+        Network.from_weights(weights, biases)
