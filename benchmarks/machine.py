@@ -1,0 +1,59 @@
+"""A description of the machine and libraries, printed beside every benchmark."""
+
+import os
+import platform
+import sys
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def describe():
+    """Lines describing the CPU, the Python stack and the BLAS in use."""
+    import numpy
+    import scipy
+
+    import cyprop
+
+    lines = [
+        f"cpu: {cpu_model()} ({os.cpu_count()} logical cores)",
+        f"os: {platform.platform()}",
+        f"python {platform.python_version()}, numpy {numpy.__version__}, "
+        f"scipy {scipy.__version__}, cyprop {cyprop.__version__}",
+    ]
+    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
+                 "OMP_NUM_THREADS"):
+        if name in os.environ:
+            lines.append(f"{name}={os.environ[name]}")
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        lines.append("blas: threadpoolctl not installed (pip install 'cyprop[bench]')")
+    else:
+        for pool in threadpool_info():
+            lines.append(
+                f"blas: {pool.get('internal_api')} {pool.get('version')} "
+                f"{pool.get('architecture')}, {pool.get('num_threads')} threads, "
+                f"{os.path.basename(pool.get('filepath', ''))}"
+            )
+    return lines
+
+
+def limit_threads(n_threads=1):
+    """Pin BLAS threads when threadpoolctl is available; returns a context manager."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        import contextlib
+
+        print("warning: threadpoolctl missing, BLAS threads not pinned", file=sys.stderr)
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n_threads)
