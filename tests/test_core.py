@@ -10,9 +10,17 @@ from .reference import random_network_arrays
 
 DTYPES = [np.float32, np.float64]
 RTOL = {np.float32: 2e-5, np.float64: 1e-12}
-ACTIVATIONS = list(reference.ACTIVATIONS)
+NO_WEIGHTS = {np.float32: np.empty(0, np.float32), np.float64: np.empty(0)}
 # (layer sizes, batch): the first runs in plain loops, the second reaches BLAS.
-SHAPES = [([3, 4, 1], 4), ([20, 33, 17, 5], 50)]
+SHAPES = [([3, 4, 2], 4), ([20, 33, 17, 5], 50)]
+# Output activation and loss pairings the network allows.
+PAIRINGS = [("sigmoid", "mse"), ("tanh", "mse"), ("relu", "mse"), ("leaky_relu", "mse"),
+            ("identity", "mse"), ("softmax", "mse"), ("sigmoid", "binary_cross_entropy"),
+            ("softmax", "cross_entropy")]
+HIDDEN = ["sigmoid", "tanh", "relu", "leaky_relu", "identity"]
+SGD = {"kind": _core.OPTIMIZERS["sgd"], "momentum": 0.0, "beta1": 0.0, "beta2": 0.0,
+       "epsilon": 0.0, "increase": 1.0, "decrease": 1.0, "min_step": 0.0, "max_step": 0.0,
+       "weight_decay": 0.0}
 
 
 def flatten(weights, biases, dtype):
@@ -22,22 +30,17 @@ def flatten(weights, biases, dtype):
     ).astype(dtype)
 
 
-def unflatten(flat, layer_sizes):
-    weights, biases, offset = [], [], 0
-    for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:]):
-        weights.append(flat[offset : offset + fan_in * fan_out].reshape(fan_in, fan_out))
-        offset += fan_in * fan_out
-        biases.append(flat[offset : offset + fan_out])
-        offset += fan_out
-    return weights, biases
-
-
-def make_case(layer_sizes, n_rows, activation, dtype, seed=0):
+def make_case(layer_sizes, n_rows, activations, dtype, loss="mse", seed=0):
     rng = np.random.default_rng(seed)
     weights, biases = random_network_arrays(rng, layer_sizes, dtype)
     X = rng.standard_normal((n_rows, layer_sizes[0])).astype(dtype)
-    Y = rng.uniform(-1, 1, (n_rows, layer_sizes[-1])).astype(dtype)
-    codes = np.full(len(layer_sizes) - 1, _core.ACTIVATIONS[activation], dtype=np.intc)
+    if loss == "cross_entropy":
+        Y = np.eye(layer_sizes[-1], dtype=dtype)[rng.integers(0, layer_sizes[-1], n_rows)]
+    elif loss == "binary_cross_entropy":
+        Y = rng.uniform(0, 1, (n_rows, layer_sizes[-1])).astype(dtype)
+    else:
+        Y = rng.uniform(-1, 1, (n_rows, layer_sizes[-1])).astype(dtype)
+    codes = np.array([_core.ACTIVATIONS[a] for a in activations], dtype=np.intc)
     sizes = np.array(layer_sizes, dtype=np.intp)
     return weights, biases, X, Y, sizes, codes
 
@@ -46,14 +49,20 @@ def activation_buffer(layer_sizes, n_rows, dtype):
     return np.empty(n_rows * sum(layer_sizes[1:]), dtype=dtype)
 
 
+def activations_for(layer_sizes, hidden, output):
+    return [hidden] * (len(layer_sizes) - 2) + [output]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("hidden", HIDDEN)
+@pytest.mark.parametrize("output", ["sigmoid", "identity", "softmax"])
 @pytest.mark.parametrize("layer_sizes, n_rows", SHAPES)
-def test_forward(dtype, activation, layer_sizes, n_rows):
-    weights, biases, X, _, sizes, codes = make_case(layer_sizes, n_rows, activation, dtype)
+def test_forward(dtype, hidden, output, layer_sizes, n_rows):
+    activations = activations_for(layer_sizes, hidden, output)
+    weights, biases, X, _, sizes, codes = make_case(layer_sizes, n_rows, activations, dtype)
     A = activation_buffer(layer_sizes, n_rows, dtype)
     _core.forward(X, flatten(weights, biases, dtype), sizes, codes, A)
-    expected = reference.forward(X, weights, biases, [activation] * len(weights))
+    expected = reference.forward(X, weights, biases, activations)
     offset = 0
     for layer in expected:
         assert layer.dtype == dtype
@@ -63,70 +72,142 @@ def test_forward(dtype, activation, layer_sizes, n_rows):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("output, loss", PAIRINGS)
 @pytest.mark.parametrize("layer_sizes, n_rows", SHAPES)
-def test_loss_sum(dtype, activation, layer_sizes, n_rows):
-    weights, biases, X, Y, sizes, codes = make_case(layer_sizes, n_rows, activation, dtype)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_loss_sum(dtype, output, loss, layer_sizes, n_rows, weighted):
+    activations = activations_for(layer_sizes, "tanh", output)
+    weights, biases, X, Y, sizes, codes = make_case(layer_sizes, n_rows, activations, dtype, loss)
+    w = np.random.default_rng(2).uniform(0, 2, n_rows).astype(dtype) if weighted else None
     A = activation_buffer(layer_sizes, n_rows, dtype)
-    total = _core.loss_sum(X, Y, flatten(weights, biases, dtype), sizes, codes,
-                           _core.LOSSES["mse"], A)
-    expected = reference.loss(X, Y, weights, biases, [activation] * len(weights))
-    np.testing.assert_allclose(total, expected, rtol=RTOL[dtype])
+    Z = np.empty(n_rows * layer_sizes[-1], dtype)
+    total = _core.loss_sum(X, Y, NO_WEIGHTS[dtype] if w is None else w,
+                           flatten(weights, biases, dtype), sizes, codes,
+                           _core.LOSSES[loss], A, Z)
+    expected = reference.loss(X, Y, weights, biases, activations, "sum", loss, w)
+    np.testing.assert_allclose(total, expected, rtol=RTOL[dtype] * 10)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("output, loss", PAIRINGS)
+@pytest.mark.parametrize("hidden", HIDDEN)
 @pytest.mark.parametrize("layer_sizes, n_rows", SHAPES)
-@pytest.mark.parametrize("scale", [1.0, 0.25])
-def test_loss_gradient(dtype, activation, layer_sizes, n_rows, scale):
-    weights, biases, X, Y, sizes, codes = make_case(layer_sizes, n_rows, activation, dtype)
+@pytest.mark.parametrize("scale, weighted", [(1.0, False), (0.25, True)])
+def test_loss_gradient(dtype, output, loss, hidden, layer_sizes, n_rows, scale, weighted):
+    activations = activations_for(layer_sizes, hidden, output)
+    weights, biases, X, Y, sizes, codes = make_case(layer_sizes, n_rows, activations, dtype, loss)
+    w = np.random.default_rng(2).uniform(0, 2, n_rows).astype(dtype) if weighted else None
     A = activation_buffer(layer_sizes, n_rows, dtype)
     delta = np.empty_like(A)
     params = flatten(weights, biases, dtype)
     grads = np.full_like(params, np.nan)  # every entry must be written
-    total = _core.loss_gradient(X, Y, params, sizes, codes, _core.LOSSES["mse"], scale,
-                                A, delta, grads)
-    activations = [activation] * len(weights)
-    np.testing.assert_allclose(total, reference.loss(X, Y, weights, biases, activations),
-                               rtol=RTOL[dtype])
-    dW, db = reference.gradients(X, Y, weights, biases, activations)
+    total = _core.loss_gradient(X, Y, NO_WEIGHTS[dtype] if w is None else w, params, sizes,
+                                codes, _core.LOSSES[loss], scale, A, delta, grads)
+    np.testing.assert_allclose(
+        total, reference.loss(X, Y, weights, biases, activations, "sum", loss, w),
+        rtol=RTOL[dtype] * 10)
+    dW, db = reference.gradients(X, Y, weights, biases, activations, "sum", loss, w)
     expected = flatten([g * scale for g in dW], [g * scale for g in db], dtype)
     np.testing.assert_allclose(grads, expected, rtol=RTOL[dtype] * 10,
-                               atol=RTOL[dtype] * np.abs(expected).max())
+                               atol=RTOL[dtype] * 10 * np.abs(expected).max())
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_sgd_step(dtype):
+def test_extreme_inputs_stay_finite(dtype):
+    """Pre-activations of +-1000 give exact saturation, finite losses and no warnings."""
+    for output, loss in [("sigmoid", "binary_cross_entropy"), ("softmax", "cross_entropy"),
+                         ("sigmoid", "mse"), ("tanh", "mse")]:
+        sizes = np.array([2, 3], dtype=np.intp)
+        codes = np.array([_core.ACTIVATIONS[output]], dtype=np.intc)
+        params = np.array([1, -1, 1, 0, 0, 0, 0, 0, 0], dtype=dtype)
+        X = np.array([[1000, 0], [-1000, 0], [0, 1000]], dtype=dtype)
+        Y = np.array([[0, 1, 0], [0, 1, 0], [0, 0, 1]], dtype=dtype)
+        A = np.empty(9, dtype)
+        delta = np.empty(9, dtype)
+        grads = np.empty_like(params)
+        total = _core.loss_gradient(X, Y, NO_WEIGHTS[dtype], params, sizes, codes,
+                                    _core.LOSSES[loss], 1.0, A, delta, grads)
+        assert np.isfinite(total) and np.isfinite(grads).all() and np.isfinite(A).all()
+        if loss == "cross_entropy":
+            # Logits (1000, -1000, 1000) with target 1: l = 2000 + log 2; then 0 and log 3.
+            assert total == pytest.approx(2000 + np.log(2) + np.log(3), rel=1e-6)
+
+
+def optimizer_settings(kind, **values):
+    return {**SGD, "kind": _core.OPTIMIZERS[kind], **values}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["sgd", "momentum", "nesterov", "adam", "irprop-"])
+def test_optimizer_steps_match_numpy(dtype, kind):
     rng = np.random.default_rng(1)
-    params = rng.standard_normal(37).astype(dtype)
-    grads = rng.standard_normal(37).astype(dtype)
-    expected = params - dtype(0.3) * grads
-    _core.sgd_step(params, grads, 0.3)
+    n = 41
+    params = rng.standard_normal(n).astype(dtype)
+    expected = params.astype(np.float64)
+    settings = optimizer_settings(kind, momentum=0.8, beta1=0.9, beta2=0.99, epsilon=1e-7,
+                                  increase=1.2, decrease=0.5, min_step=1e-6, max_step=0.3)
+    n_buffers = _core.OPTIMIZER_STATE_BUFFERS[settings["kind"]]
+    state = np.zeros(n_buffers * n, dtype)
+    ref_state = [np.zeros(n) for _ in range(n_buffers)]
+    if kind == "irprop-":
+        state[n:] = 0.05
+        ref_state[1][:] = 0.05
+    for step in range(1, 6):
+        grads = rng.standard_normal(n).astype(dtype)
+        grads[::7] = 0  # zero gradients leave irprop's parameters alone
+        _core.optimizer_step(settings, params, grads, state, 0.05, step)
+        g = grads.astype(np.float64)
+        if kind == "sgd":
+            expected -= 0.05 * g
+        elif kind in ("momentum", "nesterov"):
+            reference.momentum_step(expected, g, ref_state[0], 0.05, 0.8, kind == "nesterov")
+        elif kind == "adam":
+            reference.adam_step(expected, g, *ref_state, 0.05, 0.9, 0.99, 1e-7, step)
+        else:
+            reference.irprop_minus_step(expected, g, *ref_state, 1.2, 0.5, 1e-6, 0.3)
     assert params.dtype == dtype
-    np.testing.assert_array_equal(params, expected)
+    rtol = 1e-5 if dtype is np.float32 else 1e-13
+    np.testing.assert_allclose(params, expected, rtol=rtol, atol=rtol)
 
 
-def train_case(dtype, layer_sizes, n_rows, batch_size, orders, mean=False, rate=0.05):
-    """Run the core's training loop and the reference on the same problem."""
-    weights, biases, X, Y, sizes, codes = make_case(layer_sizes, n_rows, "tanh", dtype, seed=3)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_weight_decay_penalises_weights_not_biases(dtype):
+    layer_sizes = [3, 4, 2]
+    weights, biases, *_ = make_case(layer_sizes, 1, ["tanh", "identity"], dtype)
+    params = flatten(weights, biases, dtype)
+    sizes = np.array(layer_sizes, dtype=np.intp)
+    expected = 0.5 * 0.3 * sum(np.sum(W.astype(float) ** 2) for W in weights)
+    assert _core.penalty(params, sizes, 0.3) == pytest.approx(expected, rel=1e-6)
+    grads = np.zeros_like(params)
+    _core.add_penalty_gradient(params, grads, sizes, 0.3)
+    expected_grads = flatten([0.3 * W for W in weights], [0 * b for b in biases], dtype)
+    np.testing.assert_allclose(grads, expected_grads, rtol=1e-6)
+
+
+def run_training(dtype, layer_sizes, n_rows, batch_size, orders, mean=False, rate=0.05,
+                 loss="mse", output="tanh", sample_weight=None, settings=None):
+    """Run the core's training loop; return what it returns and the data it used."""
+    activations = activations_for(layer_sizes, "tanh", output)
+    weights, biases, X, Y, sizes, codes = make_case(layer_sizes, n_rows, activations, dtype,
+                                                    loss, seed=3)
     params = flatten(weights, biases, dtype)
     gather = orders.shape[1] > 0
+    weighted = sample_weight is not None
     losses = np.empty(orders.shape[0])
+    settings = SGD if settings is None else settings
+    n_buffers = _core.OPTIMIZER_STATE_BUFFERS[settings["kind"]]
     completed = _core.train_epochs(
-        X, Y, orders, batch_size, params, sizes, codes, _core.LOSSES["mse"], mean, rate,
+        X, Y, sample_weight if weighted else NO_WEIGHTS[dtype], orders, batch_size, params,
+        sizes, codes, _core.LOSSES[loss], mean, settings, np.full(orders.shape[0], rate), 0,
+        np.zeros(n_buffers * params.size, dtype),
         np.empty((batch_size if gather else 0, X.shape[1]), dtype),
         np.empty((batch_size if gather else 0, Y.shape[1]), dtype),
+        np.empty(batch_size if gather and weighted else 0, dtype),
         activation_buffer(layer_sizes, batch_size, dtype),
         activation_buffer(layer_sizes, batch_size, dtype),
         np.empty_like(params), np.empty_like(params), losses,
     )
-    expected_losses = [
-        reference.sgd_epoch(X, Y, weights, biases, ["tanh"] * len(weights), rate, batch_size,
-                            order=orders[e] if gather else None,
-                            reduction="mean" if mean else "sum")
-        for e in range(orders.shape[0])
-    ]
-    return completed, params, losses, flatten(weights, biases, dtype), expected_losses
+    return completed, params, losses, (weights, biases, X, Y, activations)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -142,8 +223,15 @@ def test_train_epochs_matches_reference(dtype, layer_sizes, n_rows, batch_size, 
         orders = np.stack([rng.permutation(n_rows) for _ in range(n_epochs)]).astype(np.intp)
     else:
         orders = np.empty((n_epochs, 0), dtype=np.intp)
-    completed, params, losses, expected_params, expected_losses = train_case(
+    completed, params, losses, (weights, biases, X, Y, activations) = run_training(
         dtype, layer_sizes, n_rows, batch_size, orders, mean)
+    expected_losses = [
+        reference.sgd_epoch(X, Y, weights, biases, activations, 0.05, batch_size,
+                            order=orders[e] if shuffled else None,
+                            reduction="mean" if mean else "sum")
+        for e in range(n_epochs)
+    ]
+    expected_params = flatten(weights, biases, dtype)
     assert completed == n_epochs
     rtol = 1e-10 if dtype is np.float64 else 1e-4
     np.testing.assert_allclose(losses, expected_losses, rtol=rtol)
@@ -152,19 +240,43 @@ def test_train_epochs_matches_reference(dtype, layer_sizes, n_rows, batch_size, 
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_sample_weights_act_as_repeated_samples(dtype):
+    """A weight of 2 counts a sample twice, in one full-batch step under either reduction."""
+    layer_sizes, n_rows = [3, 5, 3], 6
+    counts = np.array([1, 2, 0, 3, 1, 1])
+    for mean in (False, True):
+        no_order = np.empty((1, 0), dtype=np.intp)
+        weighted = run_training(dtype, layer_sizes, n_rows, n_rows, no_order, mean,
+                                loss="cross_entropy", output="softmax",
+                                sample_weight=counts.astype(dtype))
+        weights, biases, X, Y, activations = weighted[3]
+        repeated = np.repeat(np.arange(n_rows), counts)
+        params = flatten(weights, biases, dtype)
+        # One step on the repeated data, by the oracle.
+        dW, db = reference.gradients(X[repeated], Y[repeated], weights, biases, activations,
+                                     "mean" if mean else "sum", "cross_entropy")
+        expected = params - 0.05 * flatten(dW, db, np.float64)
+        rtol = 1e-10 if dtype is np.float64 else 1e-4
+        np.testing.assert_allclose(weighted[1], expected, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_train_epochs_stops_on_divergence_and_restores_parameters(dtype):
     layer_sizes, n_rows = [3, 4, 2], 8
-    weights, biases, X, Y, sizes, codes = make_case(layer_sizes, n_rows, "identity", dtype)
+    n_epochs = 50
+    activations = ["identity", "identity"]
+    weights, biases, X, Y, sizes, codes = make_case(layer_sizes, n_rows, activations, dtype)
     params = flatten(weights, biases, dtype)
-    losses = np.zeros(50)
+    losses = np.zeros(n_epochs)
     backup = np.empty_like(params)
     completed = _core.train_epochs(
-        X, Y, np.empty((50, 0), np.intp), 2, params, sizes, codes, _core.LOSSES["mse"],
-        False, 0.2, np.empty((0, 3), dtype), np.empty((0, 2), dtype),
+        X, Y, NO_WEIGHTS[dtype], np.empty((n_epochs, 0), np.intp), 2, params, sizes, codes,
+        _core.LOSSES["mse"], False, SGD, np.full(n_epochs, 0.2), 0, np.empty(0, dtype),
+        np.empty((0, 3), dtype), np.empty((0, 2), dtype), np.empty(0, dtype),
         activation_buffer(layer_sizes, 2, dtype), activation_buffer(layer_sizes, 2, dtype),
         np.empty_like(params), backup, losses,
     )
-    assert 0 < completed < 50
+    assert 0 < completed < n_epochs
     assert np.isfinite(losses[:completed]).all()
     assert np.isnan(losses[completed])
     assert np.isfinite(params).all()

@@ -205,8 +205,9 @@ def test_training_learns_a_smooth_function(dtype):
     net = Network([2, 16, 1], activation="tanh", output_activation="identity",
                   reduction="mean", dtype=dtype, seed=0)
     history = net.fit(X, y, epochs=300, learning_rate=0.1, batch_size=16)
-    assert history.shape == (300,)
-    assert history.dtype == np.float64
+    assert len(history) == 300
+    assert history.loss.dtype == np.float64
+    assert history.val_loss is None and not history.stopped_early
     assert history[-1] < 0.05 * history[0]
     assert net.loss(X, y) < 0.002
 

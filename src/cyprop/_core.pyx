@@ -3,29 +3,30 @@
 In the order of the algorithm:
 
 1. activations and their derivatives, written from the activation's output;
-2. the loss and the output layer's delta;
+2. losses and the output layer's delta;
 3. the forward pass;
 4. the backward pass;
-5. the SGD update;
+5. optimizer updates and weight decay;
 6. the minibatch gather;
 7. the training loop, whole epochs in one call.
 
 Every kernel trusts its arguments: ``cyprop.network`` checked shapes, dtypes,
-finiteness and sizes before calling. Nothing here raises for user input or
-allocates in a loop.
+finiteness, sizes and the pairing of output activation and loss before
+calling. Nothing here raises for user input or allocates in a loop.
 
 Memory layout, shared with ``cyprop.network``:
 
 - ``sizes`` holds the layer sizes, input first: ``(n_features, ..., n_outputs)``.
   Layer ``l`` maps ``sizes[l]`` (fan_in) to ``sizes[l + 1]`` (fan_out).
 - ``params`` is one flat buffer: for each layer in turn, ``W`` (fan_in x
-  fan_out, row-major) then ``b`` (fan_out). Gradients use the same layout.
+  fan_out, row-major) then ``b`` (fan_out). Gradients and optimizer state
+  use the same layout.
 - An activation buffer for a batch of ``n_rows`` holds each layer's output
   ``A`` (n_rows x fan_out, row-major), layer after layer; deltas likewise.
 """
 
 from cython cimport floating
-from libc.math cimport NAN, exp, isfinite, tanh
+from libc.math cimport NAN, exp, fabs, isfinite, log, log1p, sqrt, tanh
 from libc.string cimport memcpy, memset
 
 from cyprop._blas cimport gemm
@@ -36,17 +37,51 @@ cdef enum:
     SIGMOID = 1
     TANH = 2
     RELU = 3
+    LEAKY_RELU = 4
+    SOFTMAX = 5
 
 cdef enum:
     MSE = 0
+    BINARY_CROSS_ENTROPY = 1
+    CROSS_ENTROPY = 2
 
-ACTIVATIONS = {"identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU}
-LOSSES = {"mse": MSE}
+cdef enum:
+    SGD = 0
+    MOMENTUM = 1
+    NESTEROV = 2
+    ADAM = 3
+    IRPROP_MINUS = 4
+
+ACTIVATIONS = {"identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU,
+               "leaky_relu": LEAKY_RELU, "softmax": SOFTMAX}
+LOSSES = {"mse": MSE, "binary_cross_entropy": BINARY_CROSS_ENTROPY,
+          "cross_entropy": CROSS_ENTROPY}
+OPTIMIZERS = {"sgd": SGD, "momentum": MOMENTUM, "nesterov": NESTEROV, "adam": ADAM,
+              "irprop-": IRPROP_MINUS}
+#: Buffers of optimizer state, each the size of the parameters.
+OPTIMIZER_STATE_BUFFERS = {SGD: 0, MOMENTUM: 1, NESTEROV: 1, ADAM: 2, IRPROP_MINUS: 2}
+
+cdef double LEAKY_SLOPE = 0.01
+LEAKY_RELU_SLOPE = LEAKY_SLOPE
 
 # Below this many multiply-adds a product runs in plain loops: the BLAS call
 # costs more than the arithmetic for layers as small as the lesson's 3-4-1.
 cdef enum:
     BLAS_MIN_MULTIPLY_ADDS = 4096
+
+
+cdef struct Optimizer:
+    # Hyperparameters of one update rule; unused fields are ignored.
+    int kind
+    double momentum
+    double beta1
+    double beta2
+    double epsilon
+    double increase
+    double decrease
+    double min_step
+    double max_step
+    double weight_decay
 
 
 # --- 1. Activations, each followed by its derivative from the output ------
@@ -71,32 +106,65 @@ cdef inline floating relu_derivative(floating a) noexcept nogil:
     """1 where a > 0, else 0."""
     return 1 if a > 0 else 0
 
+cdef inline floating leaky_relu(floating z) noexcept nogil:
+    """z where z > 0, else 0.01 z."""
+    return z if z > 0 else <floating>LEAKY_SLOPE * z
 
-cdef void add_bias_and_activate(floating* Z, const floating* b, Py_ssize_t n_rows,
-                                Py_ssize_t fan_out, int activation) noexcept nogil:
-    """A = f(Z + b), in place over the rows of Z."""
+cdef inline floating leaky_relu_derivative(floating a) noexcept nogil:
+    """1 where a > 0, else 0.01: the sign of a is the sign of z."""
+    return 1 if a > 0 else <floating>LEAKY_SLOPE
+
+
+cdef void softmax_row(floating* row, Py_ssize_t n) noexcept nogil:
+    """row = exp(row - max) / sum(exp(row - max)), in place; never overflows."""
+    cdef Py_ssize_t j
+    cdef floating largest = row[0]
+    cdef double total = 0.0
+    for j in range(1, n):
+        if row[j] > largest:
+            largest = row[j]
+    for j in range(n):
+        row[j] = exp(row[j] - largest)
+        total += row[j]
+    for j in range(n):
+        row[j] = row[j] / total
+
+
+cdef void activate(floating* Z, const floating* b, Py_ssize_t n_rows,
+                   Py_ssize_t fan_out, int activation) noexcept nogil:
+    """A = f(Z + b), in place over the rows of Z; b may be NULL (no bias)."""
     cdef Py_ssize_t i, j
     cdef floating* row
     for i in range(n_rows):
         row = Z + i * fan_out
-        if activation == SIGMOID:
-            for j in range(fan_out):
-                row[j] = sigmoid(row[j] + b[j])
-        elif activation == TANH:
-            for j in range(fan_out):
-                row[j] = tanh(row[j] + b[j])
-        elif activation == RELU:
-            for j in range(fan_out):
-                row[j] = relu(row[j] + b[j])
-        else:
+        if b != NULL:
             for j in range(fan_out):
                 row[j] = row[j] + b[j]
+        if activation == SIGMOID:
+            for j in range(fan_out):
+                row[j] = sigmoid(row[j])
+        elif activation == TANH:
+            for j in range(fan_out):
+                row[j] = tanh(row[j])
+        elif activation == RELU:
+            for j in range(fan_out):
+                row[j] = relu(row[j])
+        elif activation == LEAKY_RELU:
+            for j in range(fan_out):
+                row[j] = leaky_relu(row[j])
+        elif activation == SOFTMAX:
+            softmax_row(row, fan_out)
 
 
-cdef void multiply_by_derivative(const floating* A, floating* delta, Py_ssize_t n,
-                                 int activation) noexcept nogil:
-    """delta *= f'(A), with f' written from the activation's output A."""
-    cdef Py_ssize_t i
+cdef void multiply_by_derivative(const floating* A, floating* delta, Py_ssize_t n_rows,
+                                 Py_ssize_t n_cols, int activation) noexcept nogil:
+    """delta = delta * f'(A), with f' written from the activation's output A.
+
+    For softmax, whose Jacobian is not diagonal, each row becomes
+    a * (delta - sum(delta * a)).
+    """
+    cdef Py_ssize_t i, j, n = n_rows * n_cols
+    cdef double dot
     if activation == SIGMOID:
         for i in range(n):
             delta[i] = delta[i] * sigmoid_derivative(A[i])
@@ -106,80 +174,152 @@ cdef void multiply_by_derivative(const floating* A, floating* delta, Py_ssize_t 
     elif activation == RELU:
         for i in range(n):
             delta[i] = delta[i] * relu_derivative(A[i])
-
-
-# --- 2. The loss and the output delta --------------------------------------
-
-cdef double output_delta(const floating* A, const floating* Y, floating* delta,
-                         Py_ssize_t n, int activation, int loss,
-                         double scale) noexcept nogil:
-    """delta = scale * dl/dZ for the output layer; returns sum over samples of l.
-
-    For mse, l = 1/2 sum_k (a_k - y_k)^2 per sample, so dl/dZ = (A - Y) f'(A),
-    the lesson's output_layer_gradient when scale is 1.
-    """
-    cdef Py_ssize_t i
-    cdef double total = 0.0
-    cdef floating error, scale_f = <floating>scale
-    for i in range(n):
-        error = A[i] - Y[i]
-        total += <double>error * error
-        delta[i] = error
-    multiply_by_derivative(A, delta, n, activation)
-    if scale != 1.0:
+    elif activation == LEAKY_RELU:
         for i in range(n):
-            delta[i] = delta[i] * scale_f
-    return 0.5 * total
+            delta[i] = delta[i] * leaky_relu_derivative(A[i])
+    elif activation == SOFTMAX:
+        for i in range(n_rows):
+            dot = 0.0
+            for j in range(n_cols):
+                dot += delta[i * n_cols + j] * A[i * n_cols + j]
+            for j in range(n_cols):
+                delta[i * n_cols + j] = A[i * n_cols + j] * (delta[i * n_cols + j] - dot)
 
 
-cdef double batch_loss(const floating* A, const floating* Y, Py_ssize_t n,
-                       int loss) noexcept nogil:
-    """Sum over samples of the per-sample loss l, for outputs A and targets Y."""
+# --- 2. Losses and the output delta ----------------------------------------
+
+cdef double row_loss(const floating* a, const floating* z, const floating* y,
+                     Py_ssize_t n, int loss) noexcept nogil:
+    """The loss l of one sample, from its outputs a, pre-activations z and targets y.
+
+    mse: 1/2 sum (a - y)^2. binary_cross_entropy (sigmoid outputs):
+    sum max(z, 0) - z y + log(1 + exp(-|z|)), which is -y log a - (1 - y) log(1 - a)
+    without ever taking log 0. cross_entropy (softmax outputs):
+    sum y (logsumexp(z) - z), which is -sum y log a, likewise.
+    """
+    cdef Py_ssize_t k
+    cdef double total = 0.0, largest, normalizer, error
+    if loss == MSE:
+        for k in range(n):
+            error = <double>a[k] - y[k]
+            total += error * error
+        return 0.5 * total
+    if loss == BINARY_CROSS_ENTROPY:
+        for k in range(n):
+            total += (z[k] if z[k] > 0 else 0.0) - <double>z[k] * y[k] + log1p(exp(-fabs(z[k])))
+        return total
+    largest = z[0]
+    for k in range(1, n):
+        if z[k] > largest:
+            largest = z[k]
+    normalizer = 0.0
+    for k in range(n):
+        normalizer += exp(z[k] - largest)
+    normalizer = largest + log(normalizer)
+    for k in range(n):
+        if y[k] != 0:
+            total += y[k] * (normalizer - z[k])
+    return total
+
+
+cdef double output_delta(const floating* A, const floating* Y, const floating* weights,
+                         floating* Z_delta, Py_ssize_t n_rows, Py_ssize_t n_outputs,
+                         int activation, int loss, double scale) noexcept nogil:
+    """Replace the output pre-activations Z_delta with delta = scale * w * dl/dZ.
+
+    Returns sum_i w_i l_i over the batch (w_i = 1 when weights is NULL).
+
+    With sigmoid + binary_cross_entropy and softmax + cross_entropy, dl/dZ
+    fuses to a - y (times sum(y) for softmax, which is 1 for one-hot or
+    probability targets); these are the only pairings of those losses that
+    cyprop.network allows. mse goes through the activation's derivative.
+    """
+    cdef Py_ssize_t i, k
+    cdef double total = 0.0, sample_loss, row_scale, target_sum
+    cdef const floating* a
+    cdef const floating* y
+    cdef floating* z
+    for i in range(n_rows):
+        a = A + i * n_outputs
+        y = Y + i * n_outputs
+        z = Z_delta + i * n_outputs
+        row_scale = scale if weights == NULL else scale * weights[i]
+        sample_loss = row_loss(a, z, y, n_outputs, loss)
+        total += sample_loss if weights == NULL else weights[i] * sample_loss
+        if loss == CROSS_ENTROPY:
+            target_sum = 0.0
+            for k in range(n_outputs):
+                target_sum += y[k]
+            for k in range(n_outputs):
+                z[k] = <floating>(row_scale * (a[k] * target_sum - y[k]))
+        else:
+            for k in range(n_outputs):
+                z[k] = a[k] - y[k]
+            if loss == MSE:
+                multiply_by_derivative(a, z, 1, n_outputs, activation)
+            if row_scale != 1.0:
+                for k in range(n_outputs):
+                    z[k] = <floating>(z[k] * row_scale)
+    return total
+
+
+cdef double weighted_loss(const floating* A, const floating* Z, const floating* Y,
+                          const floating* weights, Py_ssize_t n_rows,
+                          Py_ssize_t n_outputs, int loss) noexcept nogil:
+    """sum_i w_i l_i over a batch, without gradients."""
     cdef Py_ssize_t i
-    cdef double total = 0.0
-    cdef floating error
-    for i in range(n):
-        error = A[i] - Y[i]
-        total += <double>error * error
-    return 0.5 * total
+    cdef double total = 0.0, sample_loss
+    for i in range(n_rows):
+        sample_loss = row_loss(A + i * n_outputs, Z + i * n_outputs, Y + i * n_outputs,
+                               n_outputs, loss)
+        total += sample_loss if weights == NULL else weights[i] * sample_loss
+    return total
 
 
 # --- 3. Forward ----------------------------------------------------------
 
-cdef void dense_forward(const floating* A_prev, const floating* W, const floating* b,
-                        floating* A, Py_ssize_t n_rows, Py_ssize_t fan_in,
-                        Py_ssize_t fan_out, int activation) noexcept nogil:
-    """A = f(A_prev @ W + b); A_prev is (n_rows, fan_in), W is (fan_in, fan_out)."""
+cdef void matmul(const floating* A, const floating* B, floating* C, Py_ssize_t m,
+                 Py_ssize_t k, Py_ssize_t n) noexcept nogil:
+    """C = A @ B with A (m, k), B (k, n), row-major."""
     cdef Py_ssize_t i, p, j
     cdef floating a
     cdef floating* row
-    # Z = A_prev @ W
-    if n_rows * fan_in * fan_out >= BLAS_MIN_MULTIPLY_ADDS:
-        gemm(False, False, <int>n_rows, <int>fan_out, <int>fan_in, 1.0,
-             A_prev, <int>fan_in, W, <int>fan_out, 0.0, A, <int>fan_out)
-    else:
-        memset(A, 0, n_rows * fan_out * sizeof(floating))
-        for i in range(n_rows):
-            row = A + i * fan_out
-            for p in range(fan_in):
-                a = A_prev[i * fan_in + p]
-                for j in range(fan_out):
-                    row[j] += a * W[p * fan_out + j]
-    add_bias_and_activate(A, b, n_rows, fan_out, activation)
+    if m * k * n >= BLAS_MIN_MULTIPLY_ADDS:
+        gemm(False, False, <int>m, <int>n, <int>k, 1.0, A, <int>k, B, <int>n, 0.0, C, <int>n)
+        return
+    memset(C, 0, m * n * sizeof(floating))
+    for i in range(m):
+        row = C + i * n
+        for p in range(k):
+            a = A[i * k + p]
+            for j in range(n):
+                row[j] += a * B[p * n + j]
 
 
 cdef void forward_pass(const floating* X, Py_ssize_t n_rows, const floating* params,
                        const Py_ssize_t* sizes, const int* activations,
-                       Py_ssize_t n_layers, floating* A) noexcept nogil:
-    """Every layer's activations for the rows of X, written layer after layer into A."""
+                       Py_ssize_t n_layers, floating* A, floating* Z_out) noexcept nogil:
+    """Every layer's activations for the rows of X, written layer after layer into A.
+
+    When Z_out is not NULL it receives the output layer's pre-activations
+    Z = A_prev @ W + b, which the cross-entropy losses need.
+    """
     cdef Py_ssize_t l, fan_in, fan_out
     cdef const floating* A_prev = X
+    cdef const floating* b
     for l in range(n_layers):
         fan_in = sizes[l]
         fan_out = sizes[l + 1]
-        dense_forward(A_prev, params, params + fan_in * fan_out, A,
-                      n_rows, fan_in, fan_out, activations[l])
-        params += fan_in * fan_out + fan_out
+        b = params + fan_in * fan_out
+        # Z = A_prev @ W
+        matmul(A_prev, params, A, n_rows, fan_in, fan_out)
+        if Z_out != NULL and l == n_layers - 1:
+            activate(A, b, n_rows, fan_out, IDENTITY)
+            memcpy(Z_out, A, n_rows * fan_out * sizeof(floating))
+            activate(A, NULL, n_rows, fan_out, activations[l])
+        else:
+            activate(A, b, n_rows, fan_out, activations[l])
+        params = b + fan_out
         A_prev = A
         A += n_rows * fan_out
 
@@ -232,14 +372,14 @@ cdef void dense_backward(const floating* A_prev, const floating* W, const floati
                 delta_prev[i * fan_in + p] = s
 
 
-cdef double backpropagate(const floating* X, const floating* Y, Py_ssize_t n_rows,
-                          const floating* params, const Py_ssize_t* sizes,
-                          const int* activations, Py_ssize_t n_layers, int loss,
-                          double scale, floating* A, floating* delta,
-                          floating* grads) noexcept nogil:
-    """Forward and backward over one batch: grads = scale * d(sum of l)/d(params).
+cdef double backpropagate(const floating* X, const floating* Y, const floating* weights,
+                          Py_ssize_t n_rows, const floating* params,
+                          const Py_ssize_t* sizes, const int* activations,
+                          Py_ssize_t n_layers, int loss, double scale, floating* A,
+                          floating* delta, floating* grads) noexcept nogil:
+    """Forward and backward over one batch: grads = scale * d(sum_i w_i l_i)/d(params).
 
-    Returns the batch's sum of per-sample losses, unscaled.
+    Returns sum_i w_i l_i over the batch, unscaled.
     """
     cdef Py_ssize_t l, fan_in, fan_out, n_params = 0, n_units = 0, unit_offset, w_offset
     cdef double loss_sum
@@ -250,12 +390,12 @@ cdef double backpropagate(const floating* X, const floating* Y, Py_ssize_t n_row
         n_params += sizes[l] * sizes[l + 1] + sizes[l + 1]
         n_units += sizes[l + 1]
 
-    forward_pass(X, n_rows, params, sizes, activations, n_layers, A)
-
     fan_out = sizes[n_layers]
     unit_offset = n_units - fan_out
     delta_out = delta + n_rows * unit_offset
-    loss_sum = output_delta(A + n_rows * unit_offset, Y, delta_out, n_rows * fan_out,
+    # The output pre-activations land where the output delta will be written.
+    forward_pass(X, n_rows, params, sizes, activations, n_layers, A, delta_out)
+    loss_sum = output_delta(A + n_rows * unit_offset, Y, weights, delta_out, n_rows, fan_out,
                             activations[n_layers - 1], loss, scale)
 
     w_offset = n_params
@@ -274,20 +414,103 @@ cdef double backpropagate(const floating* X, const floating* Y, Py_ssize_t n_row
                        grads + w_offset + fan_in * fan_out, delta_prev,
                        n_rows, fan_in, fan_out)
         if l > 0:
-            multiply_by_derivative(A_prev, delta_prev, n_rows * fan_in, activations[l - 1])
+            multiply_by_derivative(A_prev, delta_prev, n_rows, fan_in, activations[l - 1])
         delta_out = delta_prev
     return loss_sum
 
 
-# --- 5. Update -----------------------------------------------------------
+# --- 5. Optimizer updates and weight decay ---------------------------------
 
-cdef void sgd_update(floating* params, const floating* grads, Py_ssize_t n,
-                     double learning_rate) noexcept nogil:
-    """params -= learning_rate * grads."""
+cdef double weight_penalty(const floating* params, const Py_ssize_t* sizes,
+                           Py_ssize_t n_layers, double weight_decay) noexcept nogil:
+    """weight_decay / 2 * sum of squared weights (biases are not decayed)."""
+    cdef Py_ssize_t l, i, n_weights
+    cdef double total = 0.0
+    if weight_decay == 0.0:
+        return 0.0
+    for l in range(n_layers):
+        n_weights = sizes[l] * sizes[l + 1]
+        for i in range(n_weights):
+            total += <double>params[i] * params[i]
+        params += n_weights + sizes[l + 1]
+    return 0.5 * weight_decay * total
+
+
+cdef void add_weight_decay(const floating* params, floating* grads, const Py_ssize_t* sizes,
+                           Py_ssize_t n_layers, double weight_decay) noexcept nogil:
+    """dW += weight_decay * W for every layer; biases untouched."""
+    cdef Py_ssize_t l, i, n_weights
+    cdef floating decay = <floating>weight_decay
+    if weight_decay == 0.0:
+        return
+    for l in range(n_layers):
+        n_weights = sizes[l] * sizes[l + 1]
+        for i in range(n_weights):
+            grads[i] += decay * params[i]
+        params += n_weights + sizes[l + 1]
+        grads += n_weights + sizes[l + 1]
+
+
+cdef void update(const Optimizer* optimizer, floating* params, const floating* grads,
+                 floating* state, Py_ssize_t n, double learning_rate,
+                 Py_ssize_t step) noexcept nogil:
+    """One step of the optimizer over the flat buffers; step counts from 1.
+
+    sgd:       p -= lr g
+    momentum:  v = mu v - lr g;  p += v
+    nesterov:  v = mu v - lr g;  p += mu v - lr g
+    adam:      m = b1 m + (1 - b1) g;  s = b2 s + (1 - b2) g^2;
+               p -= lr (m / (1 - b1^t)) / (sqrt(s / (1 - b2^t)) + eps)
+    irprop-:   per-parameter steps d grow by `increase` while g keeps its sign,
+               shrink by `decrease` when it flips (and that g is then
+               forgotten), clipped to [min_step, max_step]; p -= sign(g) d
+    """
     cdef Py_ssize_t i
     cdef floating rate = <floating>learning_rate
-    for i in range(n):
-        params[i] -= rate * grads[i]
+    cdef floating mu = <floating>optimizer.momentum
+    cdef floating b1 = <floating>optimizer.beta1, b2 = <floating>optimizer.beta2
+    cdef floating eps = <floating>optimizer.epsilon
+    cdef floating g, product, size
+    cdef floating* first = state
+    cdef floating* second = state + n
+    cdef double correction1, correction2
+    if optimizer.kind == SGD:
+        for i in range(n):
+            params[i] -= rate * grads[i]
+    elif optimizer.kind == MOMENTUM:
+        for i in range(n):
+            first[i] = mu * first[i] - rate * grads[i]
+            params[i] += first[i]
+    elif optimizer.kind == NESTEROV:
+        for i in range(n):
+            first[i] = mu * first[i] - rate * grads[i]
+            params[i] += mu * first[i] - rate * grads[i]
+    elif optimizer.kind == ADAM:
+        correction1 = 1.0 - optimizer.beta1 ** step
+        correction2 = 1.0 - optimizer.beta2 ** step
+        for i in range(n):
+            g = grads[i]
+            first[i] = b1 * first[i] + (1 - b1) * g
+            second[i] = b2 * second[i] + (1 - b2) * g * g
+            params[i] -= <floating>(learning_rate * (first[i] / correction1)
+                                    / (sqrt(second[i] / correction2) + eps))
+    elif optimizer.kind == IRPROP_MINUS:
+        # first: the previous gradient; second: the step sizes.
+        for i in range(n):
+            g = grads[i]
+            product = g * first[i]
+            size = second[i]
+            if product > 0:
+                size = min(size * <floating>optimizer.increase, <floating>optimizer.max_step)
+            elif product < 0:
+                size = max(size * <floating>optimizer.decrease, <floating>optimizer.min_step)
+                g = 0
+            second[i] = size
+            first[i] = g
+            if g > 0:
+                params[i] -= size
+            elif g < 0:
+                params[i] += size
 
 
 cdef bint all_finite(const floating* values, Py_ssize_t n) noexcept nogil:
@@ -318,61 +541,92 @@ def forward(const floating[:, ::1] X, const floating[::1] params,
     """Write every layer's activations for the rows of X into A_out, layer after layer."""
     with nogil:
         forward_pass(&X[0, 0], X.shape[0], &params[0], &sizes[0], &activations[0],
-                     activations.shape[0], &A_out[0])
+                     activations.shape[0], &A_out[0], NULL)
 
 
 def loss_sum(const floating[:, ::1] X, const floating[:, ::1] Y,
-             const floating[::1] params, const Py_ssize_t[::1] sizes,
-             const int[::1] activations, int loss, floating[::1] A_work):
-    """Sum over the rows of X of the per-sample loss."""
-    cdef Py_ssize_t l, n_layers = activations.shape[0], n_hidden_units = 0
+             const floating[::1] sample_weight, const floating[::1] params,
+             const Py_ssize_t[::1] sizes, const int[::1] activations, int loss,
+             floating[::1] A_work, floating[::1] Z_work):
+    """sum_i w_i l_i over the rows of X; sample_weight may be empty (all ones).
+
+    Z_work holds the output layer's pre-activations (n_rows x n_outputs).
+    """
+    cdef Py_ssize_t n_layers = activations.shape[0], n_rows = X.shape[0]
+    cdef Py_ssize_t n_outputs = Y.shape[1], output_offset = 0, l
+    cdef const floating* weights = NULL
     cdef double total
     for l in range(1, n_layers):
-        n_hidden_units += sizes[l]
+        output_offset += n_rows * sizes[l]
+    if sample_weight.shape[0] > 0:
+        weights = &sample_weight[0]
     with nogil:
-        forward_pass(&X[0, 0], X.shape[0], &params[0], &sizes[0], &activations[0],
-                     n_layers, &A_work[0])
-        total = batch_loss(&A_work[X.shape[0] * n_hidden_units], &Y[0, 0],
-                           Y.shape[0] * Y.shape[1], loss)
+        forward_pass(&X[0, 0], n_rows, &params[0], &sizes[0], &activations[0],
+                     n_layers, &A_work[0], &Z_work[0])
+        total = weighted_loss(&A_work[output_offset], &Z_work[0], &Y[0, 0], weights,
+                              n_rows, n_outputs, loss)
     return total
 
 
 def loss_gradient(const floating[:, ::1] X, const floating[:, ::1] Y,
-                  const floating[::1] params, const Py_ssize_t[::1] sizes,
-                  const int[::1] activations, int loss, double scale,
-                  floating[::1] A_work, floating[::1] delta_work,
+                  const floating[::1] sample_weight, const floating[::1] params,
+                  const Py_ssize_t[::1] sizes, const int[::1] activations, int loss,
+                  double scale, floating[::1] A_work, floating[::1] delta_work,
                   floating[::1] grads_out):
-    """grads_out = scale * gradient of the summed loss over the rows of X; returns that sum."""
+    """grads_out = scale * gradient of sum_i w_i l_i over the rows of X; returns that sum."""
+    cdef const floating* weights = NULL
     cdef double total
+    if sample_weight.shape[0] > 0:
+        weights = &sample_weight[0]
     with nogil:
-        total = backpropagate(&X[0, 0], &Y[0, 0], X.shape[0], &params[0], &sizes[0],
-                              &activations[0], activations.shape[0], loss, scale,
-                              &A_work[0], &delta_work[0], &grads_out[0])
+        total = backpropagate(&X[0, 0], &Y[0, 0], weights, X.shape[0], &params[0],
+                              &sizes[0], &activations[0], activations.shape[0], loss,
+                              scale, &A_work[0], &delta_work[0], &grads_out[0])
     return total
 
 
-def sgd_step(floating[::1] params, const floating[::1] grads, double learning_rate):
-    """params -= learning_rate * grads, in place."""
+def penalty(const floating[::1] params, const Py_ssize_t[::1] sizes, double weight_decay):
+    """weight_decay / 2 * sum of squared weights."""
+    return weight_penalty(&params[0], &sizes[0], sizes.shape[0] - 1, weight_decay)
+
+
+def add_penalty_gradient(const floating[::1] params, floating[::1] grads,
+                         const Py_ssize_t[::1] sizes, double weight_decay):
+    """grads += weight_decay * W for every layer's weights, in place."""
+    add_weight_decay(&params[0], &grads[0], &sizes[0], sizes.shape[0] - 1, weight_decay)
+
+
+def optimizer_step(Optimizer optimizer, floating[::1] params, const floating[::1] grads,
+                   floating[::1] state, double learning_rate, Py_ssize_t step):
+    """One optimizer update of params in place; state holds its buffers back to back."""
+    cdef floating* state_ptr = NULL
+    if state.shape[0] > 0:
+        state_ptr = &state[0]
     with nogil:
-        sgd_update(&params[0], &grads[0], params.shape[0], learning_rate)
+        update(&optimizer, &params[0], &grads[0], state_ptr, params.shape[0],
+               learning_rate, step)
 
 
 # --- 7. The training loop ------------------------------------------------
 
 def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
-                 const Py_ssize_t[:, ::1] orders, Py_ssize_t batch_size,
-                 floating[::1] params, const Py_ssize_t[::1] sizes,
+                 const floating[::1] sample_weight, const Py_ssize_t[:, ::1] orders,
+                 Py_ssize_t batch_size, floating[::1] params, const Py_ssize_t[::1] sizes,
                  const int[::1] activations, int loss, bint mean_reduction,
-                 double learning_rate, floating[:, ::1] X_batch,
-                 floating[:, ::1] Y_batch, floating[::1] A_work,
-                 floating[::1] delta_work, floating[::1] grads,
+                 Optimizer optimizer, const double[::1] learning_rates,
+                 Py_ssize_t first_step, floating[::1] state, floating[:, ::1] X_batch,
+                 floating[:, ::1] Y_batch, floating[::1] weight_batch,
+                 floating[::1] A_work, floating[::1] delta_work, floating[::1] grads,
                  floating[::1] params_backup, double[::1] losses_out):
-    """Minibatch SGD for len(losses_out) epochs, updating params in place.
+    """Minibatch training for len(losses_out) epochs, updating params in place.
 
     Epoch e visits the rows of X in the order orders[e], or in storage order
-    when orders has no columns. losses_out[e] is the epoch's summed loss
-    (divided by the number of samples under mean reduction), each batch
-    measured before its update.
+    when orders has no columns, with learning rate learning_rates[e]. Each
+    batch's objective is sum_i w_i l_i (divided by sum_i w_i under mean
+    reduction) plus the weight penalty; the optimizer's step counter starts at
+    first_step. losses_out[e] is the sum of the batches' objectives (under mean
+    reduction, their average weighted by each batch's total sample weight),
+    each measured before its update.
 
     Returns the number of epochs completed. Fewer than requested means the
     next epoch produced a non-finite loss or parameter: it is abandoned and
@@ -381,48 +635,75 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
     cdef Py_ssize_t n_samples = X.shape[0], n_features = X.shape[1]
     cdef Py_ssize_t n_outputs = Y.shape[1], n_layers = activations.shape[0]
     cdef Py_ssize_t n_params = params.shape[0], n_epochs = losses_out.shape[0]
-    cdef Py_ssize_t epoch, start, n_rows, completed = 0
+    cdef Py_ssize_t epoch, start, n_rows, r, completed = 0, step = first_step
     cdef bint gather = orders.shape[1] > 0, finite = True
-    cdef double scale, batch_sum, epoch_sum
+    cdef bint weighted = sample_weight.shape[0] > 0
+    cdef double scale, batch_sum, batch_weight, epoch_sum, epoch_weight, batch_penalty
     cdef const floating* X_rows
     cdef const floating* Y_rows
-    cdef floating* X_gathered = NULL
-    cdef floating* Y_gathered = NULL
-    if gather:
-        X_gathered = &X_batch[0, 0]
-        Y_gathered = &Y_batch[0, 0]
+    cdef const floating* w_rows = NULL
+    cdef floating* state_ptr = NULL
+    if state.shape[0] > 0:
+        state_ptr = &state[0]
     with nogil:
         for epoch in range(n_epochs):
             memcpy(&params_backup[0], &params[0], n_params * sizeof(floating))
             epoch_sum = 0.0
+            epoch_weight = 0.0
             start = 0
             while start < n_samples:
                 n_rows = min(batch_size, n_samples - start)
                 if gather:
                     gather_rows(&X[0, 0], &orders[epoch, start], n_rows, n_features,
-                                X_gathered)
+                                &X_batch[0, 0])
                     gather_rows(&Y[0, 0], &orders[epoch, start], n_rows, n_outputs,
-                                Y_gathered)
-                    X_rows = X_gathered
-                    Y_rows = Y_gathered
+                                &Y_batch[0, 0])
+                    X_rows = &X_batch[0, 0]
+                    Y_rows = &Y_batch[0, 0]
+                    if weighted:
+                        gather_rows(&sample_weight[0], &orders[epoch, start], n_rows, 1,
+                                    &weight_batch[0])
+                        w_rows = &weight_batch[0]
                 else:
                     X_rows = &X[start, 0]
                     Y_rows = &Y[start, 0]
-                scale = 1.0 / n_rows if mean_reduction else 1.0
-                batch_sum = backpropagate(X_rows, Y_rows, n_rows, &params[0], &sizes[0],
-                                          &activations[0], n_layers, loss, scale,
-                                          &A_work[0], &delta_work[0], &grads[0])
-                finite = isfinite(batch_sum)
+                    if weighted:
+                        w_rows = &sample_weight[start]
+                batch_weight = n_rows
+                if weighted:
+                    batch_weight = 0.0
+                    for r in range(n_rows):
+                        batch_weight += w_rows[r]
+                scale = 1.0
+                if mean_reduction:
+                    scale = 1.0 / batch_weight if batch_weight > 0 else 0.0
+                batch_sum = backpropagate(X_rows, Y_rows, w_rows, n_rows, &params[0],
+                                          &sizes[0], &activations[0], n_layers, loss,
+                                          scale, &A_work[0], &delta_work[0], &grads[0])
+                batch_penalty = weight_penalty(&params[0], &sizes[0], n_layers,
+                                               optimizer.weight_decay)
+                finite = isfinite(batch_sum) and isfinite(batch_penalty)
                 if not finite:
                     break
-                epoch_sum += batch_sum
-                sgd_update(&params[0], &grads[0], n_params, learning_rate)
+                if mean_reduction:
+                    epoch_sum += batch_sum + batch_weight * batch_penalty
+                else:
+                    epoch_sum += batch_sum + batch_penalty
+                epoch_weight += batch_weight
+                add_weight_decay(&params[0], &grads[0], &sizes[0], n_layers,
+                                 optimizer.weight_decay)
+                step += 1
+                update(&optimizer, &params[0], &grads[0], state_ptr, n_params,
+                       learning_rates[epoch], step)
                 start += n_rows
             finite = finite and all_finite(&params[0], n_params)
             if not finite:
                 memcpy(&params[0], &params_backup[0], n_params * sizeof(floating))
                 losses_out[epoch] = NAN
                 break
-            losses_out[epoch] = epoch_sum / n_samples if mean_reduction else epoch_sum
+            if mean_reduction:
+                losses_out[epoch] = epoch_sum / epoch_weight if epoch_weight > 0 else 0.0
+            else:
+                losses_out[epoch] = epoch_sum
             completed = epoch + 1
     return completed

@@ -79,7 +79,8 @@ def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
 
 
 def check_activations(
-    activation: Any, output_activation: Any, n_layers: int, choices: Sequence[str]
+    activation: Any, output_activation: Any, n_layers: int, hidden_choices: Sequence[str],
+    output_choices: Sequence[str],
 ) -> tuple[str, ...]:
     """Return one activation name per layer: the hidden layers', then the output's.
 
@@ -89,7 +90,7 @@ def check_activations(
     """
     n_hidden = n_layers - 1
     if isinstance(activation, str):
-        hidden = [check_choice(activation, "activation", choices)] * n_hidden
+        hidden = [check_choice(activation, "activation", hidden_choices)] * n_hidden
         if output_activation is None:
             output_activation = activation
     elif isinstance(activation, Sequence):
@@ -99,7 +100,7 @@ def check_activations(
                 f"{n_hidden} hidden layers; give one name per hidden layer or a single name"
             )
         hidden = [
-            check_choice(name, f"activation[{index}]", choices)
+            check_choice(name, f"activation[{index}]", hidden_choices)
             for index, name in enumerate(activation)
         ]
         if output_activation is None:
@@ -108,7 +109,7 @@ def check_activations(
         raise TypeError(
             f"activation must be a name such as 'sigmoid' or a list of names, got {activation!r}"
         )
-    output = check_choice(output_activation, "output_activation", choices)
+    output = check_choice(output_activation, "output_activation", output_choices)
     return (*hidden, output)
 
 
@@ -156,26 +157,29 @@ def check_features(X: Any, n_features: int, dtype: np.dtype, name: str = "X") ->
     return X
 
 
-def check_targets(y: Any, n_samples: int, n_outputs: int, dtype: np.dtype) -> np.ndarray:
+def check_targets(
+    y: Any, n_samples: int, n_outputs: int, dtype: np.dtype, name: str = "y"
+) -> np.ndarray:
     """Return ``y`` as a C-contiguous (n_samples, n_outputs) array of ``dtype``.
 
     A 1-D ``y`` is accepted when the network has a single output.
     """
-    y = _as_numeric_array(y, "y")
+    y = _as_numeric_array(y, name)
     if y.ndim == 1 and n_outputs == 1:
         y = y.reshape(-1, 1)
     if y.ndim != 2:
         raise ValueError(
-            f"y must be 2-D with shape (n_samples, {n_outputs}), got an array of shape {y.shape}"
+            f"{name} must be 2-D with shape (n_samples, {n_outputs}), "
+            f"got an array of shape {y.shape}"
         )
     if y.shape[0] != n_samples:
-        raise ValueError(f"X has {n_samples} samples but y has {y.shape[0]}")
+        raise ValueError(f"X has {n_samples} samples but {name} has {y.shape[0]}")
     if y.shape[1] != n_outputs:
         raise ValueError(
-            f"y has {y.shape[1]} columns but the network has {n_outputs} outputs"
+            f"{name} has {y.shape[1]} columns but the network has {n_outputs} outputs"
         )
     y = _converted(y, dtype)
-    _check_finite(y, "y")
+    _check_finite(y, name)
     return y
 
 
@@ -198,3 +202,23 @@ def _check_finite(array: np.ndarray, name: str) -> None:
             f"{name} contains NaN or infinity (first at index {tuple(int(i) for i in bad)}); "
             f"values must be finite and within the range of {array.dtype}"
         )
+
+
+def check_sample_weight(sample_weight: Any, n_samples: int, dtype: np.dtype,
+                        name: str = "sample_weight") -> np.ndarray:
+    """Return ``sample_weight`` as a C-contiguous (n_samples,) array of ``dtype``.
+
+    Weights must be finite and non-negative, and not all zero.
+    """
+    weights = _as_numeric_array(sample_weight, name)
+    if weights.ndim != 1:
+        raise ValueError(f"{name} must be 1-D with shape (n_samples,), got shape {weights.shape}")
+    if weights.shape[0] != n_samples:
+        raise ValueError(f"X has {n_samples} samples but {name} has {weights.shape[0]}")
+    weights = _converted(weights, dtype)
+    _check_finite(weights, name)
+    if (weights < 0).any():
+        raise ValueError(f"{name} must not be negative")
+    if not weights.any():
+        raise ValueError(f"{name} is all zeros: no sample would count")
+    return weights

@@ -7,10 +7,11 @@ the core's status codes into exceptions.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -24,11 +25,17 @@ from cyprop._validation import (
     check_integer,
     check_layer_sizes,
     check_positive_float,
+    check_sample_weight,
     check_targets,
 )
+from cyprop.history import History
+from cyprop.optimizers import LBFGS, Optimizer, make_optimizer
 
 ACTIVATIONS = tuple(_core.ACTIVATIONS)
+HIDDEN_ACTIVATIONS = tuple(name for name in ACTIVATIONS if name != "softmax")
 LOSSES = tuple(_core.LOSSES)
+# Losses defined only on the outputs of one activation, whose delta fuses to a - y.
+LOSS_OUTPUT_ACTIVATION = {"binary_cross_entropy": "sigmoid", "cross_entropy": "softmax"}
 REDUCTIONS = ("sum", "mean")
 INITS = ("glorot", "he", "lesson")
 
@@ -115,7 +122,8 @@ class Network:
         init: str = "glorot",
     ) -> None:
         sizes = check_layer_sizes(layer_sizes)
-        activations = check_activations(activation, output_activation, len(sizes) - 1, ACTIVATIONS)
+        activations = check_activations(activation, output_activation, len(sizes) - 1,
+                                        HIDDEN_ACTIVATIONS, ACTIVATIONS)
         if seed is not None:
             seed = check_integer(seed, "seed", minimum=0)
         init = check_choice(init, "init", INITS)
@@ -138,6 +146,14 @@ class Network:
         self._layer_sizes = sizes
         self._activations = activations
         self._loss = check_choice(loss, "loss", LOSSES)
+        required = LOSS_OUTPUT_ACTIVATION.get(self._loss)
+        if required is not None and activations[-1] != required:
+            raise ValueError(
+                f"loss {self._loss!r} needs output_activation={required!r}, "
+                f"got {activations[-1]!r}"
+            )
+        if activations[-1] == "softmax" and sizes[-1] < 2:
+            raise ValueError("a softmax output needs at least 2 units; use sigmoid for one")
         self._reduction = check_choice(reduction, "reduction", REDUCTIONS)
         self._dtype = check_dtype(dtype)
         self._sizes = np.array(sizes, dtype=np.intp)
@@ -149,6 +165,7 @@ class Network:
         self._params = np.zeros(n_params, dtype=self._dtype)
         self._weights, self._biases = self._layer_views(self._params)
         self._fit_lock = threading.Lock()
+        self._optimizer_state: _OptimizerState | None = None
 
     def _fans(self) -> list[tuple[int, int]]:
         """(fan_in, fan_out) of each layer."""
@@ -256,7 +273,8 @@ class Network:
         if dtype is None:
             all_float32 = all(a.dtype == np.float32 for a in W_arrays + b_arrays)
             dtype = "float32" if all_float32 else "float64"
-        activations = check_activations(activation, output_activation, len(sizes) - 1, ACTIVATIONS)
+        activations = check_activations(activation, output_activation, len(sizes) - 1,
+                                        HIDDEN_ACTIVATIONS, ACTIVATIONS)
         if seed is not None:
             seed = check_integer(seed, "seed", minimum=0)
         net = cls.__new__(cls)
@@ -327,10 +345,23 @@ class Network:
         """Rows per chunk so that a chunk's activations stay near _CHUNK_ELEMENTS."""
         return max(1, min(n_samples, _CHUNK_ELEMENTS // sum(self._layer_sizes[1:])))
 
-    def _check_data(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-        X = check_features(X, self._layer_sizes[0], self._dtype)
-        y = check_targets(y, X.shape[0], self._layer_sizes[-1], self._dtype)
-        return X, y
+    def _check_data(
+        self, X: Any, y: Any, sample_weight: Any = None, name: str = ""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """X, y and sample weights as the core needs them (no weights: an empty array)."""
+        X = check_features(X, self._layer_sizes[0], self._dtype, f"{name}X")
+        y = check_targets(y, X.shape[0], self._layer_sizes[-1], self._dtype, f"{name}y")
+        if self._loss in LOSS_OUTPUT_ACTIVATION and (y.min() < 0 or y.max() > 1):
+            raise ValueError(
+                f"{name}y must hold targets between 0 and 1 for the {self._loss} loss "
+                f"(one-hot rows for cross_entropy), got values in [{y.min()}, {y.max()}]"
+            )
+        if sample_weight is None:
+            weights = np.empty(0, dtype=self._dtype)
+        else:
+            weights = check_sample_weight(sample_weight, X.shape[0], self._dtype,
+                                          f"{name}sample_weight")
+        return X, y, weights
 
     # --- inference -------------------------------------------------------
 
@@ -401,17 +432,60 @@ class Network:
 
     # --- objective and gradients -----------------------------------------
 
-    def loss(self, X: Any, y: Any) -> float:
+    def _evaluate(
+        self, X: np.ndarray, y: np.ndarray, weights: np.ndarray, weight_decay: float,
+        with_gradient: bool,
+    ) -> tuple[float, np.ndarray | None]:
+        """The objective over all rows of checked data and, optionally, its flat gradient."""
+        n_samples, n_outputs = X.shape[0], self._layer_sizes[-1]
+        total_weight = n_samples if weights.size == 0 else float(weights.sum(dtype=np.float64))
+        scale = 1.0 / total_weight if self._reduction == "mean" else 1.0
+        chunk = self._chunk_rows(n_samples)
+        A_work = self._activation_buffer(chunk)
+        # Deltas for every layer with a gradient; the output pre-activations only without.
+        second = self._activation_buffer(chunk) if with_gradient else np.empty(
+            chunk * n_outputs, dtype=self._dtype)
+        grads = np.zeros_like(self._params) if with_gradient else None
+        chunk_grads = np.empty_like(self._params) if with_gradient else None
+        n_units = sum(self._layer_sizes[1:])
+        total = 0.0
+        for start in range(0, n_samples, chunk):
+            rows, targets = X[start : start + chunk], y[start : start + chunk]
+            row_weights = weights[start : start + chunk] if weights.size else weights
+            n_rows = rows.shape[0]
+            if with_gradient:
+                total += _core.loss_gradient(
+                    rows, targets, row_weights, self._params, self._sizes,
+                    self._activation_codes, self._loss_code, scale,
+                    A_work[: n_rows * n_units], second[: n_rows * n_units], chunk_grads,
+                )
+                grads += chunk_grads
+            else:
+                total += _core.loss_sum(
+                    rows, targets, row_weights, self._params, self._sizes,
+                    self._activation_codes, self._loss_code, A_work[: n_rows * n_units],
+                    second[: n_rows * n_outputs],
+                )
+        objective = total * scale + _core.penalty(self._params, self._sizes, weight_decay)
+        if with_gradient:
+            _core.add_penalty_gradient(self._params, grads, self._sizes, weight_decay)
+        return objective, grads
+
+    def loss(self, X: Any, y: Any, sample_weight: Any = None, weight_decay: float = 0.0) -> float:
         """The objective that training minimises, over the samples in ``X``.
 
-        See the class Notes for the convention: the sum of per-sample losses
-        ``1/2 * sum_k (a_k - y_k)**2``, divided by ``n_samples`` when
-        ``reduction="mean"``.
+        See the class Notes for the convention: the sum of per-sample losses,
+        divided by ``n_samples`` (the total sample weight) when
+        ``reduction="mean"``, plus ``weight_decay / 2 * sum(W**2)``.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples, n_outputs), or (n_samples,) for one output
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights; a weight of 2 counts a sample twice.
+        weight_decay : float, default=0.0
+            The L2 penalty's coefficient, as in the optimizers.
 
         Returns
         -------
@@ -425,25 +499,20 @@ class Network:
         >>> net.loss([[1.0], [2.0]], [[1.0], [3.0]])  # (1/2)(1 + 9)
         5.0
         """
-        X, y = self._check_data(X, y)
-        chunk = self._chunk_rows(X.shape[0])
-        buffer = self._activation_buffer(chunk)
-        total = 0.0
-        for start in range(0, X.shape[0], chunk):
-            rows, targets = X[start : start + chunk], y[start : start + chunk]
-            total += _core.loss_sum(
-                rows, targets, self._params, self._sizes, self._activation_codes,
-                self._loss_code, buffer[: rows.shape[0] * sum(self._layer_sizes[1:])],
-            )
-        return total / X.shape[0] if self._reduction == "mean" else total
+        X, y, weights = self._check_data(X, y, sample_weight)
+        return self._evaluate(X, y, weights, _check_decay(weight_decay), False)[0]
 
-    def gradients(self, X: Any, y: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def gradients(
+        self, X: Any, y: Any, sample_weight: Any = None, weight_decay: float = 0.0
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Exact gradients of :meth:`loss` with respect to the weights and biases.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples, n_outputs), or (n_samples,) for one output
+        sample_weight : array-like of shape (n_samples,), optional
+        weight_decay : float, default=0.0
 
         Returns
         -------
@@ -461,23 +530,80 @@ class Network:
         >>> dW[0], db[0]  # sum of (a - y) x and of (a - y)
         (array([[-7.]]), array([-4.]))
         """
-        X, y = self._check_data(X, y)
-        n_samples = X.shape[0]
-        scale = 1.0 / n_samples if self._reduction == "mean" else 1.0
-        chunk = self._chunk_rows(n_samples)
-        A_work = self._activation_buffer(chunk)
-        delta_work = self._activation_buffer(chunk)
-        grads = np.zeros_like(self._params)
-        chunk_grads = np.empty_like(self._params)
-        for start in range(0, n_samples, chunk):
-            rows, targets = X[start : start + chunk], y[start : start + chunk]
-            used = rows.shape[0] * sum(self._layer_sizes[1:])
-            _core.loss_gradient(
-                rows, targets, self._params, self._sizes, self._activation_codes,
-                self._loss_code, scale, A_work[:used], delta_work[:used], chunk_grads,
-            )
-            grads += chunk_grads
+        X, y, weights = self._check_data(X, y, sample_weight)
+        grads = self._evaluate(X, y, weights, _check_decay(weight_decay), True)[1]
         return self._layer_views(grads)
+
+    def check_gradients(
+        self, X: Any, y: Any, sample_weight: Any = None, weight_decay: float = 0.0,
+        max_per_layer: int | None = None, seed: int = 0,
+    ) -> GradientCheck:
+        """Compare backpropagation with central finite differences, in float64.
+
+        Each parameter is moved by ``h = 1e-5`` up and down twice and the
+        fourth-order central difference of :meth:`loss` is compared with the
+        gradient from :meth:`gradients`, both computed on a float64 copy of
+        this network. The error of an entry is ``|g - d| / max(|g|, |d|, s)``
+        with ``s = 1e-6 * max(1, |loss|)``, so that rounding noise on
+        derivatives near zero is measured on the loss's scale.
+
+        Parameters
+        ----------
+        X, y, sample_weight, weight_decay
+            As in :meth:`loss`. Keep ``X`` small: each checked parameter
+            costs four evaluations of the loss.
+        max_per_layer : int, optional
+            Check at most this many randomly chosen entries of each weight
+            matrix and bias vector (default: all of them).
+        seed : int, default=0
+            Seeds the choice of entries.
+
+        Returns
+        -------
+        GradientCheck
+            The worst relative error of each layer's weights and biases.
+
+        Examples
+        --------
+        >>> from cyprop import Network
+        >>> net = Network([3, 5, 2], activation="tanh", seed=0)
+        >>> X = [[0.1, 0.2, 0.3], [0.3, -0.1, 0.5]]
+        >>> bool(net.check_gradients(X, [[0, 1], [1, 0]]).worst < 1e-6)
+        True
+        """
+        X, y, weights = self._check_data(X, y, sample_weight)
+        weight_decay = _check_decay(weight_decay)
+        if max_per_layer is not None:
+            max_per_layer = check_integer(max_per_layer, "max_per_layer")
+        net = self._from_config({**self._config(), "dtype": "float64"})
+        net._params[...] = self._params
+        X, y, weights = (a.astype(np.float64) for a in (X, y, weights))
+        objective, flat_grads = net._evaluate(X, y, weights, weight_decay, True)
+        floor = 1e-6 * max(1.0, abs(objective))
+        rng = np.random.default_rng(seed)
+        step = 1e-5
+        errors = []
+        grad_weights, grad_biases = net._layer_views(flat_grads)
+        for array, grad in zip(net._weights + net._biases, grad_weights + grad_biases):
+            flat, flat_grad = array.reshape(-1), grad.reshape(-1)
+            picks = np.arange(flat.size)
+            if max_per_layer is not None and flat.size > max_per_layer:
+                picks = rng.choice(flat.size, size=max_per_layer, replace=False)
+            worst = 0.0
+            for index in picks:
+                saved = flat[index]
+                values = []
+                for offset in (2, 1, -1, -2):
+                    flat[index] = saved + offset * step
+                    values.append(net._evaluate(X, y, weights, weight_decay, False)[0])
+                flat[index] = saved
+                numeric = (-values[0] + 8 * values[1] - 8 * values[2] + values[3]) / (12 * step)
+                analytic = float(flat_grad[index])
+                scale = max(abs(analytic), abs(numeric), floor)
+                worst = max(worst, abs(analytic - numeric) / scale)
+            errors.append(worst)
+        n_layers = len(self._weights)
+        return GradientCheck(tuple(errors[:n_layers]), tuple(errors[n_layers:]))
 
     # --- training --------------------------------------------------------
 
@@ -486,47 +612,86 @@ class Network:
         X: Any,
         y: Any,
         epochs: int = 1,
-        learning_rate: float = 0.1,
+        learning_rate: float | None = None,
         batch_size: int | None = None,
         shuffle: bool = True,
         verbose: bool | int = False,
-    ) -> np.ndarray:
+        *,
+        optimizer: str | Optimizer = "sgd",
+        sample_weight: Any = None,
+        validation_data: tuple[Any, ...] | None = None,
+        validation_fraction: float | None = None,
+        early_stopping: bool = False,
+        patience: int = 10,
+        min_delta: float = 0.0,
+        callbacks: Sequence[Callable[..., Any]] | None = None,
+    ) -> History:
         """Train by minibatch gradient descent, updating the parameters in place.
 
         Each epoch splits the samples into batches of ``batch_size`` (the last
         may be smaller) and, for each batch in turn, runs the forward pass,
-        backpropagates, and steps ``W -= learning_rate * dL/dW`` on the batch's
-        objective ``L`` (see the class Notes).
+        backpropagates, and lets the optimizer step on the batch's objective
+        ``L`` (see the class Notes). Calling ``fit`` again continues from the
+        current weights and, when the optimizer is the same, from its state
+        (momentum, moments, step sizes, schedule position).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples, n_outputs), or (n_samples,) for one output
         epochs : int, default=1
-            Passes over the data.
-        learning_rate : float, default=0.1
-            Step size, greater than 0.
+            Passes over the data (iterations, for L-BFGS).
+        learning_rate : float, optional
+            Step size of a named optimizer (default 0.1 for "sgd",
+            "momentum" and "nesterov", 0.001 for "adam"). An optimizer
+            object carries its own.
         batch_size : int, optional
-            Samples per gradient step. ``None`` (the default) means the full
-            batch: one step per epoch over all samples, as in the lesson.
+            Samples per step. ``None`` (the default) means the full batch:
+            one step per epoch over all samples, as in the lesson.
         shuffle : bool, default=True
             Visit the samples in a new seeded random order each epoch. Has no
-            effect with a full batch, whose sum does not depend on order.
+            effect with a full batch.
         verbose : bool or int, default=False
-            Print the loss every ``verbose`` epochs (``True`` means every epoch).
+            Print the losses every ``verbose`` epochs (``True``: every epoch).
+        optimizer : str or optimizer object, default="sgd"
+            "sgd", "momentum", "nesterov", "adam", "irprop-", "lbfgs", or an
+            object from :mod:`cyprop.optimizers` (which also sets weight
+            decay and the learning-rate schedule).
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights; a weight of 2 counts a sample twice.
+        validation_data : tuple, optional
+            ``(X_val, y_val)`` or ``(X_val, y_val, sample_weight_val)``: the
+            loss on it is recorded after every epoch.
+        validation_fraction : float, optional
+            Hold out this fraction of the samples (chosen with the network's
+            seeded generator) as validation data instead.
+        early_stopping : bool, default=False
+            Stop when the validation loss has not improved by more than
+            ``min_delta`` for ``patience`` epochs, and give the network back
+            the weights of its best epoch. Without validation data, 10% of
+            the samples are held out.
+        patience : int, default=10
+        min_delta : float, default=0.0
+        callbacks : sequence of callables, optional
+            Each is called after every epoch as ``callback(net, logs)``, with
+            ``logs`` a dict holding "epoch" (from 1), "loss", "val_loss" and
+            "learning_rate"; returning True stops training.
 
         Returns
         -------
-        ndarray of shape (epochs,)
-            The loss of each epoch: the objective summed over the epoch's
-            batches (averaged over samples under ``reduction="mean"``), each
-            batch measured by its forward pass, before its update.
+        History
+            Behaves as the array of per-epoch training losses: each epoch's
+            sum of the batches' objectives (their average weighted by each
+            batch's total sample weight under ``reduction="mean"``), each
+            batch measured before its update. L-BFGS records the objective
+            after each iteration. Also holds ``val_loss``.
 
         Raises
         ------
         FloatingPointError
             If the loss or a parameter becomes NaN or infinite. The
-            parameters are left as they were at the start of that epoch.
+            parameters are left as they were at the start of that epoch and
+            the optimizer's state is reset.
         RuntimeError
             If this network is already being trained in another thread.
 
@@ -538,39 +703,151 @@ class Network:
         >>> bool(history[-1] < 1e-6 < history[0])
         True
         """
-        X, y = self._check_data(X, y)
+        X, y, weights = self._check_data(X, y, sample_weight)
         epochs = check_integer(epochs, "epochs")
-        learning_rate = check_positive_float(learning_rate, "learning_rate")
-        n_samples = X.shape[0]
-        batch_size = n_samples if batch_size is None else check_integer(batch_size, "batch_size")
-        batch_size = min(batch_size, n_samples)
+        if learning_rate is not None:
+            learning_rate = check_positive_float(learning_rate, "learning_rate")
+        optimizer = make_optimizer(optimizer, learning_rate)
+        batch_size = _check_batch_size(batch_size, X.shape[0])
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
         report_every = _check_verbose(verbose)
+        patience = check_integer(patience, "patience")
+        min_delta = _check_decay(min_delta, "min_delta")
+        callbacks = _check_callbacks(callbacks)
+        if validation_data is not None and validation_fraction is not None:
+            raise ValueError("give validation_data or validation_fraction, not both")
+        if early_stopping and validation_data is None and validation_fraction is None:
+            validation_fraction = 0.1
 
+        with self._training():
+            if validation_fraction is not None:
+                X, y, weights, validation = self._split_validation(
+                    X, y, weights, validation_fraction)
+            elif validation_data is not None:
+                validation = self._check_validation_data(validation_data)
+            else:
+                validation = None
+            batch_size = min(batch_size, X.shape[0])
+            run = _Run(epochs, validation, bool(early_stopping), patience, min_delta,
+                       callbacks, report_every)
+            if isinstance(optimizer, LBFGS):
+                self._fit_lbfgs(X, y, weights, optimizer, run)
+            else:
+                self._fit_epochs(X, y, weights, optimizer, batch_size,
+                                 bool(shuffle) and batch_size < X.shape[0], run)
+            return run.finish(self)
+
+    def partial_fit(
+        self,
+        X: Any,
+        y: Any,
+        sample_weight: Any = None,
+        *,
+        learning_rate: float | None = None,
+        optimizer: str | Optimizer = "sgd",
+        batch_size: int | None = None,
+    ) -> float:
+        """One pass over the samples given, in order, for streaming data.
+
+        Calling ``partial_fit`` on a sequence of batches takes the same steps
+        as :meth:`fit` with ``shuffle=False`` over the same batches: the
+        optimizer's state carries over between calls. Passes do not count as
+        epochs, so they do not advance a learning-rate schedule.
+
+        Parameters
+        ----------
+        X, y, sample_weight, learning_rate, optimizer
+            As in :meth:`fit`; L-BFGS is not available here.
+        batch_size : int, optional
+            Split the samples given into batches of this size (default: one
+            batch of all of them).
+
+        Returns
+        -------
+        float
+            The pass's loss, as one epoch of :meth:`fit` would report it.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from cyprop import Network
+        >>> net = Network([2, 1], activation="identity", seed=0)
+        >>> for X_part, y_part in [([[0, 1]], [3]), ([[1, 0]], [-1])]:
+        ...     loss = net.partial_fit(X_part, y_part, learning_rate=0.5)
+        """
+        X, y, weights = self._check_data(X, y, sample_weight)
+        if learning_rate is not None:
+            learning_rate = check_positive_float(learning_rate, "learning_rate")
+        optimizer = make_optimizer(optimizer, learning_rate)
+        if isinstance(optimizer, LBFGS):
+            raise ValueError("partial_fit does not support the lbfgs optimizer; use fit")
+        batch_size = _check_batch_size(batch_size, X.shape[0])
+        with self._training():
+            run = _Run(1, None, False, 1, 0.0, [], 0)
+            self._fit_epochs(X, y, weights, optimizer, batch_size, False, run,
+                             count_epochs=False)
+            return float(run.losses[0])
+
+    @contextlib.contextmanager
+    def _training(self) -> Iterator[None]:
+        """Hold this network's training lock, refusing a second trainer."""
         if not self._fit_lock.acquire(blocking=False):
             raise RuntimeError(
                 "this network is already being trained in another thread; "
                 "train a copy instead (copy.deepcopy(net))"
             )
         try:
-            return self._train(X, y, epochs, learning_rate, batch_size,
-                               bool(shuffle) and batch_size < n_samples, report_every)
+            yield
         finally:
             self._fit_lock.release()
 
-    def _train(
+    def _split_validation(
+        self, X: np.ndarray, y: np.ndarray, weights: np.ndarray, fraction: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+        fraction = check_positive_float(fraction, "validation_fraction")
+        n_samples = X.shape[0]
+        n_validation = int(np.ceil(fraction * n_samples))
+        if fraction >= 1 or n_validation >= n_samples:
+            raise ValueError(
+                f"validation_fraction={fraction} leaves no training samples out of {n_samples}"
+            )
+        order = self._rng.permutation(n_samples)
+        held, kept = np.sort(order[:n_validation]), np.sort(order[n_validation:])
+        validation = (X[held], y[held], weights[held] if weights.size else weights)
+        return X[kept], y[kept], weights[kept] if weights.size else weights, validation
+
+    def _check_validation_data(self, data: Any) -> tuple[np.ndarray, ...]:
+        if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
+            raise TypeError(
+                "validation_data must be a tuple (X_val, y_val) or (X_val, y_val, sample_weight)"
+            )
+        return self._check_data(*data, name="validation_data: ")
+
+    def _state_for(self, optimizer: Optimizer) -> _OptimizerState:
+        """The optimizer's state: carried over when the optimizer is unchanged."""
+        state = self._optimizer_state
+        if state is None or state.optimizer != optimizer or state.buffers.dtype != self._dtype:
+            state = _OptimizerState(optimizer, self._params.size, self._dtype)
+            self._optimizer_state = state
+        return state
+
+    def _fit_epochs(
         self,
         X: np.ndarray,
         y: np.ndarray,
-        epochs: int,
-        learning_rate: float,
+        weights: np.ndarray,
+        optimizer: Optimizer,
         batch_size: int,
         shuffle: bool,
-        report_every: int,
-    ) -> np.ndarray:
+        run: _Run,
+        count_epochs: bool = True,
+    ) -> None:
+        """Gradient-based training, handing the core as many epochs per call as it can."""
         n_samples = X.shape[0]
         n_units = sum(self._layer_sizes[1:])
+        state = self._state_for(optimizer)
+        settings = _core_settings(optimizer)
         # Everything the core writes during training is allocated here, once.
         A_work = np.empty(batch_size * n_units, dtype=self._dtype)
         delta_work = np.empty_like(A_work)
@@ -579,41 +856,78 @@ class Network:
         gather_rows = batch_size if shuffle else 0
         X_batch = np.empty((gather_rows, X.shape[1]), dtype=self._dtype)
         y_batch = np.empty((gather_rows, y.shape[1]), dtype=self._dtype)
-        history = np.full(epochs, np.nan)
+        weight_batch = np.empty(gather_rows if weights.size else 0, dtype=self._dtype)
+        batches_per_epoch = -(-n_samples // batch_size)
 
-        per_call = max(1, _CHUNK_ELEMENTS // n_samples)
-        if report_every:
-            per_call = min(per_call, report_every)
-        epoch = 0
-        while epoch < epochs:
-            count = min(per_call, epochs - epoch)
-            if report_every:
-                count = min(count, report_every - epoch % report_every)
+        per_call = 1 if run.every_epoch else max(1, _CHUNK_ELEMENTS // n_samples)
+        while not run.done:
+            count = min(per_call, run.epochs - run.completed)
+            if run.report_every:
+                count = min(count, run.report_every - run.completed % run.report_every)
             if shuffle:
-                orders = self._rng.permuted(
-                    np.broadcast_to(np.arange(n_samples, dtype=np.intp), (count, n_samples)),
-                    axis=1,
-                )
+                orders = np.tile(np.arange(n_samples, dtype=np.intp), (count, 1))
+                self._rng.permuted(orders, axis=1, out=orders)
             else:
                 orders = np.empty((count, 0), dtype=np.intp)
+            rates = np.array([optimizer.schedule(optimizer.learning_rate, state.epoch + e)
+                              for e in range(count)], dtype=np.float64)
+            losses = np.empty(count)
             completed = _core.train_epochs(
-                X, y, np.ascontiguousarray(orders), batch_size, self._params, self._sizes,
+                X, y, weights, orders, batch_size, self._params, self._sizes,
                 self._activation_codes, self._loss_code, self._reduction == "mean",
-                learning_rate, X_batch, y_batch, A_work, delta_work, grads, backup,
-                history[epoch : epoch + count],
+                settings, rates, state.step, state.buffers.reshape(-1), X_batch, y_batch,
+                weight_batch, A_work, delta_work, grads, backup, losses,
             )
+            state.step += completed * batches_per_epoch
+            if count_epochs:
+                state.epoch += completed
             if completed < count:
-                failed = epoch + completed + 1
+                self._optimizer_state = None
+                failed = run.completed + completed + 1
                 raise FloatingPointError(
-                    f"training diverged in epoch {failed} of {epochs}: the loss or a "
+                    f"training diverged in epoch {failed} of {run.epochs}: the loss or a "
                     "parameter became NaN or infinite. The parameters were restored to "
                     f"their values at the start of epoch {failed}. Try a smaller "
-                    f"learning_rate (it was {learning_rate})."
+                    f"learning rate (it was {rates[completed]:g})."
                 )
-            epoch += count
-            if report_every and epoch % report_every == 0:
-                print(f"epoch {epoch}/{epochs}  loss {history[epoch - 1]:.10g}", flush=True)
-        return history
+            for loss, rate in zip(losses, rates):
+                run.record(self, float(loss), float(rate))
+
+    def _fit_lbfgs(
+        self, X: np.ndarray, y: np.ndarray, weights: np.ndarray, optimizer: LBFGS, run: _Run
+    ) -> None:
+        """Full-batch L-BFGS by scipy, fed the core's objective and gradient."""
+        from scipy.optimize import minimize
+
+        start = self._params.copy()
+
+        def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
+            self._params[...] = flat
+            value, grads = self._evaluate(X, y, weights, optimizer.weight_decay, True)
+            return value, grads.astype(np.float64)
+
+        def after_iteration(intermediate_result: Any) -> None:
+            self._params[...] = intermediate_result.x
+            run.record(self, float(intermediate_result.fun), 1.0)
+            if run.done:
+                raise StopIteration
+
+        result = minimize(
+            objective, start.astype(np.float64), jac=True, method="L-BFGS-B",
+            callback=after_iteration,
+            options={"maxiter": run.epochs, "maxcor": optimizer.max_corrections,
+                     "ftol": optimizer.tolerance, "gtol": 0.0},
+        )
+        if not np.all(np.isfinite(result.x)) or not np.isfinite(result.fun):
+            self._params[...] = start
+            raise FloatingPointError(
+                f"L-BFGS diverged after {run.completed} iterations: the loss or a "
+                "parameter became NaN or infinite. The parameters were restored to "
+                "their values before fit."
+            )
+        self._params[...] = result.x
+        if run.completed < run.epochs:
+            run.converged = True
 
     # --- persistence -----------------------------------------------------
 
@@ -691,23 +1005,178 @@ class Network:
         if not isinstance(activations, list) or len(activations) != len(sizes) - 1:
             raise ValueError("activations must list one name per layer")
         activations = tuple(check_choice(name, "activation", ACTIVATIONS) for name in activations)
+        if "softmax" in activations[:-1]:
+            raise ValueError("softmax is for the output layer only")
         net = cls.__new__(cls)
         net._configure(sizes, activations, config["loss"], config["reduction"], config["dtype"])
         net._rng = np.random.default_rng()
         return net
 
     def __getstate__(self) -> dict[str, Any]:
+        optimizer_state = self._optimizer_state
         return {
             **self._config(),
             "params": self._params.copy(),
             "rng_state": self._rng.bit_generator.state,
+            "optimizer_state": None if optimizer_state is None else optimizer_state.copy(),
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         net = self._from_config(state)
         net._params[...] = state["params"]
         net._rng.bit_generator.state = state["rng_state"]
+        net._optimizer_state = state.get("optimizer_state")
         self.__dict__.update(net.__dict__)
+
+
+class GradientCheck(NamedTuple):
+    """Worst relative errors between backpropagation and finite differences.
+
+    Attributes
+    ----------
+    weights : tuple of float
+        One per layer, for its weight matrix.
+    biases : tuple of float
+        One per layer, for its bias vector.
+    """
+
+    weights: tuple[float, ...]
+    biases: tuple[float, ...]
+
+    @property
+    def worst(self) -> float:
+        """The largest error over every layer."""
+        return max(self.weights + self.biases)
+
+
+class _OptimizerState:
+    """An optimizer's buffers (laid out like the parameters), step and epoch counts."""
+
+    def __init__(self, optimizer: Optimizer, n_params: int, dtype: np.dtype) -> None:
+        self.optimizer = optimizer
+        n_buffers = _core.OPTIMIZER_STATE_BUFFERS.get(_core.OPTIMIZERS.get(optimizer.kind), 0)
+        self.buffers = np.zeros((n_buffers, n_params), dtype=dtype)
+        if optimizer.kind == "irprop-":
+            self.buffers[1] = optimizer.initial_step
+        self.step = 0
+        self.epoch = 0
+
+    def copy(self) -> _OptimizerState:
+        clone = _OptimizerState.__new__(_OptimizerState)
+        clone.__dict__.update(self.__dict__, buffers=self.buffers.copy())
+        return clone
+
+
+def _core_settings(optimizer: Optimizer) -> dict[str, Any]:
+    """The core's Optimizer record for ``optimizer``."""
+    return {
+        "kind": _core.OPTIMIZERS[optimizer.kind],
+        "momentum": getattr(optimizer, "momentum", 0.0),
+        "beta1": getattr(optimizer, "beta1", 0.0),
+        "beta2": getattr(optimizer, "beta2", 0.0),
+        "epsilon": getattr(optimizer, "epsilon", 0.0),
+        "increase": getattr(optimizer, "increase", 1.0),
+        "decrease": getattr(optimizer, "decrease", 1.0),
+        "min_step": getattr(optimizer, "min_step", 0.0),
+        "max_step": getattr(optimizer, "max_step", 0.0),
+        "weight_decay": optimizer.weight_decay,
+    }
+
+
+class _Run:
+    """One call to fit: its losses, validation, early stopping, callbacks and reports."""
+
+    def __init__(self, epochs: int, validation: tuple[np.ndarray, ...] | None,
+                 early_stopping: bool, patience: int, min_delta: float,
+                 callbacks: list[Callable[..., Any]], report_every: int) -> None:
+        self.epochs = epochs
+        self.validation = validation
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.min_delta = min_delta
+        self.callbacks = callbacks
+        self.report_every = report_every
+        self.every_epoch = validation is not None or early_stopping or bool(callbacks)
+        self.losses: list[float] = []
+        self.val_losses: list[float] = []
+        self.rates: list[float] = []
+        self.best = np.inf
+        self.best_epoch: int | None = None
+        self.best_params: np.ndarray | None = None
+        self.waited = 0
+        self.stopped = False
+        self.converged = False
+
+    @property
+    def completed(self) -> int:
+        return len(self.losses)
+
+    @property
+    def done(self) -> bool:
+        return self.stopped or self.completed >= self.epochs
+
+    def record(self, net: Network, loss: float, rate: float) -> None:
+        """Account for one finished epoch."""
+        self.losses.append(loss)
+        self.rates.append(rate)
+        epoch = self.completed
+        val_loss = None
+        if self.validation is not None:
+            val_loss = net._evaluate(*self.validation, 0.0, False)[0]
+            self.val_losses.append(val_loss)
+        if self.early_stopping:
+            monitored = loss if val_loss is None else val_loss
+            if monitored < self.best - self.min_delta:
+                self.best, self.best_epoch, self.waited = monitored, epoch, 0
+                self.best_params = net._params.copy()
+            else:
+                self.waited += 1
+                self.stopped = self.stopped or self.waited >= self.patience
+        if self.report_every and epoch % self.report_every == 0:
+            validation = "" if val_loss is None else f"  val_loss {val_loss:.10g}"
+            print(f"epoch {epoch}/{self.epochs}  loss {loss:.10g}{validation}", flush=True)
+        logs = {"epoch": epoch, "loss": loss, "val_loss": val_loss, "learning_rate": rate}
+        for callback in self.callbacks:
+            if callback(net, logs):
+                self.stopped = True
+
+    def finish(self, net: Network) -> History:
+        """Restore the best weights under early stopping; return the history."""
+        if self.early_stopping and self.best_params is not None:
+            net._params[...] = self.best_params
+        return History(
+            np.array(self.losses, dtype=np.float64),
+            np.array(self.val_losses, dtype=np.float64) if self.validation is not None else None,
+            np.array(self.rates, dtype=np.float64),
+            best_epoch=self.best_epoch if self.early_stopping else None,
+            stopped_early=self.completed < self.epochs,
+        )
+
+
+def _check_batch_size(batch_size: Any, n_samples: int) -> int:
+    """Samples per step: all of them when ``batch_size`` is None."""
+    if batch_size is None:
+        return n_samples
+    return min(check_integer(batch_size, "batch_size"), n_samples)
+
+
+def _check_decay(value: Any, name: str = "weight_decay") -> float:
+    """A finite number >= 0."""
+    if value == 0:
+        return 0.0
+    return check_positive_float(value, name)
+
+
+def _check_callbacks(callbacks: Any) -> list[Callable[..., Any]]:
+    if callbacks is None:
+        return []
+    if callable(callbacks):
+        callbacks = [callbacks]
+    callbacks = list(callbacks)
+    for callback in callbacks:
+        if not callable(callback):
+            raise TypeError(f"callbacks must be callables, got {callback!r}")
+    return callbacks
 
 
 def _check_verbose(verbose: Any) -> int:
