@@ -86,12 +86,12 @@ def gradients(X, y, weights, biases, activations, reduction="sum", loss="mse",
     delta = output_delta(layers[-1], y, activations[-1], loss) * (scale * w)[:, None]
     delta = delta.astype(layers[-1].dtype)
     dW, db = [None] * len(weights), [None] * len(weights)
-    for l in range(len(weights) - 1, -1, -1):
-        A_prev = layers[l - 1] if l > 0 else X
-        dW[l] = A_prev.T @ delta + weight_decay * weights[l]
-        db[l] = delta.sum(axis=0)
-        if l > 0:
-            delta = (delta @ weights[l].T) * DERIVATIVES[activations[l - 1]](A_prev)
+    for layer in range(len(weights) - 1, -1, -1):
+        A_prev = layers[layer - 1] if layer > 0 else X
+        dW[layer] = A_prev.T @ delta + weight_decay * weights[layer]
+        db[layer] = delta.sum(axis=0)
+        if layer > 0:
+            delta = (delta @ weights[layer].T) * DERIVATIVES[activations[layer - 1]](A_prev)
     return dW, db
 
 

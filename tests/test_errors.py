@@ -32,6 +32,11 @@ def test_bad_layer_sizes(layer_sizes, error, message):
 
 @pytest.mark.parametrize("options, error, message", [
     ({"activation": "softplus"}, ValueError, "unknown activation 'softplus'"),
+    ({"activation": "softmax"}, ValueError, "'softmax' is for the output layer only"),
+    ({"output_activation": "softmax"}, ValueError, "softmax output needs at least 2 units"),
+    ({"loss": "cross_entropy"}, ValueError, "needs output_activation='softmax'"),
+    ({"loss": "binary_cross_entropy", "output_activation": "tanh"}, ValueError,
+     "needs output_activation='sigmoid'"),
     ({"activation": 3}, TypeError, "activation must be"),
     ({"output_activation": "swish"}, ValueError, "unknown output_activation 'swish'"),
     ({"activation": ["tanh"]}, ValueError, "activation has 1 entries but the network has 2"),
@@ -57,7 +62,8 @@ def test_bad_constructor_options(options, error, message):
     (np.zeros(3), ValueError, r"X must be 2-D .*X\.reshape\(1, -1\)"),
     (np.zeros((2, 2, 3)), ValueError, "X must be 2-D"),
     (np.zeros((0, 3)), ValueError, "X has no samples"),
-    (np.array([[0, np.nan, 1]] * 4), ValueError, r"X contains NaN or infinity \(first at index \(0, 1\)\)"),
+    (np.array([[0, np.nan, 1]] * 4), ValueError,
+     r"X contains NaN or infinity \(first at index \(0, 1\)\)"),
     (np.array([[0, np.inf, 1]] * 4), ValueError, "X contains NaN or infinity"),
     (np.array([["a", "b", "c"]] * 4), TypeError, "X must hold real numbers"),
     (np.zeros((4, 3), dtype=complex), TypeError, "X must hold real numbers"),
@@ -118,7 +124,8 @@ def test_bad_fit_options(net, options, error, message):
 @pytest.mark.parametrize("weights, biases, error, message", [
     ([np.ones((2, 3)), np.ones((4, 1))], [np.ones(3), np.ones(1)], ValueError,
      r"weights\[1\] has 4 rows but layer 0 has 3 outputs"),
-    ([np.ones((2, 3))], [np.ones(4)], ValueError, r"biases\[0\] must have shape \(3,\) or \(1, 3\)"),
+    ([np.ones((2, 3))], [np.ones(4)], ValueError,
+     r"biases\[0\] must have shape \(3,\) or \(1, 3\)"),
     ([np.ones((2, 3))], [np.ones(3), np.ones(1)], ValueError, "1 weight matrices but 2 bias"),
     ([np.ones(3)], [np.ones(3)], ValueError, r"weights\[0\] must be 2-D"),
     ([], [], ValueError, "weights is empty"),
@@ -129,3 +136,78 @@ def test_bad_fit_options(net, options, error, message):
 def test_bad_from_weights(weights, biases, error, message):
     with pytest.raises(error, match=message):
         Network.from_weights(weights, biases)
+
+
+@pytest.mark.parametrize("options, error, message", [
+    ({"sample_weight": [1, 1, 1]}, ValueError, "X has 4 samples but sample_weight has 3"),
+    ({"sample_weight": [1, -1, 1, 1]}, ValueError, "sample_weight must not be negative"),
+    ({"sample_weight": [0, 0, 0, 0]}, ValueError, "sample_weight is all zeros"),
+    ({"sample_weight": [[1, 1, 1, 1]]}, ValueError, "sample_weight must be 1-D"),
+    ({"sample_weight": [1, np.nan, 1, 1]}, ValueError, "sample_weight contains NaN"),
+    ({"sample_weight": ["a", "b", "c", "d"]}, TypeError, "sample_weight must hold real numbers"),
+    ({"optimizer": "adagrad"}, ValueError, "unknown optimizer 'adagrad'"),
+    ({"optimizer": 3}, TypeError, "optimizer must be a name"),
+    ({"optimizer": "irprop-", "learning_rate": 0.1}, ValueError,
+     "learning_rate does not apply to the irprop- optimizer"),
+    ({"validation_data": X_GOOD}, TypeError, r"validation_data must be a tuple \(X_val, y_val\)"),
+    ({"validation_data": (X_GOOD, np.zeros((3, 1)))}, ValueError,
+     "X has 4 samples but validation_data: y has 3"),
+    ({"validation_data": (np.zeros((2, 5)), np.zeros((2, 1)))}, ValueError,
+     "validation_data: X has 5 columns"),
+    ({"validation_fraction": 0}, ValueError, "validation_fraction must be a finite number"),
+    ({"validation_fraction": 1.5}, ValueError, "leaves no training samples"),
+    ({"patience": 0}, ValueError, "patience must be at least 1"),
+    ({"min_delta": -1}, ValueError, "min_delta must be a finite number of at least 0"),
+    ({"callbacks": [1]}, TypeError, "callbacks must be callables"),
+])
+def test_bad_training_options(net, options, error, message):
+    before = net.weights[0].copy()
+    with pytest.raises(error, match=message):
+        net.fit(X_GOOD, Y_GOOD, **options)
+    np.testing.assert_array_equal(net.weights[0], before)
+
+
+def test_learning_rate_given_twice():
+    from cyprop.optimizers import Adam
+
+    with pytest.raises(ValueError, match="both to fit and inside the optimizer"):
+        Network([3, 1]).fit(X_GOOD, Y_GOOD, learning_rate=0.1, optimizer=Adam())
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda o: o.SGD(learning_rate=0), ValueError, r"learning_rate must be in \(0.0, inf\)"),
+    (lambda o: o.SGD(momentum=1.0), ValueError, r"momentum must be in \[0.0, 1.0\)"),
+    (lambda o: o.SGD(nesterov=True), ValueError, "nesterov=True needs a momentum"),
+    (lambda o: o.SGD(schedule="step"), TypeError, "schedule must be"),
+    (lambda o: o.Adam(beta2=1.0), ValueError, "beta2 must be in"),
+    (lambda o: o.Adam(epsilon=0), ValueError, "epsilon must be in"),
+    (lambda o: o.IRPropMinus(min_step=2, max_step=1), ValueError, "min_step .* exceeds max_step"),
+    (lambda o: o.LBFGS(max_corrections=0), ValueError, "max_corrections must be at least 1"),
+    (lambda o: o.StepDecay(step_size=0), ValueError, "step_size must be at least 1"),
+    (lambda o: o.InverseScaling(power_t=-1), ValueError, "power_t must be in"),
+    (lambda o: o.SGD(weight_decay=-0.1), ValueError, "weight_decay must be in"),
+])
+def test_bad_optimizer_settings(make, error, message):
+    from cyprop import optimizers
+
+    with pytest.raises(error, match=message):
+        make(optimizers)
+
+
+def test_cross_entropy_targets_must_be_probabilities():
+    net = Network([3, 2], output_activation="softmax", loss="cross_entropy")
+    with pytest.raises(ValueError, match="targets between 0 and 1 for the cross_entropy loss"):
+        net.fit(X_GOOD, np.full((4, 2), 2.0))
+    net = Network([3, 1], output_activation="sigmoid", loss="binary_cross_entropy")
+    with pytest.raises(ValueError, match="between 0 and 1 for the binary_cross_entropy"):
+        net.loss(X_GOOD, -np.ones(4))
+
+
+def test_partial_fit_refuses_lbfgs(net):
+    with pytest.raises(ValueError, match="partial_fit does not support the lbfgs"):
+        net.partial_fit(X_GOOD, Y_GOOD, optimizer="lbfgs")
+
+
+def test_bad_weight_decay_in_loss(net):
+    with pytest.raises(ValueError, match="weight_decay must be a finite number of at least 0"):
+        net.loss(X_GOOD, Y_GOOD, weight_decay=-1)

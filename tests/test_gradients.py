@@ -35,27 +35,29 @@ def _random_case(seed, layer_sizes, batch_size, **options):
     raise AssertionError("no sample away from relu's kink")
 
 
-def partial_derivative(net, X, y, flat, index, h=1e-5):
-    """d net.loss / d flat[index] by the fourth-order central difference."""
+def partial_derivative(net, X, y, flat, index, h=1e-5, loss=None):
+    """d loss / d flat[index] by the fourth-order central difference (loss: net.loss)."""
+    loss = net.loss if loss is None else loss
     saved = flat[index]
     values = []
     for step in (2, 1, -1, -2):
         flat[index] = saved + step * h
-        values.append(net.loss(X, y))
+        values.append(loss(X, y))
     flat[index] = saved
     upper2, upper1, lower1, lower2 = values
     return (-upper2 + 8 * upper1 - 8 * lower1 + lower2) / (12 * h)
 
 
-def finite_differences(net, X, y):
-    """Central differences of net.loss over every weight and bias, in float64."""
+def finite_differences(net, X, y, loss=None):
+    """Central differences of `loss` (net.loss) over every weight and bias, in float64."""
     result = []
     for arrays in (net.weights, net.biases):
         grads = []
         for array in arrays:
             flat = array.reshape(-1)
             grads.append(np.array([
-                partial_derivative(net, X, y, flat, index) for index in range(flat.size)
+                partial_derivative(net, X, y, flat, index, loss=loss)
+                for index in range(flat.size)
             ]).reshape(array.shape))
         result.append(grads)
     return result
@@ -136,3 +138,92 @@ def test_mean_reduction_divides_loss_and_gradients_by_n_samples():
     np.testing.assert_allclose(mean_net.loss(X, y), net.loss(X, y) / 6, rtol=1e-14)
     for total, mean in zip(sum(net.gradients(X, y), []), sum(mean_net.gradients(X, y), [])):
         np.testing.assert_allclose(mean, total / 6, rtol=1e-12, atol=1e-15)
+
+
+PAIRINGS = [
+    ("sigmoid", "mse"), ("tanh", "mse"), ("relu", "mse"), ("leaky_relu", "mse"),
+    ("identity", "mse"), ("softmax", "mse"), ("sigmoid", "binary_cross_entropy"),
+    ("softmax", "cross_entropy"),
+]
+
+
+def _targets_for(loss, y):
+    if loss == "cross_entropy":
+        return np.eye(y.shape[1])[np.argmax(y, axis=1)]
+    if loss == "binary_cross_entropy":
+        return (y + 1) / 2
+    return y
+
+
+@pytest.mark.parametrize("output, loss", PAIRINGS)
+@pytest.mark.parametrize("hidden", ACTIVATIONS + ["leaky_relu"])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_every_activation_and_loss_pairing(output, loss, hidden, reduction):
+    net, X, y = _random_case(17, [4, 5, 4, 3], 6, activation=hidden,
+                             output_activation=output, loss=loss, reduction=reduction)
+    y = _targets_for(loss, y)
+    dW, db = net.gradients(X, y)
+    fd_W, fd_b = finite_differences(net, X, y)
+    for analytic, numeric in zip(dW + db, fd_W + fd_b):
+        assert relative_error(analytic, numeric) < 1e-6
+
+
+@pytest.mark.parametrize("output, loss", PAIRINGS)
+def test_pairings_in_float32(output, loss):
+    net64, X, y = _random_case(23, [4, 6, 3], 5, activation="tanh",
+                               output_activation=output, loss=loss)
+    y = _targets_for(loss, y)
+    net32 = Network.from_weights(net64.weights, net64.biases, activation="tanh",
+                                 output_activation=output, loss=loss, dtype="float32")
+    dW, db = net32.gradients(X, y)
+    fd_W, fd_b = finite_differences(net64, X, y)
+    for analytic, numeric in zip(dW + db, fd_W + fd_b):
+        assert analytic.dtype == np.float32
+        assert relative_error(analytic, numeric) < 1e-4
+
+
+def test_sample_weights_and_weight_decay():
+    net, X, y = _random_case(29, [3, 5, 2], 7, activation="tanh", output_activation="softmax",
+                             loss="cross_entropy", reduction="mean")
+    y = _targets_for("cross_entropy", y)
+    weights = np.random.default_rng(0).uniform(0, 3, 7)
+
+    def weighted_loss(X, y):
+        return net.loss(X, y, sample_weight=weights, weight_decay=0.05)
+
+    dW, db = net.gradients(X, y, sample_weight=weights, weight_decay=0.05)
+    fd_W, fd_b = finite_differences(net, X, y, loss=weighted_loss)
+    for analytic, numeric in zip(dW + db, fd_W + fd_b):
+        assert relative_error(analytic, numeric) < 1e-6
+
+
+@pytest.mark.parametrize("output, loss", PAIRINGS)
+def test_check_gradients_is_small_for_correct_gradients(output, loss):
+    net, X, y = _random_case(31, [3, 4, 3], 5, activation="sigmoid",
+                             output_activation=output, loss=loss)
+    result = net.check_gradients(X, _targets_for(loss, y), weight_decay=0.01)
+    assert len(result.weights) == len(result.biases) == 2
+    assert result.worst < 1e-6
+
+
+def test_check_gradients_reports_a_wrong_gradient(monkeypatch):
+    net, X, y = _random_case(37, [3, 4, 2], 5, activation="tanh")
+    evaluate = Network._evaluate
+
+    def wrong_bias_gradient(self, *args):
+        objective, grads = evaluate(self, *args)
+        if grads is not None:
+            grads[-1] *= 1.01  # the last bias entry, off by 1%
+        return objective, grads
+
+    monkeypatch.setattr(Network, "_evaluate", wrong_bias_gradient)
+    result = net.check_gradients(X, y)
+    assert result.weights[0] < 1e-6 and result.weights[1] < 1e-6 and result.biases[0] < 1e-6
+    assert 0.005 < result.biases[1] < 0.02
+
+
+def test_check_gradients_of_a_float32_network_runs_in_float64():
+    net64, X, y = _random_case(41, [3, 4, 2], 4, activation="tanh")
+    net32 = Network.from_weights(net64.weights, net64.biases, activation="tanh",
+                                 dtype="float32")
+    assert net32.check_gradients(X, y, max_per_layer=3).worst < 1e-6

@@ -50,6 +50,16 @@ def check_positive_float(value: Any, name: str) -> float:
     return value
 
 
+def check_non_negative_float(value: Any, name: str) -> float:
+    """Return ``value`` as a float, raising unless it is finite and >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number of at least 0, got {value}")
+    return value
+
+
 def check_layer_sizes(layer_sizes: Any) -> tuple[int, ...]:
     """Return ``layer_sizes`` as a tuple of ints, input size first, at least two of them."""
     if isinstance(layer_sizes, (str, bytes)) or not isinstance(
@@ -90,9 +100,10 @@ def check_activations(
     """
     n_hidden = n_layers - 1
     if isinstance(activation, str):
-        hidden = [check_choice(activation, "activation", hidden_choices)] * n_hidden
         if output_activation is None:
             output_activation = activation
+        hidden = [_check_hidden(activation, "activation", hidden_choices, output_choices)
+                  ] * n_hidden if n_hidden else []
     elif isinstance(activation, Sequence):
         if len(activation) != n_hidden:
             raise ValueError(
@@ -100,7 +111,7 @@ def check_activations(
                 f"{n_hidden} hidden layers; give one name per hidden layer or a single name"
             )
         hidden = [
-            check_choice(name, f"activation[{index}]", hidden_choices)
+            _check_hidden(name, f"activation[{index}]", hidden_choices, output_choices)
             for index, name in enumerate(activation)
         ]
         if output_activation is None:
@@ -111,6 +122,16 @@ def check_activations(
         )
     output = check_choice(output_activation, "output_activation", output_choices)
     return (*hidden, output)
+
+
+def _check_hidden(name: Any, label: str, hidden_choices: Sequence[str],
+                  output_choices: Sequence[str]) -> str:
+    """A hidden layer's activation, with a pointer for output-only ones."""
+    if isinstance(name, str) and name in output_choices and name not in hidden_choices:
+        raise ValueError(
+            f"{label} {name!r} is for the output layer only; give it as output_activation"
+        )
+    return check_choice(name, label, hidden_choices)
 
 
 def _as_numeric_array(values: Any, name: str) -> np.ndarray:

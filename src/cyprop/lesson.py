@@ -74,12 +74,14 @@ def run_lesson(iterations: int = ITERATIONS, dtype: str = "float64") -> LessonRu
     # The lesson prints the outputs of its last forward pass, which comes
     # before its last update: train all but one iteration, read the outputs
     # at those weights, then take the last step.
-    history = net.fit(X, y, epochs=iterations - 1, learning_rate=LEARNING_RATE) if iterations > 1 else np.empty(0)
+    history = np.empty(0)
+    if iterations > 1:
+        history = net.fit(X, y, epochs=iterations - 1, learning_rate=LEARNING_RATE).loss
     outputs = net.predict(X)
     last = net.fit(X, y, epochs=1, learning_rate=LEARNING_RATE)
     seconds = time.perf_counter() - start
     # fit reports the objective 1/2 * sum((a - y)**2); the lesson prints the mean of (a - y)**2.
-    losses = np.concatenate([history, last]) * 2.0 / y.size
+    losses = np.concatenate([history, last.loss]) * 2.0 / y.size
     return LessonRun(losses=losses, outputs=outputs, network=net, seconds=seconds)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 __all__ = [
     "SGD",
@@ -106,7 +106,7 @@ class StepDecay:
         return learning_rate * self.gamma ** (epoch // self.step_size)
 
 
-Schedule = Union[Constant, InverseScaling, StepDecay]
+Schedule = Constant | InverseScaling | StepDecay
 _SCHEDULES = {"constant": Constant, "invscaling": InverseScaling, "step": StepDecay}
 
 
@@ -270,7 +270,7 @@ class LBFGS:
     schedule = Constant()
 
 
-Optimizer = Union[SGD, Adam, IRPropMinus, LBFGS]
+Optimizer = SGD | Adam | IRPropMinus | LBFGS
 
 _NAMED = {
     "sgd": lambda rate: SGD(**rate),

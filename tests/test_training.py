@@ -1,0 +1,326 @@
+"""fit's optimizers, schedules, validation, early stopping, callbacks and partial_fit."""
+
+import copy
+
+import numpy as np
+import pytest
+
+from cyprop import Network
+from cyprop.optimizers import (
+    LBFGS,
+    SGD,
+    Adam,
+    InverseScaling,
+    IRPropMinus,
+    StepDecay,
+)
+
+from . import reference
+
+DTYPES = ["float32", "float64"]
+
+
+def regression_data(n_samples=60, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, (n_samples, 3))
+    y = np.column_stack([np.sin(2 * X[:, 0]) + X[:, 1] * X[:, 2], X[:, 0] - X[:, 2] ** 2])
+    return X, y
+
+
+def classification_data(n_samples=90, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n_samples)
+    centers = np.array([[2, 0], [-1, 1.7], [-1, -1.7]])
+    X = centers[labels] + rng.normal(0, 0.6, (n_samples, 2))
+    return X, np.eye(3)[labels], labels
+
+
+def small_net(dtype="float64", seed=0, **options):
+    options.setdefault("activation", "tanh")
+    options.setdefault("output_activation", "identity")
+    return Network([3, 8, 2], dtype=dtype, seed=seed, **options)
+
+
+# --- optimizers against the numpy oracle --------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("optimizer", [
+    SGD(learning_rate=0.01),
+    SGD(learning_rate=0.01, momentum=0.9),
+    SGD(learning_rate=0.01, momentum=0.9, nesterov=True),
+    Adam(learning_rate=0.01),
+    IRPropMinus(),
+    SGD(learning_rate=0.01, weight_decay=0.1),
+], ids=["sgd", "momentum", "nesterov", "adam", "irprop-", "sgd-decay"])
+def test_full_batch_epochs_match_numpy(dtype, optimizer):
+    X, y = regression_data()
+    net = small_net(dtype)
+    weights = [W.astype(np.float64) for W in net.weights]
+    biases = [b.astype(np.float64) for b in net.biases]
+    history = net.fit(X, y, epochs=5, optimizer=optimizer)
+
+    shapes = [a.shape for a in weights + biases]
+    flat = np.concatenate([a.ravel() for a in weights + biases])
+    buffers = [np.zeros_like(flat), np.zeros_like(flat)]
+    if isinstance(optimizer, IRPropMinus):
+        buffers[1][:] = optimizer.initial_step
+    expected_losses = []
+    for step in range(1, 6):
+        parts = np.split(flat, np.cumsum([np.prod(s) for s in shapes])[:-1])
+        W_list = [p.reshape(s) for p, s in zip(parts[:2], shapes[:2])]
+        b_list = [p.reshape(s) for p, s in zip(parts[2:], shapes[2:])]
+        activations = ["tanh", "identity"]
+        expected_losses.append(reference.loss(X, y, W_list, b_list, activations,
+                                              weight_decay=optimizer.weight_decay))
+        dW, db = reference.gradients(X, y, W_list, b_list, activations,
+                                     weight_decay=optimizer.weight_decay)
+        g = np.concatenate([a.ravel() for a in dW + db])
+        if isinstance(optimizer, Adam):
+            reference.adam_step(flat, g, *buffers, 0.01, 0.9, 0.999, 1e-8, step)
+        elif isinstance(optimizer, IRPropMinus):
+            reference.irprop_minus_step(flat, g, *buffers, 1.2, 0.5, 0.0, 50.0)
+        elif optimizer.momentum:
+            reference.momentum_step(flat, g, buffers[0], 0.01, 0.9, optimizer.nesterov)
+        else:
+            flat -= 0.01 * g
+    got = np.concatenate([a.ravel() for a in net.weights + net.biases])
+    rtol = 1e-10 if dtype == "float64" else 2e-4
+    np.testing.assert_allclose(history.loss, expected_losses, rtol=rtol)
+    np.testing.assert_allclose(got, flat, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adam"])
+def test_minibatch_optimizers_learn(optimizer):
+    X, y = regression_data(200)
+    net = small_net(reduction="mean")
+    rate = 0.01 if optimizer == "adam" else 0.05
+    history = net.fit(X, y, epochs=150, learning_rate=rate, batch_size=16, optimizer=optimizer)
+    assert history[-1] < 0.15 * history[0]
+
+
+def test_irprop_solves_the_lesson_quickly():
+    from cyprop.lesson import X, lesson_network, y
+
+    net = lesson_network()
+    history = net.fit(X, y, epochs=200, optimizer="irprop-")
+    assert history[-1] < 0.01
+    assert ((net.predict(X) > 0.5) == y).all()
+
+
+def test_lbfgs_finds_the_least_squares_solution():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((50, 4))
+    noise = 0.1 * rng.standard_normal((50, 2))
+    y = X @ rng.standard_normal((4, 2)) + rng.standard_normal(2) + noise
+    net = Network([4, 2], activation="identity", seed=0)
+    history = net.fit(X, y, epochs=100, optimizer="lbfgs")
+    design = np.column_stack([X, np.ones(50)])
+    solution = np.linalg.lstsq(design, y, rcond=None)[0]
+    np.testing.assert_allclose(net.weights[0], solution[:4], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(net.biases[0], solution[4], rtol=1e-5, atol=1e-6)
+    assert history[-1] <= history[0]
+    assert len(history) < 100 and history.stopped_early
+
+
+def test_lbfgs_on_a_hidden_layer_and_float32():
+    X, y = regression_data()
+    for dtype in DTYPES:
+        net = small_net(dtype)
+        start = net.loss(X, y)
+        history = net.fit(X, y, epochs=60, optimizer=LBFGS(weight_decay=1e-4))
+        assert net.loss(X, y) < 0.05 * start
+        assert history.loss[-1] == pytest.approx(net.loss(X, y, weight_decay=1e-4), rel=1e-5)
+
+
+# --- schedules ------------------------------------------------------------------
+
+def test_learning_rate_schedules():
+    X, y = regression_data()
+    history = small_net().fit(
+        X, y, epochs=6, optimizer=SGD(learning_rate=0.01, schedule=StepDecay(2, 0.5)))
+    np.testing.assert_allclose(history.learning_rate, [0.01, 0.01, 0.005, 0.005, 0.0025, 0.0025])
+    history = small_net().fit(
+        X, y, epochs=4, optimizer=Adam(learning_rate=0.01, schedule=InverseScaling(0.5)))
+    np.testing.assert_allclose(history.learning_rate, 0.01 / np.sqrt([1, 2, 3, 4]))
+
+
+def test_schedule_continues_across_calls():
+    X, y = regression_data()
+    optimizer = SGD(learning_rate=0.01, schedule=StepDecay(2, 0.5))
+    net = small_net()
+    first = net.fit(X, y, epochs=3, optimizer=optimizer)
+    second = net.fit(X, y, epochs=3, optimizer=optimizer)
+    np.testing.assert_allclose(np.concatenate([first.learning_rate, second.learning_rate]),
+                               0.01 * 0.5 ** (np.arange(6) // 2))
+
+
+# --- continuing, determinism, partial_fit ------------------------------------------
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "nesterov", "irprop-"])
+def test_fit_twice_equals_fit_once(optimizer):
+    X, y = regression_data()
+    once, twice = small_net(seed=4), small_net(seed=4)
+    options = {"optimizer": optimizer, "batch_size": None if optimizer == "irprop-" else 7}
+    once.fit(X, y, epochs=6, **options)
+    twice.fit(X, y, epochs=2, **options)
+    twice.fit(X, y, epochs=4, **options)
+    for a, b in zip(once.weights + once.biases, twice.weights + twice.biases):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_changing_the_optimizer_resets_its_state():
+    X, y = regression_data()
+    a, b = small_net(), small_net()
+    a.fit(X, y, epochs=3, optimizer="adam")
+    a.fit(X, y, epochs=3, optimizer=Adam(learning_rate=0.002))
+    b.fit(X, y, epochs=3, optimizer="adam")
+    fresh = copy.deepcopy(b)
+    fresh._optimizer_state = None
+    b.fit(X, y, epochs=3, optimizer=Adam(learning_rate=0.002))
+    fresh.fit(X, y, epochs=3, optimizer=Adam(learning_rate=0.002))
+    np.testing.assert_array_equal(b.weights[0], fresh.weights[0])
+    np.testing.assert_array_equal(a.weights[0], b.weights[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_same_seed_same_bits_different_seed_different_weights(dtype):
+    X, y = regression_data()
+    runs = []
+    for seed in (11, 11, 12):
+        net = small_net(dtype, seed=seed, reduction="mean")
+        net.fit(X, y, epochs=5, batch_size=8, optimizer="adam", validation_fraction=0.2)
+        runs.append(np.concatenate([p.ravel() for p in net.weights + net.biases]))
+    assert runs[0].tobytes() == runs[1].tobytes()
+    assert not np.array_equal(runs[0], runs[2])
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_partial_fit_over_batches_equals_fit(optimizer, reduction):
+    X, y = regression_data(40)
+    weights = np.random.default_rng(5).uniform(0.5, 2, 40)
+    streamed, batched = small_net(reduction=reduction), small_net(reduction=reduction)
+    losses = [streamed.partial_fit(X[i : i + 8], y[i : i + 8], weights[i : i + 8],
+                                   learning_rate=0.01, optimizer=optimizer)
+              for i in range(0, 40, 8)]
+    history = batched.fit(X, y, epochs=1, learning_rate=0.01, batch_size=8, shuffle=False,
+                          optimizer=optimizer, sample_weight=weights)
+    for a, b in zip(streamed.weights + streamed.biases, batched.weights + batched.biases):
+        np.testing.assert_array_equal(a, b)
+    if reduction == "sum":
+        assert sum(losses) == pytest.approx(history[0], rel=1e-12)
+
+
+# --- validation, early stopping, callbacks, verbose -------------------------------
+
+def test_validation_data_is_scored_every_epoch():
+    X, y = regression_data(80)
+    net = small_net(reduction="mean")
+    history = net.fit(X[:60], y[:60], epochs=5, learning_rate=0.1, batch_size=10,
+                      validation_data=(X[60:], y[60:]))
+    assert history.val_loss.shape == (5,)
+    assert history.val_loss[-1] == pytest.approx(net.loss(X[60:], y[60:]), rel=1e-12)
+
+
+def test_validation_fraction_holds_out_samples():
+    X, y = regression_data(50)
+    net = small_net(reduction="mean")
+    history = net.fit(X, y, epochs=3, learning_rate=0.1, validation_fraction=0.2)
+    assert len(history.val_loss) == 3
+    with pytest.raises(ValueError, match="leaves no training samples"):
+        net.fit(X, y, validation_fraction=0.999)
+    with pytest.raises(ValueError, match="not both"):
+        net.fit(X, y, validation_fraction=0.2, validation_data=(X, y))
+
+
+def test_early_stopping_restores_the_best_weights():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (40, 3))
+    y = X[:, :2] + rng.normal(0, 0.5, (40, 2))  # noisy: a big net overfits
+    X_val = rng.uniform(-1, 1, (40, 3))
+    y_val = X_val[:, :2] + rng.normal(0, 0.5, (40, 2))
+    net = Network([3, 64, 64, 2], activation="tanh", output_activation="identity",
+                  reduction="mean", seed=1)
+    snapshots = []
+    history = net.fit(X, y, epochs=400, optimizer=Adam(learning_rate=0.01), batch_size=8,
+                      validation_data=(X_val, y_val), early_stopping=True, patience=5,
+                      callbacks=[lambda n, logs: snapshots.append(n.weights[0].copy())])
+    assert history.stopped_early and len(history) < 400
+    best = history.best_epoch
+    assert history.val_loss[best - 1] == history.val_loss.min()
+    assert len(history) == best + 5
+    np.testing.assert_array_equal(net.weights[0], snapshots[best - 1])
+    assert net.loss(X_val, y_val) == pytest.approx(history.val_loss.min(), rel=1e-12)
+
+
+def test_callbacks_receive_logs_and_can_stop():
+    X, y = regression_data()
+    seen = []
+
+    def stop_at_three(net, logs):
+        seen.append(dict(logs))
+        return logs["epoch"] == 3
+
+    history = small_net().fit(X, y, epochs=10, learning_rate=0.01, callbacks=[stop_at_three])
+    assert len(history) == 3 and history.stopped_early
+    assert [log["epoch"] for log in seen] == [1, 2, 3]
+    assert seen[0]["loss"] == history[0] and seen[0]["val_loss"] is None
+    assert seen[0]["learning_rate"] == 0.01
+
+
+def test_verbose_prints_train_and_validation_losses(capsys):
+    X, y = regression_data()
+    small_net().fit(X, y, epochs=4, learning_rate=0.01, verbose=2,
+                    validation_data=(X[:10], y[:10]))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("epoch 2/4  loss ") and "val_loss" in lines[0]
+
+
+# --- classification ----------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_cross_entropy_classifies(dtype):
+    X, Y, labels = classification_data()
+    net = Network([2, 16, 3], activation="relu", output_activation="softmax",
+                  loss="cross_entropy", reduction="mean", dtype=dtype, seed=0, init="he")
+    net.fit(X, Y, epochs=60, batch_size=10, optimizer="adam", learning_rate=0.01)
+    probabilities = net.predict(X)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
+    assert (probabilities.argmax(axis=1) == labels).mean() > 0.95
+
+
+def test_sigmoid_binary_cross_entropy_classifies():
+    X, _, labels = classification_data()
+    y = (labels == 0).astype(float)
+    net = Network([2, 8, 1], activation="tanh", output_activation="sigmoid",
+                  loss="binary_cross_entropy", reduction="mean", seed=0)
+    net.fit(X, y, epochs=100, batch_size=10, optimizer="adam", learning_rate=0.01)
+    assert ((net.predict(X)[:, 0] > 0.5) == (labels == 0)).mean() > 0.95
+
+
+def test_extreme_inputs_give_no_overflow_warnings():
+    # pytest turns warnings into errors, so a numpy overflow warning would fail here.
+    for output, loss in [("sigmoid", "binary_cross_entropy"), ("softmax", "cross_entropy")]:
+        net = Network([2, 3], activation=output, loss=loss, seed=0)
+        X = np.array([[1000.0, -1000.0], [-1000.0, 1000.0]])
+        y = np.array([[1, 0, 0], [0, 0, 1]]) if output == "softmax" else np.array(
+            [[1, 0, 1], [0, 1, 0]])
+        assert np.isfinite(net.predict(X)).all()
+        assert np.isfinite(net.loss(X, y))
+        dW, db = net.gradients(X, y)
+        assert all(np.isfinite(g).all() for g in dW + db)
+
+
+# --- divergence ------------------------------------------------------------------
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov"])
+def test_divergence_names_the_epoch_and_keeps_finite_weights(optimizer):
+    X, y = regression_data()
+    X = X * 30
+    net = Network([3, 16, 2], activation="relu", output_activation="identity", seed=0)
+    with pytest.raises(FloatingPointError, match=r"diverged in epoch (\d+) of 500"):
+        net.fit(X, y, epochs=500, learning_rate=0.5, batch_size=4, optimizer=optimizer)
+    assert all(np.isfinite(p).all() for p in net.weights + net.biases)
+    # The network stays usable: training can go on with a sensible rate.
+    net.fit(X / 30, y, epochs=2, learning_rate=1e-4, optimizer="sgd")
