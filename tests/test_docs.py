@@ -5,10 +5,12 @@ import doctest
 import pytest
 
 import cyprop
+import cyprop.history
 import cyprop.lesson
 import cyprop.network
+import cyprop.optimizers
 
-MODULES = [cyprop, cyprop.network, cyprop.lesson]
+MODULES = [cyprop, cyprop.network, cyprop.lesson, cyprop.history, cyprop.optimizers]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda module: module.__name__)
