@@ -196,7 +196,7 @@ def run_training(dtype, layer_sizes, n_rows, batch_size, orders, mean=False, rat
     losses = np.empty(orders.shape[0])
     settings = SGD if settings is None else settings
     n_buffers = _core.OPTIMIZER_STATE_BUFFERS[settings["kind"]]
-    completed = _core.train_epochs(
+    completed, status, step = _core.train_epochs(
         X, Y, sample_weight if weighted else NO_WEIGHTS[dtype], orders, batch_size, params,
         sizes, codes, _core.LOSSES[loss], mean, settings, np.full(orders.shape[0], rate), 0,
         np.zeros(n_buffers * params.size, dtype),
@@ -205,8 +205,10 @@ def run_training(dtype, layer_sizes, n_rows, batch_size, orders, mean=False, rat
         np.empty(batch_size if gather and weighted else 0, dtype),
         activation_buffer(layer_sizes, batch_size, dtype),
         activation_buffer(layer_sizes, batch_size, dtype),
-        np.empty_like(params), np.empty_like(params), losses,
+        np.empty_like(params), np.empty_like(params), losses, 1000,
     )
+    assert status == _core.STATUS["completed"]
+    assert step == completed * -(-n_rows // batch_size)
     return completed, params, losses, (weights, biases, X, Y, activations)
 
 
@@ -269,13 +271,14 @@ def test_train_epochs_stops_on_divergence_and_restores_parameters(dtype):
     params = flatten(weights, biases, dtype)
     losses = np.zeros(n_epochs)
     backup = np.empty_like(params)
-    completed = _core.train_epochs(
+    completed, status, _ = _core.train_epochs(
         X, Y, NO_WEIGHTS[dtype], np.empty((n_epochs, 0), np.intp), 2, params, sizes, codes,
         _core.LOSSES["mse"], False, SGD, np.full(n_epochs, 0.2), 0, np.empty(0, dtype),
         np.empty((0, 3), dtype), np.empty((0, 2), dtype), np.empty(0, dtype),
         activation_buffer(layer_sizes, 2, dtype), activation_buffer(layer_sizes, 2, dtype),
-        np.empty_like(params), backup, losses,
+        np.empty_like(params), backup, losses, 1,
     )
+    assert status == _core.STATUS["diverged"]
     assert 0 < completed < n_epochs
     assert np.isfinite(losses[:completed]).all()
     assert np.isnan(losses[completed])

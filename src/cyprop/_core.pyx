@@ -29,6 +29,11 @@ from cython cimport floating
 from libc.math cimport NAN, exp, fabs, isfinite, log, log1p, sqrt, tanh
 from libc.string cimport memcpy, memset
 
+
+cdef extern from "Python.h":
+    int PyErr_CheckSignals()
+    void PyErr_Clear()
+
 from cyprop._blas cimport gemm
 
 
@@ -46,6 +51,11 @@ cdef enum:
     CROSS_ENTROPY = 2
 
 cdef enum:
+    COMPLETED = 0
+    DIVERGED = 1
+    INTERRUPTED = 2
+
+cdef enum:
     SGD = 0
     MOMENTUM = 1
     NESTEROV = 2
@@ -56,6 +66,7 @@ ACTIVATIONS = {"identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH, "relu": R
                "leaky_relu": LEAKY_RELU, "softmax": SOFTMAX}
 LOSSES = {"mse": MSE, "binary_cross_entropy": BINARY_CROSS_ENTROPY,
           "cross_entropy": CROSS_ENTROPY}
+STATUS = {"completed": COMPLETED, "diverged": DIVERGED, "interrupted": INTERRUPTED}
 OPTIMIZERS = {"sgd": SGD, "momentum": MOMENTUM, "nesterov": NESTEROV, "adam": ADAM,
               "irprop-": IRPROP_MINUS}
 #: Buffers of optimizer state, each the size of the parameters.
@@ -617,7 +628,8 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
                  Py_ssize_t first_step, floating[::1] state, floating[:, ::1] X_batch,
                  floating[:, ::1] Y_batch, floating[::1] weight_batch,
                  floating[::1] A_work, floating[::1] delta_work, floating[::1] grads,
-                 floating[::1] params_backup, double[::1] losses_out):
+                 floating[::1] params_backup, double[::1] losses_out,
+                 Py_ssize_t signal_interval):
     """Minibatch training for len(losses_out) epochs, updating params in place.
 
     Epoch e visits the rows of X in the order orders[e], or in storage order
@@ -628,14 +640,21 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
     reduction, their average weighted by each batch's total sample weight),
     each measured before its update.
 
-    Returns the number of epochs completed. Fewer than requested means the
-    next epoch produced a non-finite loss or parameter: it is abandoned and
-    params hold their values from its start, which are finite.
+    Every signal_interval batches the loop takes the GIL for a moment to let
+    Python see pending signals (Ctrl-C): it then stops after the batch it
+    has finished, so params are those of a completed update.
+
+    Returns (epochs completed, status, optimizer steps taken so far). Status
+    "diverged" means the next epoch produced a non-finite loss or parameter:
+    it is abandoned and params hold their values from its start, which are
+    finite. Status "interrupted" means a signal arrived during the next epoch.
     """
     cdef Py_ssize_t n_samples = X.shape[0], n_features = X.shape[1]
     cdef Py_ssize_t n_outputs = Y.shape[1], n_layers = activations.shape[0]
     cdef Py_ssize_t n_params = params.shape[0], n_epochs = losses_out.shape[0]
     cdef Py_ssize_t epoch, start, n_rows, r, completed = 0, step = first_step
+    cdef Py_ssize_t until_signal_check = signal_interval
+    cdef int status = COMPLETED
     cdef bint gather = orders.shape[1] > 0, finite = True
     cdef bint weighted = sample_weight.shape[0] > 0
     cdef double scale, batch_sum, batch_weight, epoch_sum, epoch_weight, batch_penalty
@@ -696,14 +715,26 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
                 update(&optimizer, &params[0], &grads[0], state_ptr, n_params,
                        learning_rates[epoch], step)
                 start += n_rows
+                until_signal_check -= 1
+                if until_signal_check == 0:
+                    until_signal_check = signal_interval
+                    with gil:
+                        if PyErr_CheckSignals() != 0:
+                            PyErr_Clear()
+                            status = INTERRUPTED
+                    if status == INTERRUPTED:
+                        break
+            if status == INTERRUPTED:
+                break
             finite = finite and all_finite(&params[0], n_params)
             if not finite:
                 memcpy(&params[0], &params_backup[0], n_params * sizeof(floating))
                 losses_out[epoch] = NAN
+                status = DIVERGED
                 break
             if mean_reduction:
                 losses_out[epoch] = epoch_sum / epoch_weight if epoch_weight > 0 else 0.0
             else:
                 losses_out[epoch] = epoch_sum
             completed = epoch + 1
-    return completed
+    return completed, status, step

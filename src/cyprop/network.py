@@ -41,9 +41,12 @@ REDUCTIONS = ("sum", "mean")
 INITS = ("glorot", "he", "lesson")
 
 # Row chunks for predict, loss and gradients hold about this many activations,
-# and a single call of the training loop covers about this many samples, so
-# buffers stay small and control returns to Python regularly.
+# and a call of the training loop is handed at most this many sample orders.
 _CHUNK_ELEMENTS = 1 << 20
+# Multiply-adds of training per call of the training loop (about a second at
+# most), and between two looks for Ctrl-C inside it (a few milliseconds).
+_WORK_PER_CALL = 1 << 30
+_WORK_PER_SIGNAL_CHECK = 1 << 22
 
 
 class Network:
@@ -703,6 +706,10 @@ class Network:
             the optimizer's state is reset.
         RuntimeError
             If this network is already being trained in another thread.
+        KeyboardInterrupt
+            On Ctrl-C, within milliseconds: the parameters are those after the
+            last finished batch (L-BFGS: the last accepted iterate), and the
+            network can be used and trained further.
 
         Examples
         --------
@@ -866,9 +873,12 @@ class Network:
         X_batch = np.empty((gather_rows, X.shape[1]), dtype=self._dtype)
         y_batch = np.empty((gather_rows, y.shape[1]), dtype=self._dtype)
         weight_batch = np.empty(gather_rows if weights.size else 0, dtype=self._dtype)
-        batches_per_epoch = -(-n_samples // batch_size)
-
-        per_call = 1 if run.every_epoch else max(1, _CHUNK_ELEMENTS // n_samples)
+        work_per_sample = self._params.size
+        per_call = max(1, min(_CHUNK_ELEMENTS // n_samples,
+                              _WORK_PER_CALL // (n_samples * work_per_sample)))
+        if run.every_epoch:
+            per_call = 1
+        signal_interval = max(1, _WORK_PER_SIGNAL_CHECK // (batch_size * work_per_sample))
         while not run.done:
             count = min(per_call, run.epochs - run.completed)
             if run.report_every:
@@ -881,16 +891,20 @@ class Network:
             rates = np.array([optimizer.schedule(optimizer.learning_rate, state.epoch + e)
                               for e in range(count)], dtype=np.float64)
             losses = np.empty(count)
-            completed = _core.train_epochs(
+            completed, status, state.step = _core.train_epochs(
                 X, y, weights, orders, batch_size, self._params, self._sizes,
                 self._activation_codes, self._loss_code, self._reduction == "mean",
                 settings, rates, state.step, state.buffers.reshape(-1), X_batch, y_batch,
-                weight_batch, A_work, delta_work, grads, backup, losses,
+                weight_batch, A_work, delta_work, grads, backup, losses, signal_interval,
             )
-            state.step += completed * batches_per_epoch
             if count_epochs:
                 state.epoch += completed
-            if completed < count:
+            for loss, rate in zip(losses[:completed], rates[:completed]):
+                run.record(self, float(loss), float(rate))
+            if status == _core.STATUS["interrupted"]:
+                # The parameters are those of the last finished batch.
+                raise KeyboardInterrupt
+            if status == _core.STATUS["diverged"]:
                 self._optimizer_state = None
                 failed = run.completed + completed + 1
                 raise FloatingPointError(
@@ -899,8 +913,6 @@ class Network:
                     f"their values at the start of epoch {failed}. Try a smaller "
                     f"learning rate (it was {rates[completed]:g})."
                 )
-            for loss, rate in zip(losses, rates):
-                run.record(self, float(loss), float(rate))
 
     def _fit_lbfgs(
         self, X: np.ndarray, y: np.ndarray, weights: np.ndarray, optimizer: LBFGS, run: _Run
@@ -909,6 +921,7 @@ class Network:
         from scipy.optimize import minimize
 
         start = self._params.copy()
+        accepted = start.copy()
 
         def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
             self._params[...] = flat
@@ -917,16 +930,22 @@ class Network:
 
         def after_iteration(intermediate_result: Any) -> None:
             self._params[...] = intermediate_result.x
+            accepted[...] = self._params
             run.record(self, float(intermediate_result.fun), 1.0)
             if run.done:
                 raise StopIteration
 
-        result = minimize(
-            objective, start.astype(np.float64), jac=True, method="L-BFGS-B",
-            callback=after_iteration,
-            options={"maxiter": run.epochs, "maxcor": optimizer.max_corrections,
-                     "ftol": optimizer.tolerance, "gtol": 0.0},
-        )
+        try:
+            result = minimize(
+                objective, start.astype(np.float64), jac=True, method="L-BFGS-B",
+                callback=after_iteration,
+                options={"maxiter": run.epochs, "maxcor": optimizer.max_corrections,
+                         "ftol": optimizer.tolerance, "gtol": 0.0},
+            )
+        except KeyboardInterrupt:
+            # Not a trial point of the line search: the last accepted iterate.
+            self._params[...] = accepted
+            raise
         if not np.all(np.isfinite(result.x)) or not np.isfinite(result.fun):
             self._params[...] = start
             raise FloatingPointError(
