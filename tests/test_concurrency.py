@@ -1,0 +1,131 @@
+"""The core releases the GIL; networks train side by side without interfering."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from cyprop import Network
+
+
+def make_data(seed, n_samples=300):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_samples, 20))
+    return X, np.tanh(X[:, :3] @ rng.standard_normal((3, 4)))
+
+
+def train(seed, dtype="float64"):
+    X, y = make_data(seed)
+    net = Network([20, 64, 4], activation="tanh", output_activation="identity",
+                  reduction="mean", dtype=dtype, seed=seed)
+    net.fit(X, y, epochs=15, batch_size=16, optimizer="adam")
+    return np.concatenate([p.ravel() for p in net.weights + net.biases])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_threads_train_as_if_one_after_another(dtype):
+    seeds = [1, 2, 3, 4]
+    sequential = [train(seed, dtype) for seed in seeds]
+    results = [None] * len(seeds)
+
+    def work(index):
+        results[index] = train(seeds[index], dtype)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(seeds))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for alone, together in zip(sequential, results):
+        assert alone.tobytes() == together.tobytes()
+
+
+def test_predict_from_many_threads():
+    X, y = make_data(0, 2000)
+    net = Network([20, 128, 4], activation="relu", seed=0)
+    expected = net.predict(X)
+    outputs = []
+
+    def work():
+        for _ in range(20):
+            outputs.append(net.predict(X))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(outputs) == 80
+    for output in outputs:
+        assert output.tobytes() == expected.tobytes()
+
+
+def test_core_releases_the_gil():
+    """A Python thread keeps running while another thread sits in the training loop."""
+    X, y = make_data(0, 4000)
+    net = Network([20, 256, 4], activation="tanh", seed=0)
+    ticks = []
+    done = threading.Event()
+
+    def ticker():
+        while not done.is_set():
+            ticks.append(1)
+            done.wait(0.001)
+
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    try:
+        before = len(ticks)
+        # One call of the training loop: many batches without returning to Python.
+        net.fit(X, y, epochs=3, learning_rate=1e-4, batch_size=8)
+        during = len(ticks) - before
+    finally:
+        done.set()
+        thread.join()
+    assert during > 10
+
+
+def test_fitting_one_network_from_two_threads_is_refused():
+    X, y = make_data(0, 4000)
+    net = Network([20, 256, 4], activation="tanh", seed=0)
+    errors = []
+    started = threading.Event()
+
+    def long_fit():
+        net.fit(X, y, epochs=40, learning_rate=1e-4, batch_size=8,
+                callbacks=[lambda net, logs: started.set()])
+
+    thread = threading.Thread(target=long_fit)
+    thread.start()
+    started.wait()
+    # The first fit holds the network; keep trying until this one is refused.
+    while thread.is_alive() and not errors:
+        try:
+            net.fit(X[:10], y[:10], epochs=1, learning_rate=1e-4)
+        except RuntimeError as error:
+            errors.append(str(error))
+    thread.join()
+    assert errors and "already being trained in another thread" in errors[0]
+    assert all(np.isfinite(p).all() for p in net.weights + net.biases)
+
+
+def _train_large(dtype, n_threads, threadpoolctl):
+    X, y = make_data(5, 512)
+    with threadpoolctl.threadpool_limits(limits=n_threads):
+        net = Network([20, 256, 256, 4], activation="relu", reduction="mean",
+                      dtype=dtype, seed=3)
+        net.fit(X, y, epochs=2, batch_size=128, optimizer="adam")
+        return np.concatenate([net.predict(X).ravel()] + [p.ravel() for p in net.weights])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_same_blas_thread_count_same_bits(dtype):
+    """Layers large enough for BLAS: bit-identical at a fixed thread count, and
+    equal up to rounding across thread counts (BLAS may then pick other kernels)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    one = [_train_large(dtype, 1, threadpoolctl) for _ in range(2)]
+    two = [_train_large(dtype, 2, threadpoolctl) for _ in range(2)]
+    assert one[0].tobytes() == one[1].tobytes()
+    assert two[0].tobytes() == two[1].tobytes()
+    np.testing.assert_allclose(one[0], two[0], rtol=1e-3 if dtype == "float32" else 1e-9,
+                               atol=1e-5 if dtype == "float32" else 1e-12)

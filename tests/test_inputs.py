@@ -1,0 +1,137 @@
+"""Any memory layout, dtype and container of valid data gives the results of a
+contiguous float copy; invalid data raises, never crashes."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from cyprop import Network
+
+NET = Network([5, 7, 3], activation="tanh", output_activation="sigmoid", seed=0)
+rng = np.random.default_rng(0)
+BASE_X = rng.standard_normal((12, 5))
+BASE_Y = rng.uniform(0, 1, (12, 3))
+
+
+def layouts(array):
+    """The same values in many memory layouts."""
+    wide = np.zeros((array.shape[0] * 2, array.shape[1] * 3))
+    wide[::2, ::3] = array
+    read_only = array.copy()
+    read_only.flags.writeable = False
+    return {
+        "fortran": np.asfortranarray(array),
+        "strided": wide[::2, ::3],
+        "reversed": array[::-1][::-1],
+        "negative-strides": np.ascontiguousarray(array[::-1, ::-1])[::-1, ::-1],
+        "read-only": read_only,
+        "list": array.tolist(),
+        "float32-source": array.astype(np.float32).astype(np.float64),
+    }
+
+
+@pytest.mark.parametrize("layout", list(layouts(BASE_X)))
+def test_layouts_give_the_results_of_a_contiguous_copy(layout):
+    X = layouts(BASE_X)[layout]
+    y = layouts(BASE_Y)[layout]
+    reference = np.ascontiguousarray(X, dtype=np.float64)
+    target = np.ascontiguousarray(y, dtype=np.float64)
+    assert NET.predict(X).tobytes() == NET.predict(reference).tobytes()
+    assert NET.loss(X, y) == NET.loss(reference, target)
+    a, b = Network([5, 7, 3], seed=1), Network([5, 7, 3], seed=1)
+    a.fit(X, y, epochs=3, batch_size=5)
+    b.fit(reference, target, epochs=3, batch_size=5)
+    for p, q in zip(a.weights + a.biases, b.weights + b.biases):
+        assert p.tobytes() == q.tobytes()
+
+
+def test_inputs_are_not_modified():
+    X = BASE_X.copy()
+    y = BASE_Y.copy()
+    Network([5, 7, 3], seed=1).fit(X, y, epochs=2, batch_size=4)
+    assert np.array_equal(X, BASE_X) and np.array_equal(y, BASE_Y)
+
+
+@pytest.mark.parametrize("dtype", [np.bool_, np.int8, np.uint16, np.int64, np.float16,
+                                   np.float32])
+def test_integer_boolean_and_other_float_inputs_are_converted(dtype):
+    X = (BASE_X > 0).astype(dtype) if dtype is np.bool_ else (BASE_X * 3).astype(dtype)
+    expected = NET.predict(X.astype(np.float64))
+    assert NET.predict(X).tobytes() == expected.tobytes()
+
+
+def test_object_arrays_of_numbers_are_converted():
+    X = BASE_X.astype(object)
+    assert NET.predict(X).tobytes() == NET.predict(BASE_X).tobytes()
+    with pytest.raises(TypeError, match="object array that does not convert"):
+        NET.predict(np.array([["a"] * 5], dtype=object))
+    with pytest.raises(ValueError, match="NaN"):  # numpy turns None into NaN
+        NET.predict(np.array([[None] * 5], dtype=object))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    X=hnp.arrays(
+        dtype=st.sampled_from([np.float64, np.float32, np.int32, np.bool_]),
+        shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=6),
+        elements={"allow_nan": True, "allow_infinity": True},
+    ),
+)
+def test_any_array_is_predicted_or_refused_clearly(X):
+    try:
+        output = NET.predict(X)
+    except (ValueError, TypeError) as error:
+        assert str(error)
+        valid = X.ndim == 2 and X.shape[1] == 5 and X.shape[0] > 0
+        if valid:
+            assert "NaN or infinity" in str(error)
+    else:
+        assert X.ndim == 2 and X.shape[1] == 5 and X.shape[0] > 0
+        assert output.shape == (X.shape[0], 3)
+        assert np.isfinite(output).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 9), min_size=2, max_size=5),
+    n_samples=st.integers(1, 20),
+    batch_size=st.one_of(st.none(), st.integers(1, 25)),
+    dtype=st.sampled_from(["float32", "float64"]),
+    activation=st.sampled_from(["sigmoid", "tanh", "relu", "leaky_relu", "identity"]),
+    scale=st.sampled_from([1e-3, 1.0, 1e3]),
+    seed=st.integers(0, 2**16),
+)
+def test_training_any_shape_gives_finite_results_or_a_clear_error(
+        sizes, n_samples, batch_size, dtype, activation, scale, seed):
+    data = np.random.default_rng(seed)
+    X = data.standard_normal((n_samples, sizes[0])) * scale
+    y = data.uniform(0, 1, (n_samples, sizes[-1]))
+    net = Network(sizes, activation=activation, output_activation="sigmoid",
+                  loss="binary_cross_entropy", reduction="mean", dtype=dtype, seed=seed)
+    try:
+        history = net.fit(X, y, epochs=3, learning_rate=0.1, batch_size=batch_size)
+    except FloatingPointError as error:
+        assert "diverged in epoch" in str(error)
+    else:
+        assert np.isfinite(history.loss).all()
+    assert all(np.isfinite(p).all() for p in net.weights + net.biases)
+    assert np.isfinite(net.predict(X)).all()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_float32_gives_no_nan_where_float64_gives_none(seed):
+    data = np.random.default_rng(seed)
+    X = data.standard_normal((200, 8)) * 50
+    labels = data.integers(0, 4, 200)
+    Y = np.eye(4)[labels]
+    results = {}
+    for dtype in ("float64", "float32"):
+        net = Network([8, 32, 32, 4], activation="relu", output_activation="softmax",
+                      loss="cross_entropy", reduction="mean", dtype=dtype, seed=seed)
+        history = net.fit(X, Y, epochs=20, batch_size=16, optimizer="adam",
+                          learning_rate=0.01)
+        results[dtype] = history.loss
+        assert np.isfinite(net.predict(X)).all()
+    assert np.isfinite(results["float64"]).all() and np.isfinite(results["float32"]).all()
