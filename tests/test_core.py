@@ -196,7 +196,7 @@ def run_training(dtype, layer_sizes, n_rows, batch_size, orders, mean=False, rat
     losses = np.empty(orders.shape[0])
     settings = SGD if settings is None else settings
     n_buffers = _core.OPTIMIZER_STATE_BUFFERS[settings["kind"]]
-    completed, status, step = _core.train_epochs(
+    completed, status, step, _ = _core.train_epochs(
         X, Y, sample_weight if weighted else NO_WEIGHTS[dtype], orders, batch_size, params,
         sizes, codes, _core.LOSSES[loss], mean, settings, np.full(orders.shape[0], rate), 0,
         np.zeros(n_buffers * params.size, dtype),
@@ -205,7 +205,7 @@ def run_training(dtype, layer_sizes, n_rows, batch_size, orders, mean=False, rat
         np.empty(batch_size if gather and weighted else 0, dtype),
         activation_buffer(layer_sizes, batch_size, dtype),
         activation_buffer(layer_sizes, batch_size, dtype),
-        np.empty_like(params), np.empty_like(params), losses, 1000,
+        np.empty_like(params), np.empty((2, params.size), dtype), losses, 1000,
     )
     assert status == _core.STATUS["completed"]
     assert step == completed * -(-n_rows // batch_size)
@@ -270,8 +270,8 @@ def test_train_epochs_stops_on_divergence_and_restores_parameters(dtype):
     weights, biases, X, Y, sizes, codes = make_case(layer_sizes, n_rows, activations, dtype)
     params = flatten(weights, biases, dtype)
     losses = np.zeros(n_epochs)
-    backup = np.empty_like(params)
-    completed, status, _ = _core.train_epochs(
+    backup = np.empty((2, params.size), dtype)
+    completed, status, _, good_epoch = _core.train_epochs(
         X, Y, NO_WEIGHTS[dtype], np.empty((n_epochs, 0), np.intp), 2, params, sizes, codes,
         _core.LOSSES["mse"], False, SGD, np.full(n_epochs, 0.2), 0, np.empty(0, dtype),
         np.empty((0, 3), dtype), np.empty((0, 2), dtype), np.empty(0, dtype),
@@ -283,4 +283,9 @@ def test_train_epochs_stops_on_divergence_and_restores_parameters(dtype):
     assert np.isfinite(losses[:completed]).all()
     assert np.isnan(losses[completed])
     assert np.isfinite(params).all()
-    np.testing.assert_array_equal(params, backup)  # the start of the failed epoch
+    np.testing.assert_array_equal(params, backup[1])  # the last known good parameters
+    assert 0 <= good_epoch <= completed
+    # They gave a finite loss.
+    A = activation_buffer(layer_sizes, n_rows, dtype)
+    Z = np.empty(n_rows * 2, dtype)
+    assert np.isfinite(_core.loss_sum(X, Y, NO_WEIGHTS[dtype], params, sizes, codes, 0, A, Z))

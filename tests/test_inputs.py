@@ -117,7 +117,12 @@ def test_training_any_shape_gives_finite_results_or_a_clear_error(
     else:
         assert np.isfinite(history.loss).all()
     assert all(np.isfinite(p).all() for p in net.weights + net.biases)
-    assert np.isfinite(net.predict(X)).all()
+    try:
+        outputs = net.predict(X)
+    except FloatingPointError as error:  # finite weights can still overflow float32
+        assert "overflowed the range of" in str(error)
+    else:
+        assert np.isfinite(outputs).all()
 
 
 @pytest.mark.parametrize("seed", range(5))

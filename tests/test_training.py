@@ -324,3 +324,23 @@ def test_divergence_names_the_epoch_and_keeps_finite_weights(optimizer):
     assert all(np.isfinite(p).all() for p in net.weights + net.biases)
     # The network stays usable: training can go on with a sensible rate.
     net.fit(X / 30, y, epochs=2, learning_rate=1e-4, optimizer="sgd")
+
+
+def test_overflowing_activations_are_refused_not_returned():
+    net = Network([2, 2, 2, 1], activation="identity", dtype="float32", seed=0)
+    for W in net.weights:
+        W[...] = [[1e30, -1e30], [1e30, -1e30]][: W.shape[0]] if W.shape[1] == 2 else 1e30
+    X = np.array([[1.0, 1.0]])
+    with pytest.raises(FloatingPointError, match="overflowed the range of float32"):
+        net.predict(X)
+    with pytest.raises(FloatingPointError, match="loss produced NaN or infinity"):
+        net.loss(X, [[0.0]])
+
+
+def test_divergence_restores_parameters_with_a_finite_loss():
+    X, y = regression_data()
+    X = X * 30
+    net = Network([3, 16, 2], activation="relu", output_activation="identity", seed=0)
+    with pytest.raises(FloatingPointError, match="the last whose loss was finite"):
+        net.fit(X, y, epochs=500, learning_rate=0.5, batch_size=4)
+    assert np.isfinite(net.loss(X, y))

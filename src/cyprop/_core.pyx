@@ -628,7 +628,7 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
                  Py_ssize_t first_step, floating[::1] state, floating[:, ::1] X_batch,
                  floating[:, ::1] Y_batch, floating[::1] weight_batch,
                  floating[::1] A_work, floating[::1] delta_work, floating[::1] grads,
-                 floating[::1] params_backup, double[::1] losses_out,
+                 floating[:, ::1] params_backup, double[::1] losses_out,
                  Py_ssize_t signal_interval):
     """Minibatch training for len(losses_out) epochs, updating params in place.
 
@@ -644,17 +644,24 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
     Python see pending signals (Ctrl-C): it then stops after the batch it
     has finished, so params are those of a completed update.
 
-    Returns (epochs completed, status, optimizer steps taken so far). Status
-    "diverged" means the next epoch produced a non-finite loss or parameter:
-    it is abandoned and params hold their values from its start, which are
-    finite. Status "interrupted" means a signal arrived during the next epoch.
+    params_backup has two rows: the parameters at the start of the current
+    epoch, and the last parameters known good, that is, whose first batch of
+    an epoch gave a finite loss (or the parameters on entry, before any).
+
+    Returns (epochs completed, status, optimizer steps taken so far, epoch
+    whose starting parameters were restored or -1 for those on entry).
+    Status "diverged" means the next epoch produced a non-finite loss or
+    parameter: it is abandoned and params go back to the last known good.
+    Status "interrupted" means a signal arrived during the next epoch.
     """
     cdef Py_ssize_t n_samples = X.shape[0], n_features = X.shape[1]
     cdef Py_ssize_t n_outputs = Y.shape[1], n_layers = activations.shape[0]
     cdef Py_ssize_t n_params = params.shape[0], n_epochs = losses_out.shape[0]
     cdef Py_ssize_t epoch, start, n_rows, r, completed = 0, step = first_step
-    cdef Py_ssize_t until_signal_check = signal_interval
+    cdef Py_ssize_t until_signal_check = signal_interval, good_epoch = -1
     cdef int status = COMPLETED
+    cdef floating* epoch_start = &params_backup[0, 0]
+    cdef floating* known_good = &params_backup[1, 0]
     cdef bint gather = orders.shape[1] > 0, finite = True
     cdef bint weighted = sample_weight.shape[0] > 0
     cdef double scale, batch_sum, batch_weight, epoch_sum, epoch_weight, batch_penalty
@@ -665,8 +672,9 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
     if state.shape[0] > 0:
         state_ptr = &state[0]
     with nogil:
+        memcpy(known_good, &params[0], n_params * sizeof(floating))
         for epoch in range(n_epochs):
-            memcpy(&params_backup[0], &params[0], n_params * sizeof(floating))
+            memcpy(epoch_start, &params[0], n_params * sizeof(floating))
             epoch_sum = 0.0
             epoch_weight = 0.0
             start = 0
@@ -704,6 +712,10 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
                 finite = isfinite(batch_sum) and isfinite(batch_penalty)
                 if not finite:
                     break
+                if start == 0:
+                    # These parameters just gave a finite loss.
+                    memcpy(known_good, epoch_start, n_params * sizeof(floating))
+                    good_epoch = epoch
                 if mean_reduction:
                     epoch_sum += batch_sum + batch_weight * batch_penalty
                 else:
@@ -728,7 +740,7 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
                 break
             finite = finite and all_finite(&params[0], n_params)
             if not finite:
-                memcpy(&params[0], &params_backup[0], n_params * sizeof(floating))
+                memcpy(&params[0], known_good, n_params * sizeof(floating))
                 losses_out[epoch] = NAN
                 status = DIVERGED
                 break
@@ -737,4 +749,4 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
             else:
                 losses_out[epoch] = epoch_sum
             completed = epoch + 1
-    return completed, status, step
+    return completed, status, step, good_epoch

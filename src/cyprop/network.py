@@ -371,6 +371,16 @@ class Network:
                                           f"{name}sample_weight")
         return X, y, weights
 
+    def _check_overflow(self, values: np.ndarray, what: str) -> None:
+        """Refuse to hand back NaN or infinity computed from finite inputs."""
+        if not np.isfinite(values).all():
+            raise FloatingPointError(
+                f"{what} produced NaN or infinity from finite inputs: the network's "
+                f"activations overflowed the range of {self._dtype.name}. Its weights "
+                "may have grown too large in training; a smaller learning rate, "
+                "weight_decay or float64 can help."
+            )
+
     # --- inference -------------------------------------------------------
 
     def forward(self, X: Any) -> list[np.ndarray]:
@@ -436,6 +446,7 @@ class Network:
             outputs[start : start + n_rows] = used[used.size - n_rows * n_outputs :].reshape(
                 n_rows, n_outputs
             )
+        self._check_overflow(outputs, "predict")
         return outputs
 
     # --- objective and gradients -----------------------------------------
@@ -509,7 +520,9 @@ class Network:
         """
         X, y, weights = self._check_data(X, y, sample_weight)
         weight_decay = check_non_negative_float(weight_decay, "weight_decay")
-        return self._evaluate(X, y, weights, weight_decay, False)[0]
+        objective = self._evaluate(X, y, weights, weight_decay, False)[0]
+        self._check_overflow(np.array(objective), "loss")
+        return objective
 
     def gradients(
         self, X: Any, y: Any, sample_weight: Any = None, weight_decay: float = 0.0
@@ -542,6 +555,7 @@ class Network:
         X, y, weights = self._check_data(X, y, sample_weight)
         weight_decay = check_non_negative_float(weight_decay, "weight_decay")
         grads = self._evaluate(X, y, weights, weight_decay, True)[1]
+        self._check_overflow(grads, "gradients")
         return self._layer_views(grads)
 
     def check_gradients(
@@ -702,8 +716,9 @@ class Network:
         ------
         FloatingPointError
             If the loss or a parameter becomes NaN or infinite. The
-            parameters are left as they were at the start of that epoch and
-            the optimizer's state is reset.
+            parameters go back to the last values whose loss was measured
+            finite (the start of that epoch, or of the one before when its
+            first batch already failed), and the optimizer's state is reset.
         RuntimeError
             If this network is already being trained in another thread.
         KeyboardInterrupt
@@ -868,7 +883,7 @@ class Network:
         A_work = np.empty(batch_size * n_units, dtype=self._dtype)
         delta_work = np.empty_like(A_work)
         grads = np.empty_like(self._params)
-        backup = np.empty_like(self._params)
+        backup = np.empty((2, self._params.size), dtype=self._dtype)
         gather_rows = batch_size if shuffle else 0
         X_batch = np.empty((gather_rows, X.shape[1]), dtype=self._dtype)
         y_batch = np.empty((gather_rows, y.shape[1]), dtype=self._dtype)
@@ -891,7 +906,7 @@ class Network:
             rates = np.array([optimizer.schedule(optimizer.learning_rate, state.epoch + e)
                               for e in range(count)], dtype=np.float64)
             losses = np.empty(count)
-            completed, status, state.step = _core.train_epochs(
+            completed, status, state.step, good_epoch = _core.train_epochs(
                 X, y, weights, orders, batch_size, self._params, self._sizes,
                 self._activation_codes, self._loss_code, self._reduction == "mean",
                 settings, rates, state.step, state.buffers.reshape(-1), X_batch, y_batch,
@@ -906,12 +921,19 @@ class Network:
                 raise KeyboardInterrupt
             if status == _core.STATUS["diverged"]:
                 self._optimizer_state = None
-                failed = run.completed + completed + 1
+                failed = run.completed + 1
+                restored = run.completed - completed + good_epoch + 1
                 raise FloatingPointError(
                     f"training diverged in epoch {failed} of {run.epochs}: the loss or a "
                     "parameter became NaN or infinite. The parameters were restored to "
-                    f"their values at the start of epoch {failed}. Try a smaller "
-                    f"learning rate (it was {rates[completed]:g})."
+                    f"their values at the start of epoch {restored}, the last whose "
+                    f"loss was finite. Try a smaller learning rate (it was "
+                    f"{rates[completed]:g})."
+                    if good_epoch >= 0 else
+                    f"training diverged in epoch {failed} of {run.epochs}: the loss or a "
+                    "parameter became NaN or infinite. The parameters were restored to "
+                    "their values before this epoch. Try a smaller learning rate (it was "
+                    f"{rates[completed]:g})."
                 )
 
     def _fit_lbfgs(
