@@ -981,6 +981,30 @@ class Network:
 
     # --- persistence -----------------------------------------------------
 
+    def to_onnx(self, path: str | os.PathLike[str]) -> None:
+        """Write the network as a standard ONNX model (needs ``cyprop[onnx]``).
+
+        The model maps an input ``X`` of shape ``(batch, n_features)`` in the
+        network's dtype to ``Y``, the outputs :meth:`predict` returns, with
+        ONNX's MatMul, Add and activation operators (opset 17).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> from cyprop import Network
+        >>> path = os.path.join(tempfile.mkdtemp(), "net.onnx")
+        >>> Network([3, 4, 1], seed=0).to_onnx(path)
+        >>> os.path.getsize(path) > 0
+        True
+        """
+        from cyprop.export import save_onnx
+
+        save_onnx(self, path, _core.LEAKY_RELU_SLOPE)
+
     def _config(self) -> dict[str, Any]:
         return {
             "layer_sizes": list(self._layer_sizes),
