@@ -211,10 +211,11 @@ def test_check_gradients_reports_a_wrong_gradient(monkeypatch):
     evaluate = Network._evaluate
 
     def wrong_bias_gradient(self, *args):
-        objective, grads = evaluate(self, *args)
+        objective = evaluate(self, *args)
+        grads = args[4] if len(args) > 4 else None
         if grads is not None:
             grads[-1] *= 1.01  # the last bias entry, off by 1%
-        return objective, grads
+        return objective
 
     monkeypatch.setattr(Network, "_evaluate", wrong_bias_gradient)
     result = net.check_gradients(X, y)

@@ -6,6 +6,7 @@ its inputs and never checks them again.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 from typing import Any
@@ -21,7 +22,7 @@ DTYPES = ("float32", "float64")
 def check_dtype(dtype: Any) -> np.dtype:
     """Return the numpy dtype named by ``dtype``, which must be float32 or float64."""
     try:
-        resolved = np.dtype(dtype)
+        resolved: np.dtype[Any] = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
     if resolved.name not in DTYPES:
@@ -33,31 +34,32 @@ def check_integer(value: Any, name: str, minimum: int = 1) -> int:
     """Return ``value`` as an int, raising unless it is an integer >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    if value > MAX_DIMENSION:
-        raise ValueError(f"{name} must be at most {MAX_DIMENSION}, got {value}")
-    return int(value)
+    number = int(value)
+    if number < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {number}")
+    if number > MAX_DIMENSION:
+        raise ValueError(f"{name} must be at most {MAX_DIMENSION}, got {number}")
+    return number
 
 
 def check_positive_float(value: Any, name: str) -> float:
     """Return ``value`` as a float, raising unless it is finite and > 0."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number greater than 0, got {value}")
-    return value
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"{name} must be a finite number greater than 0, got {number}")
+    return number
 
 
 def check_non_negative_float(value: Any, name: str) -> float:
     """Return ``value`` as a float, raising unless it is finite and >= 0."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number of at least 0, got {value}")
-    return value
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{name} must be a finite number of at least 0, got {number}")
+    return number
 
 
 def check_layer_sizes(layer_sizes: Any) -> tuple[int, ...]:
@@ -173,9 +175,9 @@ def check_features(X: Any, n_features: int, dtype: np.dtype, name: str = "X") ->
         )
     if X.shape[0] > MAX_DIMENSION:
         raise ValueError(f"{name} has more than {MAX_DIMENSION} samples")
-    X = _converted(X, dtype)
-    _check_finite(X, name)
-    return X
+    converted = _converted(X, dtype)
+    _check_finite(converted, name)
+    return converted
 
 
 def check_targets(
@@ -199,9 +201,9 @@ def check_targets(
         raise ValueError(
             f"{name} has {y.shape[1]} columns but the network has {n_outputs} outputs"
         )
-    y = _converted(y, dtype)
-    _check_finite(y, name)
-    return y
+    converted = _converted(y, dtype)
+    _check_finite(converted, name)
+    return converted
 
 
 def _converted(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -211,7 +213,8 @@ def _converted(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     check that follows reports; numpy's overflow warning would only repeat it.
     """
     with np.errstate(over="ignore"):
-        return np.ascontiguousarray(array, dtype=dtype)
+        converted: np.ndarray = np.ascontiguousarray(array, dtype=dtype)
+    return converted
 
 
 def _check_finite(array: np.ndarray, name: str) -> None:

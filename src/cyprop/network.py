@@ -30,7 +30,7 @@ from cyprop._validation import (
     check_targets,
 )
 from cyprop.history import History
-from cyprop.optimizers import LBFGS, Optimizer, make_optimizer
+from cyprop.optimizers import LBFGS, IRPropMinus, Optimizer, make_optimizer
 
 ACTIVATIONS = tuple(_core.ACTIVATIONS)
 HIDDEN_ACTIVATIONS = tuple(name for name in ACTIVATIONS if name != "softmax")
@@ -453,26 +453,28 @@ class Network:
 
     def _evaluate(
         self, X: np.ndarray, y: np.ndarray, weights: np.ndarray, weight_decay: float,
-        with_gradient: bool,
-    ) -> tuple[float, np.ndarray | None]:
-        """The objective over all rows of checked data and, optionally, its flat gradient."""
+        grads: np.ndarray | None = None,
+    ) -> float:
+        """The objective over all rows of checked data; its flat gradient goes
+        into ``grads`` when given."""
         n_samples, n_outputs = X.shape[0], self._layer_sizes[-1]
         total_weight = n_samples if weights.size == 0 else float(weights.sum(dtype=np.float64))
         scale = 1.0 / total_weight if self._reduction == "mean" else 1.0
         chunk = self._chunk_rows(n_samples)
         A_work = self._activation_buffer(chunk)
         # Deltas for every layer with a gradient; the output pre-activations only without.
-        second = self._activation_buffer(chunk) if with_gradient else np.empty(
+        second = self._activation_buffer(chunk) if grads is not None else np.empty(
             chunk * n_outputs, dtype=self._dtype)
-        grads = np.zeros_like(self._params) if with_gradient else None
-        chunk_grads = np.empty_like(self._params) if with_gradient else None
+        if grads is not None:
+            grads[...] = 0
+        chunk_grads = np.empty_like(self._params)
         n_units = sum(self._layer_sizes[1:])
         total = 0.0
         for start in range(0, n_samples, chunk):
             rows, targets = X[start : start + chunk], y[start : start + chunk]
             row_weights = weights[start : start + chunk] if weights.size else weights
             n_rows = rows.shape[0]
-            if with_gradient:
+            if grads is not None:
                 total += _core.loss_gradient(
                     rows, targets, row_weights, self._params, self._sizes,
                     self._activation_codes, self._loss_code, scale,
@@ -486,9 +488,9 @@ class Network:
                     second[: n_rows * n_outputs],
                 )
         objective = total * scale + _core.penalty(self._params, self._sizes, weight_decay)
-        if with_gradient:
+        if grads is not None:
             _core.add_penalty_gradient(self._params, grads, self._sizes, weight_decay)
-        return objective, grads
+        return objective
 
     def loss(self, X: Any, y: Any, sample_weight: Any = None, weight_decay: float = 0.0) -> float:
         """The objective that training minimises, over the samples in ``X``.
@@ -520,7 +522,7 @@ class Network:
         """
         X, y, weights = self._check_data(X, y, sample_weight)
         weight_decay = check_non_negative_float(weight_decay, "weight_decay")
-        objective = self._evaluate(X, y, weights, weight_decay, False)[0]
+        objective = self._evaluate(X, y, weights, weight_decay)
         self._check_overflow(np.array(objective), "loss")
         return objective
 
@@ -554,7 +556,8 @@ class Network:
         """
         X, y, weights = self._check_data(X, y, sample_weight)
         weight_decay = check_non_negative_float(weight_decay, "weight_decay")
-        grads = self._evaluate(X, y, weights, weight_decay, True)[1]
+        grads = np.empty_like(self._params)
+        self._evaluate(X, y, weights, weight_decay, grads)
         self._check_overflow(grads, "gradients")
         return self._layer_views(grads)
 
@@ -604,7 +607,8 @@ class Network:
         net = self._from_config({**self._config(), "dtype": "float64"})
         net._params[...] = self._params
         X, y, weights = (a.astype(np.float64) for a in (X, y, weights))
-        objective, flat_grads = net._evaluate(X, y, weights, weight_decay, True)
+        flat_grads = np.empty_like(net._params)
+        objective = net._evaluate(X, y, weights, weight_decay, flat_grads)
         floor = 1e-5 * max(1.0, abs(objective))
         rng = np.random.default_rng(seed)
         step = 1e-4
@@ -621,7 +625,7 @@ class Network:
                 values = []
                 for offset in (2, 1, -1, -2):
                     flat[index] = saved + offset * step
-                    values.append(net._evaluate(X, y, weights, weight_decay, False)[0])
+                    values.append(net._evaluate(X, y, weights, weight_decay))
                 flat[index] = saved
                 numeric = (-values[0] + 8 * values[1] - 8 * values[2] + values[3]) / (12 * step)
                 analytic = float(flat_grad[index])
@@ -835,7 +839,7 @@ class Network:
 
     def _split_validation(
         self, X: np.ndarray, y: np.ndarray, weights: np.ndarray, fraction: Any
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         fraction = check_positive_float(fraction, "validation_fraction")
         n_samples = X.shape[0]
         n_validation = int(np.ceil(fraction * n_samples))
@@ -848,12 +852,15 @@ class Network:
         validation = (X[held], y[held], weights[held] if weights.size else weights)
         return X[kept], y[kept], weights[kept] if weights.size else weights, validation
 
-    def _check_validation_data(self, data: Any) -> tuple[np.ndarray, ...]:
+    def _check_validation_data(
+        self, data: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
             raise TypeError(
                 "validation_data must be a tuple (X_val, y_val) or (X_val, y_val, sample_weight)"
             )
-        return self._check_data(*data, name="validation_data: ")
+        sample_weight = data[2] if len(data) == 3 else None
+        return self._check_data(data[0], data[1], sample_weight, name="validation_data: ")
 
     def _state_for(self, optimizer: Optimizer) -> _OptimizerState:
         """The optimizer's state: carried over when the optimizer is unchanged."""
@@ -940,14 +947,16 @@ class Network:
         self, X: np.ndarray, y: np.ndarray, weights: np.ndarray, optimizer: LBFGS, run: _Run
     ) -> None:
         """Full-batch L-BFGS by scipy, fed the core's objective and gradient."""
-        from scipy.optimize import minimize
+        from scipy.optimize import minimize  # type: ignore[import-untyped]
 
         start = self._params.copy()
         accepted = start.copy()
 
+        grads = np.empty_like(self._params)
+
         def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
             self._params[...] = flat
-            value, grads = self._evaluate(X, y, weights, optimizer.weight_decay, True)
+            value = self._evaluate(X, y, weights, optimizer.weight_decay, grads)
             return value, grads.astype(np.float64)
 
         def after_iteration(intermediate_result: Any) -> None:
@@ -1128,9 +1137,10 @@ class _OptimizerState:
 
     def __init__(self, optimizer: Optimizer, n_params: int, dtype: np.dtype) -> None:
         self.optimizer = optimizer
-        n_buffers = _core.OPTIMIZER_STATE_BUFFERS.get(_core.OPTIMIZERS.get(optimizer.kind), 0)
+        code = _core.OPTIMIZERS.get(optimizer.kind)
+        n_buffers = 0 if code is None else _core.OPTIMIZER_STATE_BUFFERS[code]
         self.buffers = np.zeros((n_buffers, n_params), dtype=dtype)
-        if optimizer.kind == "irprop-":
+        if isinstance(optimizer, IRPropMinus):
             self.buffers[1] = optimizer.initial_step
         self.step = 0
         self.epoch = 0
@@ -1160,7 +1170,8 @@ def _core_settings(optimizer: Optimizer) -> dict[str, Any]:
 class _Run:
     """One call to fit: its losses, validation, early stopping, callbacks and reports."""
 
-    def __init__(self, epochs: int, validation: tuple[np.ndarray, ...] | None,
+    def __init__(self, epochs: int,
+                 validation: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
                  early_stopping: bool, patience: int, min_delta: float,
                  callbacks: list[Callable[..., Any]], report_every: int) -> None:
         self.epochs = epochs
@@ -1196,7 +1207,7 @@ class _Run:
         epoch = self.completed
         val_loss = None
         if self.validation is not None:
-            val_loss = net._evaluate(*self.validation, 0.0, False)[0]
+            val_loss = net._evaluate(*self.validation, 0.0)
             self.val_losses.append(val_loss)
         if self.early_stopping:
             monitored = loss if val_loss is None else val_loss
@@ -1241,11 +1252,11 @@ def _check_callbacks(callbacks: Any) -> list[Callable[..., Any]]:
         return []
     if callable(callbacks):
         callbacks = [callbacks]
-    callbacks = list(callbacks)
-    for callback in callbacks:
+    checked: list[Callable[..., Any]] = list(callbacks)
+    for callback in checked:
         if not callable(callback):
             raise TypeError(f"callbacks must be callables, got {callback!r}")
-    return callbacks
+    return checked
 
 
 def _check_verbose(verbose: Any) -> int:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,9 +38,10 @@ def _check_real(value: Any, name: str, low: float, high: float = math.inf,
                 low_inclusive: bool = False, high_inclusive: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
-    above = value >= low if low_inclusive else value > low
-    below = value <= high if high_inclusive else value < high
-    if not (math.isfinite(value) and above and below):
+    number = float(value)
+    above = number >= low if low_inclusive else number > low
+    below = number <= high if high_inclusive else number < high
+    if not (math.isfinite(number) and above and below):
         left = "[" if low_inclusive else "("
         right = "]" if high_inclusive else ")"
         raise ValueError(f"{name} must be in {left}{low}, {high}{right}, got {value}")
@@ -79,7 +82,7 @@ class InverseScaling:
 
     def __call__(self, learning_rate: float, epoch: int) -> float:
         """The learning rate for ``epoch`` (counted from 0)."""
-        return learning_rate / (epoch + 1) ** self.power_t
+        return float(learning_rate / (epoch + 1) ** self.power_t)
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ class StepDecay:
 
     def __call__(self, learning_rate: float, epoch: int) -> float:
         """The learning rate for ``epoch`` (counted from 0)."""
-        return learning_rate * self.gamma ** (epoch // self.step_size)
+        return float(learning_rate * self.gamma ** (epoch // self.step_size))
 
 
 Schedule = Constant | InverseScaling | StepDecay
@@ -272,13 +275,13 @@ class LBFGS:
 
 Optimizer = SGD | Adam | IRPropMinus | LBFGS
 
-_NAMED = {
-    "sgd": lambda rate: SGD(**rate),
-    "momentum": lambda rate: SGD(momentum=0.9, **rate),
-    "nesterov": lambda rate: SGD(momentum=0.9, nesterov=True, **rate),
-    "adam": lambda rate: Adam(**rate),
-    "irprop-": lambda rate: IRPropMinus(),
-    "lbfgs": lambda rate: LBFGS(),
+_NAMED: dict[str, Callable[[], Optimizer]] = {
+    "sgd": SGD,
+    "momentum": lambda: SGD(momentum=0.9),
+    "nesterov": lambda: SGD(momentum=0.9, nesterov=True),
+    "adam": Adam,
+    "irprop-": IRPropMinus,
+    "lbfgs": LBFGS,
 }
 
 
@@ -295,8 +298,10 @@ def make_optimizer(optimizer: Any, learning_rate: float | None) -> Optimizer:
             raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {sorted(_NAMED)}")
         if learning_rate is not None and optimizer in ("irprop-", "lbfgs"):
             raise ValueError(f"learning_rate does not apply to the {optimizer} optimizer")
-        rate = {} if learning_rate is None else {"learning_rate": learning_rate}
-        return _NAMED[optimizer](rate)
+        named = _NAMED[optimizer]()
+        if learning_rate is not None and isinstance(named, (SGD, Adam)):
+            named = dataclasses.replace(named, learning_rate=learning_rate)
+        return named
     if isinstance(optimizer, (SGD, Adam, IRPropMinus, LBFGS)):
         if learning_rate is not None:
             raise ValueError(

@@ -1,0 +1,82 @@
+"""Type stub for the Cython core; see _core.pyx for what each kernel computes."""
+
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+_Floats = NDArray[np.floating[Any]]
+_Sizes = NDArray[np.intp]
+_Codes = NDArray[np.intc]
+
+ACTIVATIONS: Final[dict[str, int]]
+LOSSES: Final[dict[str, int]]
+OPTIMIZERS: Final[dict[str, int]]
+OPTIMIZER_STATE_BUFFERS: Final[dict[int, int]]
+STATUS: Final[dict[str, int]]
+LEAKY_RELU_SLOPE: Final[float]
+
+def forward(
+    X: _Floats, params: _Floats, sizes: _Sizes, activations: _Codes, A_out: _Floats
+) -> None: ...
+def loss_sum(
+    X: _Floats,
+    Y: _Floats,
+    sample_weight: _Floats,
+    params: _Floats,
+    sizes: _Sizes,
+    activations: _Codes,
+    loss: int,
+    A_work: _Floats,
+    Z_work: _Floats,
+) -> float: ...
+def loss_gradient(
+    X: _Floats,
+    Y: _Floats,
+    sample_weight: _Floats,
+    params: _Floats,
+    sizes: _Sizes,
+    activations: _Codes,
+    loss: int,
+    scale: float,
+    A_work: _Floats,
+    delta_work: _Floats,
+    grads_out: _Floats,
+) -> float: ...
+def penalty(params: _Floats, sizes: _Sizes, weight_decay: float) -> float: ...
+def add_penalty_gradient(
+    params: _Floats, grads: _Floats, sizes: _Sizes, weight_decay: float
+) -> None: ...
+def optimizer_step(
+    optimizer: dict[str, Any],
+    params: _Floats,
+    grads: _Floats,
+    state: _Floats,
+    learning_rate: float,
+    step: int,
+) -> None: ...
+def train_epochs(
+    X: _Floats,
+    Y: _Floats,
+    sample_weight: _Floats,
+    orders: _Sizes,
+    batch_size: int,
+    params: _Floats,
+    sizes: _Sizes,
+    activations: _Codes,
+    loss: int,
+    mean_reduction: bool,
+    optimizer: dict[str, Any],
+    learning_rates: NDArray[np.float64],
+    first_step: int,
+    state: _Floats,
+    X_batch: _Floats,
+    Y_batch: _Floats,
+    weight_batch: _Floats,
+    A_work: _Floats,
+    delta_work: _Floats,
+    grads: _Floats,
+    params_backup: _Floats,
+    losses_out: NDArray[np.float64],
+    signal_interval: int,
+) -> tuple[int, int, int, int]: ...
