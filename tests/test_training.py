@@ -10,6 +10,7 @@ from cyprop.optimizers import (
     LBFGS,
     SGD,
     Adam,
+    Constant,
     InverseScaling,
     IRPropMinus,
     StepDecay,
@@ -344,3 +345,9 @@ def test_divergence_restores_parameters_with_a_finite_loss():
     with pytest.raises(FloatingPointError, match="the last whose loss was finite"):
         net.fit(X, y, epochs=500, learning_rate=0.5, batch_size=4)
     assert np.isfinite(net.loss(X, y))
+
+
+@pytest.mark.parametrize("schedule", [Constant(), InverseScaling(0.7), StepDecay(3, 0.3)])
+def test_schedule_rates_match_each_epoch(schedule):
+    rates = schedule.rates(0.2, 5, 12)
+    np.testing.assert_allclose(rates, [schedule(0.2, 5 + e) for e in range(12)], rtol=1e-15)

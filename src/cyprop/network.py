@@ -822,7 +822,7 @@ class Network:
             run = _Run(1, None, False, 1, 0.0, [], 0)
             self._fit_epochs(X, y, weights, optimizer, batch_size, False, run,
                              count_epochs=False)
-            return float(run.losses[0])
+            return float(run.losses[0][0])
 
     @contextlib.contextmanager
     def _training(self) -> Iterator[None]:
@@ -910,8 +910,7 @@ class Network:
                 self._rng.permuted(orders, axis=1, out=orders)
             else:
                 orders = np.empty((count, 0), dtype=np.intp)
-            rates = np.array([optimizer.schedule(optimizer.learning_rate, state.epoch + e)
-                              for e in range(count)], dtype=np.float64)
+            rates = optimizer.schedule.rates(optimizer.learning_rate, state.epoch, count)
             losses = np.empty(count)
             completed, status, state.step, good_epoch = _core.train_epochs(
                 X, y, weights, orders, batch_size, self._params, self._sizes,
@@ -921,8 +920,7 @@ class Network:
             )
             if count_epochs:
                 state.epoch += completed
-            for loss, rate in zip(losses[:completed], rates[:completed]):
-                run.record(self, float(loss), float(rate))
+            run.record_many(self, losses[:completed], rates[:completed])
             if status == _core.STATUS["interrupted"]:
                 # The parameters are those of the last finished batch.
                 raise KeyboardInterrupt
@@ -1182,9 +1180,12 @@ class _Run:
         self.callbacks = callbacks
         self.report_every = report_every
         self.every_epoch = validation is not None or early_stopping or bool(callbacks)
-        self.losses: list[float] = []
+        # Chunks of per-epoch values; a whole call of the training loop at a time
+        # when no epoch needs Python's attention.
+        self.losses: list[np.ndarray] = []
         self.val_losses: list[float] = []
-        self.rates: list[float] = []
+        self.rates: list[np.ndarray] = []
+        self.completed = 0
         self.best = np.inf
         self.best_epoch: int | None = None
         self.best_params: np.ndarray | None = None
@@ -1193,17 +1194,27 @@ class _Run:
         self.converged = False
 
     @property
-    def completed(self) -> int:
-        return len(self.losses)
-
-    @property
     def done(self) -> bool:
         return self.stopped or self.completed >= self.epochs
 
+    def record_many(self, net: Network, losses: np.ndarray, rates: np.ndarray) -> None:
+        """Account for consecutive finished epochs."""
+        if self.every_epoch:
+            for loss, rate in zip(losses, rates):
+                self.record(net, float(loss), float(rate))
+            return
+        self.losses.append(losses.copy())
+        self.rates.append(rates.copy())
+        self.completed += len(losses)
+        # Calls of the training loop end on reporting epochs.
+        if self.report_every and len(losses) and self.completed % self.report_every == 0:
+            print(f"epoch {self.completed}/{self.epochs}  loss {losses[-1]:.10g}", flush=True)
+
     def record(self, net: Network, loss: float, rate: float) -> None:
         """Account for one finished epoch."""
-        self.losses.append(loss)
-        self.rates.append(rate)
+        self.losses.append(np.array([loss]))
+        self.rates.append(np.array([rate]))
+        self.completed += 1
         epoch = self.completed
         val_loss = None
         if self.validation is not None:
@@ -1230,9 +1241,9 @@ class _Run:
         if self.early_stopping and self.best_params is not None:
             net._params[...] = self.best_params
         return History(
-            np.array(self.losses, dtype=np.float64),
+            np.concatenate(self.losses) if self.losses else np.empty(0),
             np.array(self.val_losses, dtype=np.float64) if self.validation is not None else None,
-            np.array(self.rates, dtype=np.float64),
+            np.concatenate(self.rates) if self.rates else np.empty(0),
             best_epoch=self.best_epoch if self.early_stopping else None,
             stopped_early=self.completed < self.epochs,
         )

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 __all__ = [
     "SGD",
     "Adam",
@@ -64,6 +66,10 @@ class Constant:
         """The learning rate for ``epoch`` (counted from 0)."""
         return learning_rate
 
+    def rates(self, learning_rate: float, first_epoch: int, count: int) -> np.ndarray:
+        """The learning rates of ``count`` epochs from ``first_epoch`` on."""
+        return np.full(count, learning_rate, dtype=np.float64)
+
 
 @dataclass(frozen=True)
 class InverseScaling:
@@ -83,6 +89,12 @@ class InverseScaling:
     def __call__(self, learning_rate: float, epoch: int) -> float:
         """The learning rate for ``epoch`` (counted from 0)."""
         return float(learning_rate / (epoch + 1) ** self.power_t)
+
+    def rates(self, learning_rate: float, first_epoch: int, count: int) -> np.ndarray:
+        """The learning rates of ``count`` epochs from ``first_epoch`` on."""
+        epochs = np.arange(first_epoch, first_epoch + count, dtype=np.float64)
+        rates: np.ndarray = learning_rate / (epochs + 1) ** self.power_t
+        return rates
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,12 @@ class StepDecay:
     def __call__(self, learning_rate: float, epoch: int) -> float:
         """The learning rate for ``epoch`` (counted from 0)."""
         return float(learning_rate * self.gamma ** (epoch // self.step_size))
+
+    def rates(self, learning_rate: float, first_epoch: int, count: int) -> np.ndarray:
+        """The learning rates of ``count`` epochs from ``first_epoch`` on."""
+        steps = np.arange(first_epoch, first_epoch + count) // self.step_size
+        rates: np.ndarray = learning_rate * self.gamma ** steps.astype(np.float64)
+        return rates
 
 
 Schedule = Constant | InverseScaling | StepDecay
