@@ -27,6 +27,9 @@ extensions = [
         "cyprop._core",
         sources=["src/cyprop/_core.pyx"],
         extra_compile_args=[] if debug else optimize,
+        # Linking libm explicitly binds exp and friends to their current
+        # versioned symbols instead of glibc's slower compatibility wrappers.
+        libraries=[] if sys.platform == "win32" else ["m"],
     )
 ]
 

@@ -97,9 +97,8 @@ cdef struct Optimizer:
 
 # --- 1. Activations, each followed by its derivative from the output ------
 
-cdef inline floating sigmoid(floating z) noexcept nogil:
-    """1 / (1 + exp(-z)); exp overflows to inf for z < -709, giving exactly 0."""
-    return 1.0 / (1.0 + exp(-z))
+# sigmoid(z) = 1 / (1 + exp(-z)), computed in activate(); exp overflows to inf
+# for z < -709, which gives exactly 0.
 
 cdef inline floating sigmoid_derivative(floating a) noexcept nogil:
     """a (1 - a), the lesson's sigmoid_derivative."""
@@ -153,7 +152,7 @@ cdef void activate(floating* Z, const floating* b, Py_ssize_t n_rows,
                 row[j] = row[j] + b[j]
         if activation == SIGMOID:
             for j in range(fan_out):
-                row[j] = sigmoid(row[j])
+                row[j] = 1.0 / (1.0 + exp(-row[j]))
         elif activation == TANH:
             for j in range(fan_out):
                 row[j] = tanh(row[j])
@@ -295,8 +294,19 @@ cdef void matmul(const floating* A, const floating* B, floating* C, Py_ssize_t m
     cdef Py_ssize_t i, p, j
     cdef floating a
     cdef floating* row
+    cdef floating total
     if m * k * n >= BLAS_MIN_MULTIPLY_ADDS:
         gemm(False, False, <int>m, <int>n, <int>k, 1.0, A, <int>k, B, <int>n, 0.0, C, <int>n)
+        return
+    if n < 4:
+        # Narrow outputs: a dot product per entry keeps the sum in a register
+        # (the same additions in the same order as below).
+        for i in range(m):
+            for j in range(n):
+                total = 0
+                for p in range(k):
+                    total += A[i * k + p] * B[p * n + j]
+                C[i * n + j] = total
         return
     memset(C, 0, m * n * sizeof(floating))
     for i in range(m):
