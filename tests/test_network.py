@@ -64,7 +64,8 @@ def test_initialisation_scales():
     bound = np.sqrt(6 / 700)
     assert np.abs(glorot.weights[0]).max() <= bound
     assert np.abs(glorot.weights[0]).max() > 0.95 * bound
-    assert not glorot.biases[0].any()
+    assert np.abs(glorot.biases[0]).max() <= bound and glorot.biases[0].std() > 0.5 * bound
+    assert not Network([400, 300, 1], seed=0, init="he").biases[0].any()
     he = Network([400, 300, 1], seed=0, init="he")
     assert he.weights[0].std() == pytest.approx(np.sqrt(2 / 400), rel=0.02)
     lesson = Network([400, 300, 1], seed=0, init="lesson")

@@ -351,3 +351,14 @@ def test_divergence_restores_parameters_with_a_finite_loss():
 def test_schedule_rates_match_each_epoch(schedule):
     rates = schedule.rates(0.2, 5, 12)
     np.testing.assert_allclose(rates, [schedule(0.2, 5 + e) for e in range(12)], rtol=1e-15)
+
+
+def test_lbfgs_starting_at_a_stationary_point_reports_its_loss():
+    X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    y = np.array([0.0, 0.0, 1.0, 1.0])
+    net = Network.from_weights([-np.ones((1, 4)), np.ones((4, 1))], [np.zeros(4), np.zeros(1)],
+                               activation="relu", output_activation="sigmoid",
+                               loss="binary_cross_entropy", reduction="mean")
+    history = net.fit(X, y, epochs=50, optimizer="lbfgs")
+    assert len(history) == 1 and history.stopped_early
+    assert history[-1] == pytest.approx(net.loss(X, y))
