@@ -1,6 +1,9 @@
 """save/load and pickle bring a network back exactly; damaged files are refused."""
 
+import os
 import pickle
+import stat
+import sys
 
 import numpy as np
 import pytest
@@ -129,3 +132,12 @@ def test_inconsistent_header_is_refused(tmp_path, monkeypatch):
 def test_missing_file():
     with pytest.raises(FileNotFoundError):
         Network.load("/nonexistent/model.cyprop")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+def test_saved_file_has_the_permissions_of_an_ordinary_file(tmp_path):
+    path = tmp_path / "model"
+    trained().save(path)
+    (tmp_path / "other").write_bytes(b"")
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    assert mode == stat.S_IMODE(os.stat(tmp_path / "other").st_mode)

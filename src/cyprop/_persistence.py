@@ -50,6 +50,10 @@ def write_model(path: str | os.PathLike[str], header: dict[str, Any], params: np
     directory = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(prefix=".cyprop-", suffix=".tmp", dir=directory)
     try:
+        # mkstemp makes the file private; give it the mode open() would have.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         with os.fdopen(handle, "wb") as stream:
             stream.write(content)
             stream.flush()
