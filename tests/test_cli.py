@@ -1,0 +1,457 @@
+"""The command line, run as ``python -m cyprop`` on small generated files.
+
+The main paths (train, info, predict, exit statuses, --quiet, --plot, Ctrl-C)
+run in a subprocess, as a user runs them; the many error messages are
+checked by calling ``cyprop.cli.main`` in this process, which is faster.
+"""
+
+import importlib.util
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cyprop import Network
+from cyprop.cli import main
+
+
+def run(*arguments, cwd=None):
+    """``python -m cyprop ARGUMENTS`` in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "cyprop", *map(str, arguments)],
+                          capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def two_moons(n_samples, noise=0.15, seed=0):
+    rng = np.random.default_rng(seed)
+    upper = np.arange(n_samples) % 2 == 0
+    t = rng.uniform(0, np.pi, n_samples)
+    X = np.where(upper[:, None], np.c_[np.cos(t), np.sin(t)],
+                 np.c_[1 - np.cos(t), 0.5 - np.sin(t)])
+    return X + rng.normal(0, noise, X.shape), upper
+
+
+def write_csv(path, header, rows):
+    with open(path, "w") as stream:
+        stream.write(",".join(header) + "\n")
+        for row in rows:
+            stream.write(",".join(str(value) for value in row) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Data files shared by the tests: two moons (labels "lower"/"upper"), and a regression."""
+    folder = tmp_path_factory.mktemp("cli")
+    X, upper = two_moons(120)
+    labels = np.where(upper, "upper", "lower")
+    # The label column sits between the features, to exercise --target by name.
+    write_csv(folder / "moons.csv", ["x1", "moon", "x2"],
+              [(f"{a:.5f}", label, f"{b:.5f}") for (a, b), label in zip(X, labels)])
+    rng = np.random.default_rng(1)
+    Xr = rng.uniform(-1, 1, size=(150, 3)) * [1.0, 1000.0, 0.001]
+    yr = 3 * Xr[:, 0] - 0.002 * Xr[:, 1] + 500 * Xr[:, 2] + 100
+    np.savez(folder / "linear.npz", X=Xr, y=yr)
+    return folder
+
+
+HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+
+
+@pytest.fixture(scope="module")
+def classifier(files):
+    """A classifier trained from the CSV by the command line, quietly (with a plot, when
+    matplotlib is installed)."""
+    plot = ["--plot", files / "curves.png"] if HAVE_MATPLOTLIB else []
+    result = run("train", files / "moons.csv", "--task", "classification", "--target", "moon",
+                 "--hidden", "16,16", "--learning-rate", "0.02", "--epochs", "150",
+                 "--validation-split", "0.25", "--seed", "0", "--quiet", *plot,
+                 "--output", files / "moons.cyprop")
+    assert result.returncode == 0, result.stderr
+    return result, files / "moons.cyprop"
+
+
+# --- train, info, predict ------------------------------------------------------
+
+
+def test_train_quiet_prints_nothing_and_writes_the_model(classifier):
+    result, model = classifier
+    assert (result.stdout, result.stderr) == ("", "")
+    net = Network.load(model)
+    assert net.layer_sizes == (2, 16, 16, 1)
+    assert net.activations == ("relu", "relu", "sigmoid")
+    assert net.loss_name == "binary_cross_entropy"
+    sidecar = json.loads((model.parent / "moons.cyprop.json").read_text())
+    assert sidecar["task"] == "classification"
+    assert sidecar["classes"] == ["lower", "upper"]
+    assert sidecar["feature_names"] == ["x1", "x2"]
+    assert sidecar["target_names"] == ["moon"]
+
+
+def test_info_json(classifier, capsys):
+    _, model = classifier
+    assert main(["info", str(model), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["layer_sizes"] == [2, 16, 16, 1]
+    assert info["activations"] == ["relu", "relu", "sigmoid"]
+    assert info["loss"] == "binary_cross_entropy"
+    assert info["reduction"] == "mean"
+    assert info["dtype"] == "float64"
+    assert info["n_parameters"] == 2 * 16 + 16 + 16 * 16 + 16 + 16 + 1
+    assert info["format_version"] == 1
+    assert info["checksum_ok"] is True
+    assert info["classes"] == ["lower", "upper"]
+
+
+def test_info_text(classifier, capsys):
+    _, model = classifier
+    assert main(["info", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "layer sizes  2 -> 16 -> 16 -> 1" in out
+    assert "checksum     ok" in out
+    assert "classes      lower, upper" in out
+
+
+def test_predict_labels_and_probabilities(classifier, files):
+    _, model = classifier
+    result = run("predict", model, files / "moons.csv", "--proba")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines[0] == "moon,proba_lower,proba_upper"
+    rows = [line.split(",") for line in lines[1:]]
+    assert len(rows) == 120
+    data = [line.split(",") for line in (files / "moons.csv").read_text().splitlines()[1:]]
+    X = np.array([[float(x1), float(x2)] for x1, _, x2 in data])
+    predicted = np.array([row[0] for row in rows])
+    assert np.mean(predicted == np.array([label for _, label, _ in data])) > 0.9
+    proba = np.array([[float(p) for p in row[1:]] for row in rows])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    # The saved network takes the raw features: the scaling was folded into its weights.
+    np.testing.assert_array_equal(proba[:, 1], Network.load(model).predict(X)[:, 0])
+    assert list(predicted) == ["upper" if p > 0.5 else "lower" for p in proba[:, 1]]
+
+
+def test_predict_picks_the_trained_columns_by_name(classifier, files, tmp_path, capsys):
+    _, model = classifier
+    # Columns reordered, with an extra one: the sidecar's names select the features.
+    write_csv(tmp_path / "new.csv", ["id", "x2", "x1"], [(7, 0.5, 1.5), (8, 0.9, -0.8)])
+    assert main(["predict", str(model), str(tmp_path / "new.csv"), "--output",
+                 str(tmp_path / "out.csv")]) == 0
+    written = (tmp_path / "out.csv").read_text().splitlines()
+    net = Network.load(model)
+    expected = ["upper" if p > 0.5 else "lower"
+                for p in net.predict([[1.5, 0.5], [-0.8, 0.9]])[:, 0]]
+    assert written == ["moon", *expected]
+    assert capsys.readouterr().out == ""
+
+
+def test_regression_from_npz_folds_the_scaling(files, capsys):
+    model = files / "linear.cyprop"
+    code = main(["train", str(files / "linear.npz"), "--task", "regression", "--hidden",
+                 "none", "--epochs", "60", "--learning-rate", "0.05", "--seed", "1",
+                 "--validation-split", "0.2", "--progress", "lines", "--output", str(model)])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "rmse" in captured.out and "validation: 30 samples" in captured.out
+    assert captured.err.splitlines()[0].startswith("epoch  1/60  loss ")
+    assert "val_rmse" in captured.err
+    # A linear target of features on very different scales, learned by one linear layer.
+    data = np.load(files / "linear.npz")
+    net = Network.load(model)
+    np.testing.assert_allclose(net.predict(data["X"])[:, 0], data["y"], atol=0.05)
+    assert main(["predict", str(model), str(files / "linear.npz")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "output"
+    np.testing.assert_array_equal([float(v) for v in lines[1:]],
+                                  net.predict(data["X"])[:, 0])
+
+
+def test_softmax_classes_and_summary(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    centres = np.array([[0, 0], [4, 0], [0, 4]])
+    labels = np.repeat([10, 2, 3], 30)  # ordered by value: 2, 3, 10
+    X = centres[np.repeat([0, 1, 2], 30)] + rng.normal(0, 0.5, (90, 2))
+    write_csv(tmp_path / "three.csv", ["a", "b", "k"],
+              [(a, b, k) for (a, b), k in zip(X, labels)])
+    model = tmp_path / "three.cyprop"
+    assert main(["train", str(tmp_path / "three.csv"), "--task", "classification",
+                 "--epochs", "60", "--lr", "0.05", "--seed", "0", "--progress", "none",
+                 "--validation-split", "0.2", "--output", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "a 2-32-3 network (relu, softmax; cross_entropy, adam)" in out
+    assert "classes: 2, 3, 10" in out
+    assert main(["predict", str(model), str(tmp_path / "three.csv")]) == 0
+    predicted = capsys.readouterr().out.splitlines()
+    assert predicted[0] == "k"
+    assert np.mean(np.array(predicted[1:], dtype=int) == labels) > 0.95
+
+
+def test_validation_loss_is_unchanged_by_folding(files, capsys):
+    """The summary's validation loss (raw features, folded weights) is the last epoch's."""
+    assert main(["train", str(files / "moons.csv"), "--task", "classification", "--target",
+                 "1", "--epochs", "20", "--seed", "3", "--validation-split", "0.3",
+                 "--progress", "lines", "--output", str(files / "fold.cyprop")]) == 0
+    captured = capsys.readouterr()
+    last_epoch = captured.err.splitlines()[-1].split()
+    summary = next(line for line in captured.out.splitlines() if line.startswith("validation"))
+    val_loss = last_epoch[last_epoch.index("val_loss") + 1]
+    assert f"loss {val_loss}," in summary
+
+
+@pytest.mark.parametrize("options", [
+    ["--optimizer", "lbfgs", "--epochs", "40"],            # full batch by default
+    ["--optimizer", "irprop-", "--epochs", "40"],
+    ["--optimizer", "nesterov", "--lr", "0.05", "--batch-size", "full", "--dtype", "float32"],
+    ["--no-scale", "--hidden", "8,8", "--activation", "tanh", "--lr", "0.05", "--epochs", "30"],
+    ["--early-stopping", "--patience", "3", "--epochs", "500", "--lr", "0.05"],
+])
+def test_training_options(files, capsys, options):
+    model = files / "options.cyprop"
+    assert main(["train", str(files / "moons.csv"), "--task", "classification", "--target",
+                 "moon", "--seed", "0", "--progress", "none", *options,
+                 "--output", str(model)]) == 0
+    out = capsys.readouterr().out
+    accuracy = re.search(r"^training: \d+ samples, loss \S+, accuracy (\S+)$", out, re.M)
+    assert float(accuracy.group(1)) > 0.8
+    if "--early-stopping" in options:
+        assert "early stopping: kept the weights of epoch" in out
+    if "float32" in options:
+        assert Network.load(model).dtype == np.float32
+
+
+def test_npz_labels_and_model_without_sidecar(files, tmp_path, capsys):
+    X, upper = two_moons(60, seed=4)
+    np.savez(tmp_path / "labelled.npz", features=X, kind=np.where(upper, "up", "down"))
+    model = tmp_path / "labelled.cyprop"
+    assert main(["train", str(tmp_path / "labelled.npz"), "--task", "classification",
+                 "--x-key", "features", "--y-key", "kind", "--output-activation", "softmax",
+                 "--epochs", "50", "--lr", "0.05", "--seed", "0", "-q",
+                 "--output", str(model)]) == 0
+    assert capsys.readouterr() == ("", "")
+    assert Network.load(model).layer_sizes[-1] == 2
+    assert main(["predict", str(model), str(tmp_path / "labelled.npz"), "--x-key",
+                 "features"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "label" and set(lines[1:]) == {"down", "up"}
+    # Without its sidecar, a softmax network predicts class indices.
+    os.remove(tmp_path / "labelled.cyprop.json")
+    assert main(["predict", str(model), str(tmp_path / "labelled.npz"), "--x-key",
+                 "features", "--proba"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "label,proba_0,proba_1" and {line[0] for line in lines[1:]} == {"0", "1"}
+    # A network saved from Python, with mse: raw outputs.
+    Network([2, 3, 2], seed=0).save(tmp_path / "plain.cyprop")
+    write_csv(tmp_path / "two.csv", ["p", "q"], [(0.5, 1.0)])
+    assert main(["predict", str(tmp_path / "plain.cyprop"), str(tmp_path / "two.csv")]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "output_0,output_1"
+    assert main(["info", str(tmp_path / "plain.cyprop")]) == 0
+    assert "regression (no sidecar: read from the output layer)" in capsys.readouterr().out
+
+
+def test_module_docstrings():
+    import doctest
+
+    import cyprop.cli
+
+    assert doctest.testmod(cyprop.cli).failed == 0
+    for name in cyprop.cli.__all__:
+        assert getattr(cyprop.cli, name).__doc__, name
+
+
+# --- exit statuses and messages --------------------------------------------------
+
+
+def test_bad_argument_exits_2(files):
+    result = run("train", files / "moons.csv", "--task", "classification", "--hidden", "16,x")
+    assert result.returncode == 2
+    assert "argument --hidden: expected layer sizes such as 64,32" in result.stderr
+    assert result.stdout == ""
+
+
+def test_missing_file_exits_1_with_one_line(tmp_path):
+    result = run("train", tmp_path / "absent.csv", "--task", "regression")
+    assert result.returncode == 1
+    assert result.stderr == f"cyprop train: error: {tmp_path / 'absent.csv'}: " \
+                            "No such file or directory\n"
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["info", "{dir}/damaged.cyprop"],
+     "damaged.cyprop is damaged or truncated: its checksum does not match its contents"),
+    (["predict", "{dir}/damaged.cyprop", "{dir}/moons.csv"], "damaged.cyprop is damaged"),
+    (["info", "{dir}/moons.csv"], "moons.csv is not a cyprop model file"),
+    (["info", "{dir}/absent.cyprop"], "absent.cyprop: No such file or directory"),
+    (["info", "{dir}"], "is a folder, not a model file"),
+    (["train", "{dir}/moons.csv", "--task", "regression", "--target", "moon"],
+     "line 2, column 'moon': 'upper' is not a number (for class labels, use --task "
+     "classification)"),
+    (["train", "{dir}/moons.csv", "--task", "classification", "--target", "label"],
+     "moons.csv has no column 'label' (for --target); its columns are x1, moon, x2"),
+    (["train", "{dir}/moons.csv", "--task", "classification", "--target", "5"],
+     "--target 5: "),
+    (["train", "{dir}/moons.csv", "--task", "classification", "--target", "moon", "--output",
+      "{dir}/no/such/folder/m.cyprop"], "the folder"),
+    (["train", "{dir}/linear.npz", "--task", "regression", "--y-key", "Y"],
+     "linear.npz has no array 'Y'; it holds X, y (choose with --y-key)"),
+    (["train", "{dir}/ragged.csv", "--task", "regression"],
+     "ragged.csv, line 3: 2 fields, but the header has 3"),
+    (["train", "{dir}/holes.csv", "--task", "regression"],
+     "holes.csv, line 3, column 'b': missing value"),
+    (["train", "{dir}/nan.csv", "--task", "regression"],
+     "nan.csv, line 2, column 'a': 'nan' is not a finite number"),
+    (["train", "{dir}/empty.csv", "--task", "regression"], "empty.csv is empty"),
+    (["train", "{dir}/binary.csv", "--task", "regression"], "binary.csv is not a text CSV file"),
+    (["train", "{dir}/one_class.csv", "--task", "classification"],
+     "the target holds a single class ('x')"),
+    (["train", "{dir}/moons.npz", "--task", "classification"], "not a readable .npz file"),
+    (["predict", "{dir}/moons.cyprop", "{dir}/ragged.csv"],
+     "ragged.csv, line 3: 2 fields"),
+    (["predict", "{dir}/moons.cyprop", "{dir}/three_columns.csv"],
+     "three_columns.csv lacks the columns x1, x2 that"),
+    (["predict", "{dir}/moons.cyprop", "{dir}/three_columns.csv", "--features", "a,b,c"],
+     "three_columns.csv has 3 feature columns but "),
+    (["predict", "{dir}/moons.cyprop", "{dir}/linear.npz"],
+     "linear.npz: array 'X' has 3 features but "),
+    (["predict", "{dir}/stale.cyprop", "{dir}/moons.csv"],
+     "stale.cyprop.json belongs to another model file than"),
+])
+def test_file_and_data_errors_exit_1(classifier, files, capsys, arguments, message):
+    write_csv(files / "ragged.csv", ["a", "b", "c"], [(1, 2, 3), (4, 5)])
+    write_csv(files / "holes.csv", ["a", "b", "c"], [(1, 2, 3), (4, "", 6)])
+    write_csv(files / "nan.csv", ["a", "b", "c"], [("nan", 2, 3)])
+    write_csv(files / "one_class.csv", ["a", "b", "c"], [(1, 2, "x"), (3, 4, "x")])
+    write_csv(files / "three_columns.csv", ["a", "b", "c"], [(1, 2, 3)])
+    (files / "empty.csv").write_text("")
+    (files / "binary.csv").write_bytes(bytes(range(256)))
+    (files / "moons.npz").write_bytes(b"PK\x03\x04 not really a zip file")
+    _, model = classifier
+    content = bytearray(model.read_bytes())
+    content[100] ^= 0xFF
+    (files / "damaged.cyprop").write_bytes(bytes(content))
+    Network([2, 16, 16, 1], seed=5).save(files / "stale.cyprop")  # another model
+    (files / "stale.cyprop.json").write_text((files / "moons.cyprop.json").read_text())
+    argv = [argument.format(dir=files) for argument in arguments]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"cyprop {argv[0]}: error: ")
+    assert message in captured.err
+    assert captured.err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["train", "data.csv"], "the following arguments are required: --task"),
+    (["train", "data.csv", "--task", "regression", "--epochs", "0"], "must be at least 1"),
+    (["train", "data.csv", "--task", "regression", "--validation-split", "1"],
+     "must be in [0, 1)"),
+    (["train", "data.csv", "--task", "regression", "--activation", "softmax"],
+     "invalid choice: 'softmax'"),
+    (["train", "data.csv", "--task", "regression", "--optimizer", "lbfgs", "--lr", "0.1"],
+     "--learning-rate does not apply to the lbfgs optimizer"),
+    (["predict", "model.cyprop"], "the following arguments are required: data"),
+    (["nonsense"], "invalid choice: 'nonsense'"),
+])
+def test_bad_arguments_exit_2(files, capsys, arguments, message):
+    with pytest.raises(SystemExit) as raised:
+        main(arguments)
+    assert raised.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_incompatible_loss_exits_2(files, capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["train", str(files / "moons.csv"), "--task", "classification", "--target",
+              "moon", "--loss", "cross_entropy"])
+    assert raised.value.code == 2
+    assert "loss 'cross_entropy' needs output_activation='softmax'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT is a POSIX signal")
+def test_ctrl_c_exits_130_without_writing_a_model(tmp_path):
+    X, upper = two_moons(20_000)
+    np.savez(tmp_path / "many.npz", X=X, y=upper.astype(int))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cyprop", "train", str(tmp_path / "many.npz"), "--task",
+         "classification", "--epochs", "1000", "--batch-size", "1", "--progress", "lines",
+         "--output", str(tmp_path / "never.cyprop")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A shell may start background jobs with Ctrl-C ignored; restore the default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        first = process.stderr.readline()  # training has started
+        assert first.startswith("epoch    1/1000")
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert err == "cyprop train: interrupted\n"
+    assert not (tmp_path / "never.cyprop").exists()
+
+
+# --- progress, plot, bench, imports ---------------------------------------------
+
+
+def test_progress_bar(files, capsys):
+    pytest.importorskip("tqdm")
+    assert main(["train", str(files / "moons.csv"), "--task", "classification", "--target",
+                 "moon", "--epochs", "5", "--seed", "0", "--validation-split", "0.2",
+                 "--progress", "bar", "--output", str(files / "bar.cyprop")]) == 0
+    err = capsys.readouterr().err
+    assert "training: 100%" in err and "5/5" in err and "val_accuracy" in err
+
+
+def test_progress_bar_without_tqdm(files, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    argv = ["train", str(files / "moons.csv"), "--task", "classification", "--target", "moon",
+            "--epochs", "3", "--output", str(files / "lines.cyprop")]
+    assert main([*argv, "--progress", "bar"]) == 1
+    assert 'needs tqdm; install it with: pip install "cyprop[cli]"' in capsys.readouterr().err
+    assert main(argv) == 0  # auto: lines
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split("  loss ")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+
+
+@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="needs matplotlib")
+def test_plot_writes_a_png(classifier, files):
+    result, _ = classifier
+    picture = files / "curves.png"
+    assert result.stdout == ""  # --quiet
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert 10_000 < picture.stat().st_size < 300_000
+
+
+def test_plot_without_matplotlib(files, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    model = files / "unplotted.cyprop"
+    assert main(["train", str(files / "moons.csv"), "--task", "classification", "--target",
+                 "moon", "--plot", str(files / "p.png"), "--output", str(model)]) == 1
+    err = capsys.readouterr().err
+    assert 'pip install "cyprop[plot]"' in err
+    assert not model.exists()  # refused before training
+
+
+def test_bench():
+    result = run("bench", "--iterations", "300", "--repeats", "1")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    numpy_row = next(line for line in lines if line.startswith("numpy"))
+    cyprop_row = next(line for line in lines if line.startswith("cyprop (float64)"))
+    # Same initial weights and algorithm: the same final loss.
+    assert float(numpy_row.split()[-1]) == pytest.approx(float(cyprop_row.split()[-1]),
+                                                         rel=1e-10)
+    assert "x faster" in lines[-1]
+
+
+def test_importing_cyprop_imports_neither_matplotlib_nor_tqdm():
+    code = ("import sys, cyprop, cyprop.cli, cyprop.plot; "
+            "print(sorted(m for m in ('matplotlib', 'tqdm') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONWARNINGS": "error"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
