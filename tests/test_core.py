@@ -11,8 +11,10 @@ from .reference import random_network_arrays
 DTYPES = [np.float32, np.float64]
 RTOL = {np.float32: 2e-5, np.float64: 1e-12}
 NO_WEIGHTS = {np.float32: np.empty(0, np.float32), np.float64: np.empty(0)}
-# (layer sizes, batch): the first runs in plain loops, the second reaches BLAS.
-SHAPES = [([3, 4, 2], 4), ([20, 33, 17, 5], 50)]
+# (layer sizes, batch): the first runs in plain loops, the others reach BLAS, the
+# last three through its matrix-vector products (one row, one column of output).
+SHAPES = [([3, 4, 2], 4), ([20, 33, 17, 5], 50), ([70, 80, 3], 1), ([200, 30, 1], 200),
+          ([1, 4100, 2], 2)]
 # Output activation and loss pairings the network allows.
 PAIRINGS = [("sigmoid", "mse"), ("tanh", "mse"), ("relu", "mse"), ("leaky_relu", "mse"),
             ("identity", "mse"), ("softmax", "mse"), ("sigmoid", "binary_cross_entropy"),
