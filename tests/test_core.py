@@ -291,3 +291,18 @@ def test_train_epochs_stops_on_divergence_and_restores_parameters(dtype):
     A = activation_buffer(layer_sizes, n_rows, dtype)
     Z = np.empty(n_rows * 2, dtype)
     assert np.isfinite(_core.loss_sum(X, Y, NO_WEIGHTS[dtype], params, sizes, codes, 0, A, Z))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layer_sizes", [[5, 7, 4, 3], [60, 90, 70, 2]])
+def test_online_sgd_steps_match_the_general_path_bit_for_bit(dtype, layer_sizes):
+    """Batch size 1 with plain SGD takes a fused path; momentum 0 takes the general one."""
+    momentum_zero = {**SGD, "kind": _core.OPTIMIZERS["momentum"]}
+    results = []
+    for settings in (SGD, momentum_zero):
+        completed, params, losses, _ = run_training(
+            dtype, layer_sizes, 12, 1, np.empty((3, 0), dtype=np.intp), settings=settings)
+        assert completed == 3
+        results.append((params, losses))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
