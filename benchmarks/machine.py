@@ -57,3 +57,23 @@ def limit_threads(n_threads=1):
         print("warning: threadpoolctl missing, BLAS threads not pinned", file=sys.stderr)
         return contextlib.nullcontext()
     return threadpool_limits(limits=n_threads)
+
+
+def peer_versions(contenders):
+    """One line per peer of bench_peers.py: its version, or why it cannot be imported."""
+    lines = []
+    for contender in contenders:
+        if contender.failure:
+            lines.append(f"peer {contender.name}: {contender.failure}")
+        else:
+            lines.append(f"peer {contender.name}: {contender.version_text}")
+    try:
+        import torch
+    except ImportError:
+        pass
+    else:
+        mkl = torch.backends.mkl.is_available()
+        lines.append(f"torch BLAS: {'MKL' if mkl else 'no MKL'}, oneDNN "
+                     f"{'on' if torch.backends.mkldnn.is_available() else 'off'} "
+                     "(linked into torch; threads set with torch.set_num_threads)")
+    return lines
