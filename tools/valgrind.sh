@@ -67,6 +67,9 @@ python_version=$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_
 suppressions=(--suppressions="$TOOLS/valgrind.supp")
 if [ -f "$TOOLS/valgrind-python$python_version.supp" ]; then
     suppressions+=(--suppressions="$TOOLS/valgrind-python$python_version.supp")
+    echo "note: CPython $python_version: uninitialised-value reports outside cyprop's extension" \
+         "are suppressed (tools/valgrind-python$python_version.supp says why);" \
+         "PYTHON=python3.12 checks everything"
 fi
 echo "python: $python_binary -> $(readlink -f "$python_binary") ($python_version); $(valgrind --version)"
 printf 'suppressions: %s\n' "${suppressions[@]#--suppressions=}"
