@@ -16,6 +16,7 @@ OPTIMIZER_STATE_BUFFERS: Final[dict[int, int]]
 STATUS: Final[dict[str, int]]
 LEAKY_RELU_SLOPE: Final[float]
 
+def exponential(x: _Floats, out: _Floats) -> None: ...
 def forward(
     X: _Floats, params: _Floats, sizes: _Sizes, activations: _Codes, A_out: _Floats
 ) -> None: ...

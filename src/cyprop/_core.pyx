@@ -141,30 +141,25 @@ cdef void softmax_row(floating* row, Py_ssize_t n) noexcept nogil:
         row[j] = row[j] / total
 
 
-cdef void activate(floating* Z, const floating* b, Py_ssize_t n_rows,
-                   Py_ssize_t fan_out, int activation) noexcept nogil:
-    """A = f(Z + b), in place over the rows of Z; b may be NULL (no bias)."""
-    cdef Py_ssize_t i, j
-    cdef floating* row
-    for i in range(n_rows):
-        row = Z + i * fan_out
-        if b != NULL:
-            for j in range(fan_out):
-                row[j] = row[j] + b[j]
-        if activation == SIGMOID:
-            for j in range(fan_out):
-                row[j] = 1 / (1 + exp_(-row[j]))
-        elif activation == TANH:
-            for j in range(fan_out):
-                row[j] = tanh_(row[j])
-        elif activation == RELU:
-            for j in range(fan_out):
-                row[j] = relu(row[j])
-        elif activation == LEAKY_RELU:
-            for j in range(fan_out):
-                row[j] = leaky_relu(row[j])
-        elif activation == SOFTMAX:
-            softmax_row(row, fan_out)
+cdef void activate(floating* Z, Py_ssize_t n_rows, Py_ssize_t fan_out,
+                   int activation) noexcept nogil:
+    """A = f(Z), in place over the rows of Z."""
+    cdef Py_ssize_t i, n = n_rows * fan_out
+    if activation == SIGMOID:
+        for i in range(n):
+            Z[i] = 1 / (1 + exp_(-Z[i]))
+    elif activation == TANH:
+        for i in range(n):
+            Z[i] = tanh_(Z[i])
+    elif activation == RELU:
+        for i in range(n):
+            Z[i] = relu(Z[i])
+    elif activation == LEAKY_RELU:
+        for i in range(n):
+            Z[i] = leaky_relu(Z[i])
+    elif activation == SOFTMAX:
+        for i in range(n_rows):
+            softmax_row(Z + i * fan_out, fan_out)
 
 
 cdef void multiply_by_derivative(const floating* A, floating* delta, Py_ssize_t n_rows,
@@ -183,8 +178,10 @@ cdef void multiply_by_derivative(const floating* A, floating* delta, Py_ssize_t 
         for i in range(n):
             delta[i] = delta[i] * tanh_derivative(A[i])
     elif activation == RELU:
+        # A select, not a product with a converted comparison: gcc vectorizes
+        # this form (the product compiled to a scalar loop with a branch).
         for i in range(n):
-            delta[i] = delta[i] * relu_derivative(A[i])
+            delta[i] = delta[i] if A[i] > 0 else 0
     elif activation == LEAKY_RELU:
         for i in range(n):
             delta[i] = delta[i] * leaky_relu_derivative(A[i])
@@ -233,47 +230,6 @@ cdef double row_loss(const floating* a, const floating* z, const floating* y,
     return total
 
 
-cdef double output_delta(const floating* A, const floating* Y, const floating* weights,
-                         floating* Z_delta, Py_ssize_t n_rows, Py_ssize_t n_outputs,
-                         int activation, int loss, double scale) noexcept nogil:
-    """Replace the output pre-activations Z_delta with delta = scale * w * dl/dZ.
-
-    Returns sum_i w_i l_i over the batch (w_i = 1 when weights is NULL).
-
-    With sigmoid + binary_cross_entropy and softmax + cross_entropy, dl/dZ
-    fuses to a - y (times sum(y) for softmax, which is 1 for one-hot or
-    probability targets); these are the only pairings of those losses that
-    cyprop.network allows. mse goes through the activation's derivative.
-    """
-    cdef Py_ssize_t i, k
-    cdef double total = 0.0, sample_loss, row_scale, target_sum
-    cdef const floating* a
-    cdef const floating* y
-    cdef floating* z
-    for i in range(n_rows):
-        a = A + i * n_outputs
-        y = Y + i * n_outputs
-        z = Z_delta + i * n_outputs
-        row_scale = scale if weights == NULL else scale * weights[i]
-        sample_loss = row_loss(a, z, y, n_outputs, loss)
-        total += sample_loss if weights == NULL else weights[i] * sample_loss
-        if loss == CROSS_ENTROPY:
-            target_sum = 0.0
-            for k in range(n_outputs):
-                target_sum += y[k]
-            for k in range(n_outputs):
-                z[k] = <floating>(row_scale * (a[k] * target_sum - y[k]))
-        else:
-            for k in range(n_outputs):
-                z[k] = a[k] - y[k]
-            if loss == MSE:
-                multiply_by_derivative(a, z, 1, n_outputs, activation)
-            if row_scale != 1.0:
-                for k in range(n_outputs):
-                    z[k] = <floating>(z[k] * row_scale)
-    return total
-
-
 cdef double weighted_loss(const floating* A, const floating* Z, const floating* Y,
                           const floating* weights, Py_ssize_t n_rows,
                           Py_ssize_t n_outputs, int loss) noexcept nogil:
@@ -287,35 +243,144 @@ cdef double weighted_loss(const floating* A, const floating* Z, const floating* 
     return total
 
 
+cdef double output_delta(const floating* A, const floating* Y, const floating* weights,
+                         floating* Z_delta, Py_ssize_t n_rows, Py_ssize_t n_outputs,
+                         int activation, int loss, double scale) noexcept nogil:
+    """Replace the output pre-activations Z_delta with delta = scale * w * dl/dZ.
+
+    Returns sum_i w_i l_i over the batch (w_i = 1 when weights is NULL).
+
+    With sigmoid + binary_cross_entropy and softmax + cross_entropy, dl/dZ
+    fuses to a - y (times sum(y) for softmax, which is 1 for one-hot or
+    probability targets); these are the only pairings of those losses that
+    cyprop.network allows. mse goes through the activation's derivative.
+    """
+    cdef Py_ssize_t i, k, n = n_rows * n_outputs
+    cdef double row_scale, target_sum
+    cdef const floating* a
+    cdef const floating* y
+    cdef floating* z
+    # The losses need the pre-activations, so they come first.
+    cdef double total = weighted_loss(A, Z_delta, Y, weights, n_rows, n_outputs, loss)
+    if loss == CROSS_ENTROPY:
+        for i in range(n_rows):
+            a = A + i * n_outputs
+            y = Y + i * n_outputs
+            z = Z_delta + i * n_outputs
+            row_scale = scale if weights == NULL else scale * weights[i]
+            target_sum = 0.0
+            for k in range(n_outputs):
+                target_sum += y[k]
+            for k in range(n_outputs):
+                z[k] = <floating>(row_scale * (a[k] * target_sum - y[k]))
+        return total
+    # Whole-batch passes: per-row calls cost more than the arithmetic when
+    # there are few outputs (the lesson has one).
+    for i in range(n):
+        Z_delta[i] = A[i] - Y[i]
+    if loss == MSE:
+        multiply_by_derivative(A, Z_delta, n_rows, n_outputs, activation)
+    if scale != 1.0 or weights != NULL:
+        for i in range(n_rows):
+            row_scale = scale if weights == NULL else scale * weights[i]
+            if row_scale != 1.0:
+                z = Z_delta + i * n_outputs
+                for k in range(n_outputs):
+                    z[k] = <floating>(z[k] * row_scale)
+    return total
+
+
 # --- 3. Forward ----------------------------------------------------------
 
-cdef void matmul(const floating* A, const floating* B, floating* C, Py_ssize_t m,
-                 Py_ssize_t k, Py_ssize_t n) noexcept nogil:
-    """C = A @ B with A (m, k), B (k, n), row-major."""
+cdef inline void store_entry(floating* C_entry, floating total, const floating* bias,
+                             bint subtract, floating rate) noexcept nogil:
+    """One entry of small_product's result: see there."""
+    if subtract:
+        C_entry[0] -= rate * total
+    elif bias != NULL:
+        C_entry[0] = total + bias[0]
+    else:
+        C_entry[0] = total
+
+
+cdef void small_product(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                        const floating* A, Py_ssize_t a_row, Py_ssize_t a_col,
+                        const floating* B, Py_ssize_t b_row, Py_ssize_t b_col,
+                        floating* C, const floating* bias, bint subtract,
+                        floating rate) noexcept nogil:
+    """P = A @ B for strided A (m, k) and B (k, n), into C (m, n), row-major:
+    C = P + bias (bias may be NULL), or C -= rate * P when subtract is set.
+
+    A[i, p] is A[i * a_row + p * a_col] and B[p, j] is B[p * b_row + j * b_col],
+    so transposed operands cost nothing. Each entry is summed over p in
+    order, starting from 0, in a register. Four entries of a row are summed
+    at once: each A[i, p] is loaded once for four products, and the loop
+    overhead is shared (layers too small for BLAS spend most of their
+    instructions on it; profile_core.py on W1).
+    """
     cdef Py_ssize_t i, p, j
-    cdef floating a
-    cdef floating* row
-    cdef floating total
-    if m * k * n >= BLAS_MIN_MULTIPLY_ADDS:
-        gemm(False, False, <int>m, <int>n, <int>k, 1.0, A, <int>k, B, <int>n, 0.0, C, <int>n)
-        return
-    if n < 4:
-        # Narrow outputs: a dot product per entry keeps the sum in a register
-        # (the same additions in the same order as below).
-        for i in range(m):
-            for j in range(n):
-                total = 0
-                for p in range(k):
-                    total += A[i * k + p] * B[p * n + j]
-                C[i * n + j] = total
-        return
-    memset(C, 0, m * n * sizeof(floating))
+    cdef floating a, t0, t1, t2, t3
+    cdef const floating* A_row
+    cdef const floating* B_p
+    cdef floating* C_row
     for i in range(m):
-        row = C + i * n
-        for p in range(k):
-            a = A[i * k + p]
-            for j in range(n):
-                row[j] += a * B[p * n + j]
+        A_row = A + i * a_row
+        C_row = C + i * n
+        j = 0
+        while j + 4 <= n:
+            t0 = 0
+            t1 = 0
+            t2 = 0
+            t3 = 0
+            B_p = B + j * b_col
+            if b_col == 1:
+                # Contiguous rows of B (W in the forward pass, delta for dW):
+                # the compiler pairs these into packed products.
+                for p in range(k):
+                    a = A_row[p * a_col]
+                    t0 += a * B_p[0]
+                    t1 += a * B_p[1]
+                    t2 += a * B_p[2]
+                    t3 += a * B_p[3]
+                    B_p += b_row
+            else:
+                for p in range(k):
+                    a = A_row[p * a_col]
+                    t0 += a * B_p[0]
+                    t1 += a * B_p[b_col]
+                    t2 += a * B_p[2 * b_col]
+                    t3 += a * B_p[3 * b_col]
+                    B_p += b_row
+            store_entry(C_row + j, t0, bias + j if bias != NULL else NULL, subtract, rate)
+            store_entry(C_row + j + 1, t1, bias + j + 1 if bias != NULL else NULL, subtract, rate)
+            store_entry(C_row + j + 2, t2, bias + j + 2 if bias != NULL else NULL, subtract, rate)
+            store_entry(C_row + j + 3, t3, bias + j + 3 if bias != NULL else NULL, subtract, rate)
+            j += 4
+        while j < n:
+            t0 = 0
+            B_p = B + j * b_col
+            for p in range(k):
+                t0 += A_row[p * a_col] * B_p[0]
+                B_p += b_row
+            store_entry(C_row + j, t0, bias + j if bias != NULL else NULL, subtract, rate)
+            j += 1
+
+
+cdef void affine(const floating* A, const floating* W, const floating* b, floating* Z,
+                 Py_ssize_t n_rows, Py_ssize_t fan_in, Py_ssize_t fan_out) noexcept nogil:
+    """Z = A @ W + b, with A (n_rows, fan_in), W (fan_in, fan_out), row-major."""
+    cdef Py_ssize_t i, j
+    cdef floating* Z_row
+    if n_rows * fan_in * fan_out >= BLAS_MIN_MULTIPLY_ADDS:
+        # Z = A @ W
+        gemm(False, False, <int>n_rows, <int>fan_out, <int>fan_in, 1.0, A, <int>fan_in,
+             W, <int>fan_out, 0.0, Z, <int>fan_out)
+        for i in range(n_rows):
+            Z_row = Z + i * fan_out
+            for j in range(fan_out):
+                Z_row[j] = Z_row[j] + b[j]
+        return
+    small_product(n_rows, fan_out, fan_in, A, fan_in, 1, W, fan_out, 1, Z, b, False, 0)
 
 
 cdef void forward_pass(const floating* X, Py_ssize_t n_rows, const floating* params,
@@ -333,14 +398,10 @@ cdef void forward_pass(const floating* X, Py_ssize_t n_rows, const floating* par
         fan_in = sizes[l]
         fan_out = sizes[l + 1]
         b = params + fan_in * fan_out
-        # Z = A_prev @ W
-        matmul(A_prev, params, A, n_rows, fan_in, fan_out)
+        affine(A_prev, params, b, A, n_rows, fan_in, fan_out)
         if Z_out != NULL and l == n_layers - 1:
-            activate(A, b, n_rows, fan_out, IDENTITY)
             memcpy(Z_out, A, n_rows * fan_out * sizeof(floating))
-            activate(A, NULL, n_rows, fan_out, activations[l])
-        else:
-            activate(A, b, n_rows, fan_out, activations[l])
+        activate(A, n_rows, fan_out, activations[l])
         params = b + fan_out
         A_prev = A
         A += n_rows * fan_out
@@ -348,15 +409,26 @@ cdef void forward_pass(const floating* X, Py_ssize_t n_rows, const floating* par
 
 # --- 4. Backward ---------------------------------------------------------
 
+cdef void delta_times_weights(const floating* delta, const floating* W, floating* delta_prev,
+                              Py_ssize_t n_rows, Py_ssize_t fan_in,
+                              Py_ssize_t fan_out) noexcept nogil:
+    """delta_prev = delta @ W.T: the layer below's delta, before its activation derivative."""
+    if n_rows * fan_in * fan_out >= BLAS_MIN_MULTIPLY_ADDS:
+        gemm(False, True, <int>n_rows, <int>fan_in, <int>fan_out, 1.0,
+             delta, <int>fan_out, W, <int>fan_out, 0.0, delta_prev, <int>fan_in)
+        return
+    # W.T[j, p] is W[p, j]
+    small_product(n_rows, fan_in, fan_out, delta, fan_out, 1, W, 1, fan_out, delta_prev,
+                  NULL, False, 0)
+
+
 cdef void dense_backward(const floating* A_prev, const floating* W, const floating* delta,
                          floating* dW, floating* db, floating* delta_prev,
                          Py_ssize_t n_rows, Py_ssize_t fan_in,
                          Py_ssize_t fan_out) noexcept nogil:
     """Gradients of one layer from its delta, and the delta before its activation
     derivative for the layer below (skipped when delta_prev is NULL)."""
-    cdef Py_ssize_t i, p, j
-    cdef floating a, s
-    cdef floating* dW_row
+    cdef Py_ssize_t i, j
     cdef const floating* delta_row
     cdef bint large = n_rows * fan_in * fan_out >= BLAS_MIN_MULTIPLY_ADDS
     # dW = A_prev.T @ delta
@@ -364,34 +436,17 @@ cdef void dense_backward(const floating* A_prev, const floating* W, const floati
         gemm(True, False, <int>fan_in, <int>fan_out, <int>n_rows, 1.0,
              A_prev, <int>fan_in, delta, <int>fan_out, 0.0, dW, <int>fan_out)
     else:
-        memset(dW, 0, fan_in * fan_out * sizeof(floating))
-        for i in range(n_rows):
-            delta_row = delta + i * fan_out
-            for p in range(fan_in):
-                a = A_prev[i * fan_in + p]
-                dW_row = dW + p * fan_out
-                for j in range(fan_out):
-                    dW_row[j] += a * delta_row[j]
+        # A_prev.T[p, i] is A_prev[i, p]
+        small_product(fan_in, fan_out, n_rows, A_prev, 1, fan_in, delta, fan_out, 1, dW,
+                      NULL, False, 0)
     # db = delta.sum(axis=0)
     memset(db, 0, fan_out * sizeof(floating))
     for i in range(n_rows):
         delta_row = delta + i * fan_out
         for j in range(fan_out):
             db[j] += delta_row[j]
-    if delta_prev == NULL:
-        return
-    # delta_prev = delta @ W.T
-    if large:
-        gemm(False, True, <int>n_rows, <int>fan_in, <int>fan_out, 1.0,
-             delta, <int>fan_out, W, <int>fan_out, 0.0, delta_prev, <int>fan_in)
-    else:
-        for i in range(n_rows):
-            delta_row = delta + i * fan_out
-            for p in range(fan_in):
-                s = 0
-                for j in range(fan_out):
-                    s += delta_row[j] * W[p * fan_out + j]
-                delta_prev[i * fan_in + p] = s
+    if delta_prev != NULL:
+        delta_times_weights(delta, W, delta_prev, n_rows, fan_in, fan_out)
 
 
 cdef double backpropagate(const floating* X, const floating* Y, const floating* weights,
@@ -441,25 +496,29 @@ cdef double backpropagate(const floating* X, const floating* Y, const floating* 
     return loss_sum
 
 
-cdef double backpropagate_and_step(const floating* x, const floating* y,
-                                   const floating* weight, floating* params,
-                                   const Py_ssize_t* sizes, const int* activations,
-                                   Py_ssize_t n_layers, int loss, double scale,
-                                   double learning_rate, floating* A,
+cdef double backpropagate_and_step(const floating* X, const floating* Y,
+                                   const floating* weights, Py_ssize_t n_rows,
+                                   floating* params, const Py_ssize_t* sizes,
+                                   const int* activations, Py_ssize_t n_layers, int loss,
+                                   double scale, double learning_rate, floating* A,
                                    floating* delta) noexcept nogil:
-    """One sample's plain SGD step, each layer updated as soon as its delta is known.
+    """One batch's plain SGD step, each layer updated as soon as its delta is known.
 
-    Takes exactly the step of backpropagate followed by update: a layer's
-    update waits until the delta below it has been taken from its old W, and
-    a single sample's gradient entries are exact products, so they round the
-    same. It saves writing the whole gradient and reading it back, a third
-    of the work of online SGD on a 64-32-10 network (benchmarks/README.md,
-    profile_core.py on W2). Returns the sample's loss, unscaled.
+    Takes the step of backpropagate followed by update, without writing the
+    gradient and reading it back: a layer's update waits until the delta
+    below it has been taken from its old W. In the plain loops (one sample,
+    or products below BLAS_MIN_MULTIPLY_ADDS) each gradient entry is summed
+    in the same order as in dense_backward, so the step is the same bit for
+    bit; larger batches fold the update into BLAS (W += -lr * A_prev.T @ delta),
+    which may round the last bit differently. Saving the pass over the
+    gradient is a third of the work of online SGD on a 64-32-10 network
+    (benchmarks/README.md, profile_core.py on W2). Returns the batch's loss,
+    unscaled.
     """
-    cdef Py_ssize_t l, p, j, fan_in, fan_out, n_params = 0, n_units = 0
+    cdef Py_ssize_t l, i, p, j, fan_in, fan_out, n_params = 0, n_units = 0
     cdef Py_ssize_t unit_offset, w_offset
     cdef double loss_sum
-    cdef floating rate = <floating>learning_rate, a
+    cdef floating rate = <floating>learning_rate, a, total
     cdef const floating* A_prev
     cdef floating* W
     cdef floating* b
@@ -472,9 +531,9 @@ cdef double backpropagate_and_step(const floating* x, const floating* y,
 
     fan_out = sizes[n_layers]
     unit_offset = n_units - fan_out
-    delta_out = delta + unit_offset
-    forward_pass(x, 1, params, sizes, activations, n_layers, A, delta_out)
-    loss_sum = output_delta(A + unit_offset, y, weight, delta_out, 1, fan_out,
+    delta_out = delta + n_rows * unit_offset
+    forward_pass(X, n_rows, params, sizes, activations, n_layers, A, delta_out)
+    loss_sum = output_delta(A + n_rows * unit_offset, Y, weights, delta_out, n_rows, fan_out,
                             activations[n_layers - 1], loss, scale)
 
     w_offset = n_params
@@ -486,31 +545,36 @@ cdef double backpropagate_and_step(const floating* x, const floating* y,
         b = W + fan_in * fan_out
         if l > 0:
             unit_offset -= fan_in
-            A_prev = A + unit_offset
-            delta_prev = delta + unit_offset
+            A_prev = A + n_rows * unit_offset
+            delta_prev = delta + n_rows * unit_offset
             # delta_prev = delta @ W.T, from W before its update
-            if fan_in * fan_out >= BLAS_MIN_MULTIPLY_ADDS:
-                gemm(False, True, 1, <int>fan_in, <int>fan_out, 1.0, delta_out,
-                     <int>fan_out, W, <int>fan_out, 0.0, delta_prev, <int>fan_in)
-            else:
-                for p in range(fan_in):
-                    a = 0
-                    for j in range(fan_out):
-                        a += delta_out[j] * W[p * fan_out + j]
-                    delta_prev[p] = a
+            delta_times_weights(delta_out, W, delta_prev, n_rows, fan_in, fan_out)
         else:
-            A_prev = x
+            A_prev = X
             delta_prev = NULL
-        # W -= learning_rate * outer(A_prev, delta);  b -= learning_rate * delta
-        for p in range(fan_in):
-            a = A_prev[p]
-            W_row = W + p * fan_out
-            for j in range(fan_out):
-                W_row[j] -= rate * (a * delta_out[j])
+        if n_rows == 1:
+            # W -= learning_rate * outer(A_prev, delta)
+            for p in range(fan_in):
+                a = A_prev[p]
+                W_row = W + p * fan_out
+                for j in range(fan_out):
+                    W_row[j] -= rate * (a * delta_out[j])
+        elif n_rows * fan_in * fan_out >= BLAS_MIN_MULTIPLY_ADDS:
+            # W = W - learning_rate * A_prev.T @ delta
+            gemm(True, False, <int>fan_in, <int>fan_out, <int>n_rows, -learning_rate,
+                 A_prev, <int>fan_in, delta_out, <int>fan_out, 1.0, W, <int>fan_out)
+        else:
+            # W -= learning_rate * A_prev.T @ delta
+            small_product(fan_in, fan_out, n_rows, A_prev, 1, fan_in, delta_out, fan_out, 1,
+                          W, NULL, True, rate)
+        # b -= learning_rate * delta.sum(axis=0)
         for j in range(fan_out):
-            b[j] -= rate * delta_out[j]
+            total = 0
+            for i in range(n_rows):
+                total += delta_out[i * fan_out + j]
+            b[j] -= rate * total
         if l > 0:
-            multiply_by_derivative(A_prev, delta_prev, 1, fan_in, activations[l - 1])
+            multiply_by_derivative(A_prev, delta_prev, n_rows, fan_in, activations[l - 1])
         delta_out = delta_prev
     return loss_sum
 
@@ -631,6 +695,14 @@ cdef void gather_rows(const floating* source, const Py_ssize_t* rows, Py_ssize_t
 
 # --- Entry points --------------------------------------------------------
 
+def exponential(const floating[::1] x, floating[::1] out):
+    """out = e ** x, with the exponential that the activations use."""
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(x.shape[0]):
+            out[i] = exp_(x[i])
+
+
 def forward(const floating[:, ::1] X, const floating[::1] params,
             const Py_ssize_t[::1] sizes, const int[::1] activations,
             floating[::1] A_out):
@@ -749,8 +821,7 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
     cdef floating* known_good = &params_backup[1, 0]
     cdef bint gather = orders.shape[1] > 0, finite = True
     cdef bint weighted = sample_weight.shape[0] > 0
-    cdef bint online_sgd = (batch_size == 1 and optimizer.kind == SGD
-                            and optimizer.weight_decay == 0.0)
+    cdef bint fused_sgd = optimizer.kind == SGD and optimizer.weight_decay == 0.0
     cdef double scale, batch_sum, batch_weight, epoch_sum, epoch_weight, batch_penalty
     cdef const floating* X_rows
     cdef const floating* Y_rows
@@ -791,13 +862,13 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
                 scale = 1.0
                 if mean_reduction:
                     scale = 1.0 / batch_weight if batch_weight > 0 else 0.0
-                if online_sgd:
+                if fused_sgd:
                     # The step is taken here already; a non-finite loss below
                     # still restores the last known good parameters.
                     batch_sum = backpropagate_and_step(
-                        X_rows, Y_rows, w_rows, &params[0], &sizes[0], &activations[0],
-                        n_layers, loss, scale, learning_rates[epoch], &A_work[0],
-                        &delta_work[0])
+                        X_rows, Y_rows, w_rows, n_rows, &params[0], &sizes[0],
+                        &activations[0], n_layers, loss, scale, learning_rates[epoch],
+                        &A_work[0], &delta_work[0])
                     batch_penalty = 0.0
                 else:
                     batch_sum = backpropagate(X_rows, Y_rows, w_rows, n_rows, &params[0],
@@ -818,7 +889,7 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
                     epoch_sum += batch_sum + batch_penalty
                 epoch_weight += batch_weight
                 step += 1
-                if not online_sgd:
+                if not fused_sgd:
                     add_weight_decay(&params[0], &grads[0], &sizes[0], n_layers,
                                      optimizer.weight_decay)
                     update(&optimizer, &params[0], &grads[0], state_ptr, n_params,
