@@ -318,34 +318,3 @@ def test_fused_sgd_steps_match_the_general_path(dtype, layer_sizes, batch_size, 
         np.testing.assert_allclose(results[0][0], results[1][0], rtol=rtol,
                                    atol=rtol * np.abs(results[1][0]).max())
         np.testing.assert_allclose(results[0][1], results[1][1], rtol=rtol)
-
-
-@pytest.mark.parametrize("dtype, low, high, bound", [
-    (np.float64, -708, 709, 0.91), (np.float32, -87, 88, 0.51)])
-def test_exponential_is_accurate(dtype, low, high, bound):
-    """The activations' inline exponential, against numpy in more precision, in ulps."""
-    rng = np.random.default_rng(3)
-    x = np.concatenate([rng.uniform(low, high, 20_000), rng.uniform(-1, 1, 20_000),
-                        np.linspace(low, high, 5_001)]).astype(dtype)
-    out = np.empty_like(x)
-    _core.exponential(x, out)
-    wider = np.longdouble if dtype is np.float64 else np.float64
-    if np.finfo(wider).eps >= np.finfo(dtype).eps:
-        # No extended precision here (long double is double): numpy's exp is
-        # itself within about one ulp.
-        wider, bound = dtype, bound + 1.0
-    expected = np.exp(x.astype(wider))
-    error = np.abs(out.astype(wider) - expected) / np.spacing(expected.astype(dtype))
-    assert error.max() < bound
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_exponential_beyond_its_range_is_the_c_librarys(dtype):
-    """Overflow, underflow to subnormals and zero, infinities and NaN."""
-    x = np.array([1e4, 710.5, 89.5, -100.0, -740.0, -1e4, np.inf, -np.inf, np.nan], dtype)
-    out = np.empty_like(x)
-    _core.exponential(x, out)
-    with np.errstate(over="ignore", under="ignore"):
-        expected = np.exp(x)
-    np.testing.assert_allclose(out, expected, rtol=1e-6 if dtype is np.float32 else 1e-15)
-    assert np.array_equal(np.isnan(out), np.isnan(expected))

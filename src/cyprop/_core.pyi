@@ -15,8 +15,8 @@ OPTIMIZERS: Final[dict[str, int]]
 OPTIMIZER_STATE_BUFFERS: Final[dict[int, int]]
 STATUS: Final[dict[str, int]]
 LEAKY_RELU_SLOPE: Final[float]
+BLAS_MIN_PRODUCT: Final[int]
 
-def exponential(x: _Floats, out: _Floats) -> None: ...
 def forward(
     X: _Floats, params: _Floats, sizes: _Sizes, activations: _Codes, A_out: _Floats
 ) -> None: ...

@@ -80,6 +80,7 @@ LEAKY_RELU_SLOPE = LEAKY_SLOPE
 # costs more than the arithmetic for layers as small as the lesson's 3-4-1.
 cdef enum:
     BLAS_MIN_MULTIPLY_ADDS = 4096
+BLAS_MIN_PRODUCT = BLAS_MIN_MULTIPLY_ADDS
 
 
 cdef struct Optimizer:
@@ -422,14 +423,25 @@ cdef void delta_times_weights(const floating* delta, const floating* W, floating
                   NULL, False, 0)
 
 
+cdef void column_sums(const floating* delta, Py_ssize_t n_rows, Py_ssize_t n_cols,
+                      floating* sums_out) noexcept nogil:
+    """sums_out = delta.sum(axis=0), row by row: contiguous, vectorizable reads
+    (summing down each column strides through memory a row at a time)."""
+    cdef Py_ssize_t i, j
+    cdef const floating* delta_row
+    memset(sums_out, 0, n_cols * sizeof(floating))
+    for i in range(n_rows):
+        delta_row = delta + i * n_cols
+        for j in range(n_cols):
+            sums_out[j] += delta_row[j]
+
+
 cdef void dense_backward(const floating* A_prev, const floating* W, const floating* delta,
                          floating* dW, floating* db, floating* delta_prev,
                          Py_ssize_t n_rows, Py_ssize_t fan_in,
                          Py_ssize_t fan_out) noexcept nogil:
     """Gradients of one layer from its delta, and the delta before its activation
     derivative for the layer below (skipped when delta_prev is NULL)."""
-    cdef Py_ssize_t i, j
-    cdef const floating* delta_row
     cdef bint large = n_rows * fan_in * fan_out >= BLAS_MIN_MULTIPLY_ADDS
     # dW = A_prev.T @ delta
     if large:
@@ -440,11 +452,7 @@ cdef void dense_backward(const floating* A_prev, const floating* W, const floati
         small_product(fan_in, fan_out, n_rows, A_prev, 1, fan_in, delta, fan_out, 1, dW,
                       NULL, False, 0)
     # db = delta.sum(axis=0)
-    memset(db, 0, fan_out * sizeof(floating))
-    for i in range(n_rows):
-        delta_row = delta + i * fan_out
-        for j in range(fan_out):
-            db[j] += delta_row[j]
+    column_sums(delta, n_rows, fan_out, db)
     if delta_prev != NULL:
         delta_times_weights(delta, W, delta_prev, n_rows, fan_in, fan_out)
 
@@ -501,7 +509,7 @@ cdef double backpropagate_and_step(const floating* X, const floating* Y,
                                    floating* params, const Py_ssize_t* sizes,
                                    const int* activations, Py_ssize_t n_layers, int loss,
                                    double scale, double learning_rate, floating* A,
-                                   floating* delta) noexcept nogil:
+                                   floating* delta, floating* sums) noexcept nogil:
     """One batch's plain SGD step, each layer updated as soon as its delta is known.
 
     Takes the step of backpropagate followed by update, without writing the
@@ -513,12 +521,12 @@ cdef double backpropagate_and_step(const floating* X, const floating* Y,
     which may round the last bit differently. Saving the pass over the
     gradient is a third of the work of online SGD on a 64-32-10 network
     (benchmarks/README.md, profile_core.py on W2). Returns the batch's loss,
-    unscaled.
+    unscaled. sums is scratch for the bias gradient, as long as the widest layer.
     """
-    cdef Py_ssize_t l, i, p, j, fan_in, fan_out, n_params = 0, n_units = 0
+    cdef Py_ssize_t l, p, j, fan_in, fan_out, n_params = 0, n_units = 0
     cdef Py_ssize_t unit_offset, w_offset
     cdef double loss_sum
-    cdef floating rate = <floating>learning_rate, a, total
+    cdef floating rate = <floating>learning_rate, a
     cdef const floating* A_prev
     cdef floating* W
     cdef floating* b
@@ -568,11 +576,13 @@ cdef double backpropagate_and_step(const floating* X, const floating* Y,
             small_product(fan_in, fan_out, n_rows, A_prev, 1, fan_in, delta_out, fan_out, 1,
                           W, NULL, True, rate)
         # b -= learning_rate * delta.sum(axis=0)
-        for j in range(fan_out):
-            total = 0
-            for i in range(n_rows):
-                total += delta_out[i * fan_out + j]
-            b[j] -= rate * total
+        if n_rows == 1:
+            for j in range(fan_out):
+                b[j] -= rate * delta_out[j]
+        else:
+            column_sums(delta_out, n_rows, fan_out, sums)
+            for j in range(fan_out):
+                b[j] -= rate * sums[j]
         if l > 0:
             multiply_by_derivative(A_prev, delta_prev, n_rows, fan_in, activations[l - 1])
         delta_out = delta_prev
@@ -694,14 +704,6 @@ cdef void gather_rows(const floating* source, const Py_ssize_t* rows, Py_ssize_t
 
 
 # --- Entry points --------------------------------------------------------
-
-def exponential(const floating[::1] x, floating[::1] out):
-    """out = e ** x, with the exponential that the activations use."""
-    cdef Py_ssize_t i
-    with nogil:
-        for i in range(x.shape[0]):
-            out[i] = exp_(x[i])
-
 
 def forward(const floating[:, ::1] X, const floating[::1] params,
             const Py_ssize_t[::1] sizes, const int[::1] activations,
@@ -868,7 +870,7 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
                     batch_sum = backpropagate_and_step(
                         X_rows, Y_rows, w_rows, n_rows, &params[0], &sizes[0],
                         &activations[0], n_layers, loss, scale, learning_rates[epoch],
-                        &A_work[0], &delta_work[0])
+                        &A_work[0], &delta_work[0], &grads[0])
                     batch_penalty = 0.0
                 else:
                     batch_sum = backpropagate(X_rows, Y_rows, w_rows, n_rows, &params[0],
