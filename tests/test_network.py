@@ -1,6 +1,8 @@
 """The public Network API."""
 
 import copy
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -257,3 +259,19 @@ def test_divergence_raises_and_leaves_finite_weights():
         net.fit(X, y, epochs=1000, learning_rate=0.5, batch_size=2)
     assert all(np.isfinite(p).all() for p in net.weights + net.biases)
     assert np.isfinite(net.loss(X, y))
+
+
+def test_blas_is_warmed_up_once_for_networks_that_reach_it():
+    """A network small enough for the core's own loops never calls BLAS; a larger one
+    runs the one warm-up product first (in a fresh process, where none has run)."""
+    code = (
+        "import numpy as np\n"
+        "from cyprop import Network, _blas_warmup\n"
+        "Network([3, 4, 1], seed=0).fit(np.ones((4, 3)), np.ones((4, 1)), epochs=2)\n"
+        "print(_blas_warmup._done)\n"
+        "Network([100, 50, 1], seed=0).predict(np.ones((2, 100)))\n"
+        "print(_blas_warmup._done)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.split() == ["False", "True"]

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from cyprop import _core
+from cyprop._blas_warmup import warm_up_blas
 from cyprop._persistence import ModelFileError, read_model, write_model
 from cyprop._validation import (
     check_activations,
@@ -353,6 +354,12 @@ class Network:
         """A flat buffer for every layer's activations over ``n_rows`` samples."""
         return np.empty(n_rows * sum(self._layer_sizes[1:]), dtype=self._dtype)
 
+    def _warm_up_blas(self, n_rows: int) -> None:
+        """Prepare BLAS when a product over ``n_rows`` rows will reach it."""
+        largest = max(a * b for a, b in zip(self._layer_sizes[:-1], self._layer_sizes[1:]))
+        if n_rows * largest >= _core.BLAS_MIN_PRODUCT:
+            warm_up_blas()
+
     def _chunk_rows(self, n_samples: int) -> int:
         """Rows per chunk so that a chunk's activations stay near _CHUNK_ELEMENTS."""
         return max(1, min(n_samples, _CHUNK_ELEMENTS // sum(self._layer_sizes[1:])))
@@ -410,6 +417,7 @@ class Network:
         """
         X = check_features(X, self._layer_sizes[0], self._dtype)
         buffer = self._activation_buffer(X.shape[0])
+        self._warm_up_blas(X.shape[0])
         _core.forward(X, self._params, self._sizes, self._activation_codes, buffer)
         return self._layer_views_of_activations(buffer, X.shape[0])
 
@@ -441,6 +449,7 @@ class Network:
         n_samples, n_outputs = X.shape[0], self._layer_sizes[-1]
         chunk = self._chunk_rows(n_samples)
         buffer = self._activation_buffer(chunk)
+        self._warm_up_blas(chunk)
         outputs = np.empty((n_samples, n_outputs), dtype=self._dtype)
         for start in range(0, n_samples, chunk):
             rows = X[start : start + chunk]
@@ -466,6 +475,7 @@ class Network:
         scale = 1.0 / total_weight if self._reduction == "mean" else 1.0
         chunk = self._chunk_rows(n_samples)
         A_work = self._activation_buffer(chunk)
+        self._warm_up_blas(chunk)
         # Deltas for every layer with a gradient; the output pre-activations only without.
         second = self._activation_buffer(chunk) if grads is not None else np.empty(
             chunk * n_outputs, dtype=self._dtype)
@@ -891,7 +901,7 @@ class Network:
         state = self._state_for(optimizer)
         settings = _core_settings(optimizer)
         # Everything the core writes during training is allocated here, once.
-        A_work = np.empty(batch_size * n_units, dtype=self._dtype)
+        A_work = self._activation_buffer(batch_size)
         delta_work = np.empty_like(A_work)
         grads = np.empty_like(self._params)
         backup = np.empty((2, self._params.size), dtype=self._dtype)
@@ -905,6 +915,7 @@ class Network:
         if run.every_epoch:
             per_call = 1
         signal_interval = max(1, _WORK_PER_SIGNAL_CHECK // (batch_size * work_per_sample))
+        self._warm_up_blas(batch_size)
         while not run.done:
             count = min(per_call, run.epochs - run.completed)
             if run.report_every:
