@@ -897,7 +897,6 @@ class Network:
     ) -> None:
         """Gradient-based training, handing the core as many epochs per call as it can."""
         n_samples = X.shape[0]
-        n_units = sum(self._layer_sizes[1:])
         state = self._state_for(optimizer)
         settings = _core_settings(optimizer)
         # Everything the core writes during training is allocated here, once.
