@@ -109,22 +109,25 @@ def test_fitting_one_network_from_two_threads_is_refused():
     assert all(np.isfinite(p).all() for p in net.weights + net.biases)
 
 
-def _train_large(dtype, n_threads, threadpoolctl):
+def _train_large(dtype, n_threads, threadpoolctl, optimizer):
     X, y = make_data(5, 512)
     with threadpoolctl.threadpool_limits(limits=n_threads):
         net = Network([20, 256, 256, 4], activation="relu", reduction="mean",
                       dtype=dtype, seed=3)
-        net.fit(X, y, epochs=2, batch_size=128, optimizer="adam")
+        net.fit(X, y, epochs=2, batch_size=128, optimizer=optimizer,
+                learning_rate=0.01 if optimizer == "sgd" else None)
         return np.concatenate([net.predict(X).ravel()] + [p.ravel() for p in net.weights])
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_same_blas_thread_count_same_bits(dtype):
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_same_blas_thread_count_same_bits(dtype, optimizer):
     """Layers large enough for BLAS: bit-identical at a fixed thread count, and
-    equal up to rounding across thread counts (BLAS may then pick other kernels)."""
+    equal up to rounding across thread counts (BLAS may then pick other kernels).
+    Plain SGD takes the fused path, whose update is itself a BLAS product."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    one = [_train_large(dtype, 1, threadpoolctl) for _ in range(2)]
-    two = [_train_large(dtype, 2, threadpoolctl) for _ in range(2)]
+    one = [_train_large(dtype, 1, threadpoolctl, optimizer) for _ in range(2)]
+    two = [_train_large(dtype, 2, threadpoolctl, optimizer) for _ in range(2)]
     assert one[0].tobytes() == one[1].tobytes()
     assert two[0].tobytes() == two[1].tobytes()
     np.testing.assert_allclose(one[0], two[0], rtol=1e-3 if dtype == "float32" else 1e-9,

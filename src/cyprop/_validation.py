@@ -27,7 +27,8 @@ def check_dtype(dtype: Any) -> np.dtype:
         raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
     if resolved.name not in DTYPES:
         raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    return resolved
+    # The core computes in the machine's own byte order: '>f8' means float64.
+    return np.dtype(resolved.name)
 
 
 def check_integer(value: Any, name: str, minimum: int = 1) -> int:
@@ -207,13 +208,17 @@ def check_targets(
 
 
 def _converted(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """A C-contiguous copy of ``array`` in ``dtype`` (or ``array`` itself if it is one).
+    """A C-contiguous, aligned copy of ``array`` in ``dtype`` (or ``array`` itself if
+    it is one already).
 
-    Values beyond the range of ``dtype`` become infinite, which the finiteness
-    check that follows reports; numpy's overflow warning would only repeat it.
+    The core reads the buffer as an array of ``dtype``: a view at an odd byte
+    offset (a field of a packed record, a slice of a byte buffer) is C-contiguous
+    yet misaligned, which C does not allow, so it is copied too. Values beyond
+    the range of ``dtype`` become infinite, which the finiteness check that
+    follows reports; numpy's overflow warning would only repeat it.
     """
     with np.errstate(over="ignore"):
-        converted: np.ndarray = np.ascontiguousarray(array, dtype=dtype)
+        converted: np.ndarray = np.require(array, dtype=dtype, requirements=["C", "A", "E"])
     return converted
 
 
