@@ -30,6 +30,18 @@ def test_bad_layer_sizes(layer_sizes, error, message):
         Network(layer_sizes)
 
 
+@pytest.mark.parametrize(("layer_sizes", "count"), [
+    ([100_000] * 3, "20,000,200,000"),
+    ([2**31 - 1] * 2, "4,611,686,016,279,904,256"),
+    ([46_341, 46_341], "2,147,534,622"),  # just past the limit
+])
+def test_too_many_parameters_are_refused_before_allocating(layer_sizes, count):
+    message = (rf"layer_sizes \[{', '.join(map(str, layer_sizes))}\] need {count} weights and "
+               r"biases; a network has at most 2,147,483,647")
+    with pytest.raises(ValueError, match=message):
+        Network(layer_sizes)
+
+
 @pytest.mark.parametrize("options, error, message", [
     ({"activation": "softplus"}, ValueError, "unknown activation 'softplus'"),
     ({"activation": "softmax"}, ValueError, "'softmax' is for the output layer only"),

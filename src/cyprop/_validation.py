@@ -15,6 +15,10 @@ import numpy as np
 
 # BLAS takes its dimensions as C ints.
 MAX_DIMENSION = 2**31 - 1
+# Weights and biases a network may have: 8 GiB in float32, 16 GiB in float64,
+# far beyond what trains on a CPU, and a clear error before numpy is asked
+# for terabytes.
+MAX_PARAMETERS = 2**31 - 1
 
 DTYPES = ("float32", "float64")
 
@@ -64,7 +68,8 @@ def check_non_negative_float(value: Any, name: str) -> float:
 
 
 def check_layer_sizes(layer_sizes: Any) -> tuple[int, ...]:
-    """Return ``layer_sizes`` as a tuple of ints, input size first, at least two of them."""
+    """Return ``layer_sizes`` as a tuple of ints, input size first, at least two of them,
+    of at most :data:`MAX_PARAMETERS` weights and biases in all."""
     if isinstance(layer_sizes, (str, bytes)) or not isinstance(
         layer_sizes, (Sequence, np.ndarray)
     ):
@@ -77,9 +82,21 @@ def check_layer_sizes(layer_sizes: Any) -> tuple[int, ...]:
             "layer_sizes needs at least an input and an output size, such as [3, 1], "
             f"got {list(layer_sizes)!r}"
         )
-    return tuple(
+    sizes = tuple(
         check_integer(size, f"layer_sizes[{index}]") for index, size in enumerate(layer_sizes)
     )
+    n_parameters = count_parameters(sizes)
+    if n_parameters > MAX_PARAMETERS:
+        raise ValueError(
+            f"layer_sizes {list(sizes)} need {n_parameters:,} weights and biases; a network "
+            f"has at most {MAX_PARAMETERS:,}"
+        )
+    return sizes
+
+
+def count_parameters(sizes: Sequence[int]) -> int:
+    """Weights and biases of a network with layer sizes ``sizes``, input first."""
+    return sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:]))
 
 
 def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
