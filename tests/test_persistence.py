@@ -1,14 +1,22 @@
 """save/load and pickle bring a network back exactly; damaged files are refused."""
 
+import functools
+import hashlib
+import json
 import os
 import pickle
 import stat
+import struct
 import sys
+import tempfile
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cyprop import ModelFileError, Network
+from cyprop._persistence import MAGIC
 
 X = np.random.default_rng(0).standard_normal((20, 3))
 Y = np.random.default_rng(1).uniform(size=(20, 2))
@@ -121,7 +129,8 @@ def test_inconsistent_header_is_refused(tmp_path, monkeypatch):
     header = {**net._config(), "layer_sizes": [3, 5, 4, 3], "n_parameters": net.n_parameters,
               "rng_state": net._rng.bit_generator.state}
     _persistence.write_model(tmp_path / "bad", header, net._params)
-    with pytest.raises(ModelFileError, match="holds .* bytes of parameters"):
+    with pytest.raises(ModelFileError, match=r"its layer sizes \[3, 5, 4, 3\] need 59 parameters "
+                       r"\(472 bytes\), but it holds 54 \(432 bytes of parameters\)"):
         Network.load(tmp_path / "bad")
     header["activations"] = ["tanh", "gelu", "relu"]
     _persistence.write_model(tmp_path / "bad", header, net._params)
@@ -141,3 +150,223 @@ def test_saved_file_has_the_permissions_of_an_ordinary_file(tmp_path):
     (tmp_path / "other").write_bytes(b"")
     mode = stat.S_IMODE(os.stat(path).st_mode)
     assert mode == stat.S_IMODE(os.stat(tmp_path / "other").st_mode)
+
+
+# --- crafted files: the checksum is unkeyed, so anyone can write a valid one ---
+
+
+def craft(path, header=None, payload=None, raw_header=None):
+    """Write a model file with a valid checksum around any header and payload."""
+    net = Network([2, 3, 1], seed=0)
+    if header is None:
+        header = {"format_version": 1, **net._config(), "n_parameters": net.n_parameters,
+                  "rng_state": net._rng.bit_generator.state}
+    header_bytes = raw_header if raw_header is not None else json.dumps(header).encode()
+    if payload is None:
+        payload = net._params.astype("<f8").tobytes()
+    body = MAGIC + struct.pack("<I", len(header_bytes)) + header_bytes + payload
+    path.write_bytes(body + hashlib.sha256(body).digest())
+    return path
+
+
+def good_header(**changes):
+    net = Network([2, 3, 1], seed=0)
+    return {"format_version": 1, **net._config(), "n_parameters": net.n_parameters,
+            "rng_state": net._rng.bit_generator.state, **changes}
+
+
+def test_a_crafted_file_with_the_defaults_loads(tmp_path):
+    # The helper itself writes what save writes.
+    assert Network.load(craft(tmp_path / "m")).layer_sizes == (2, 3, 1)
+
+
+def test_deeply_nested_header_is_refused(tmp_path):
+    path = craft(tmp_path / "m", raw_header=b"[" * 200_000 + b"]" * 200_000)
+    with pytest.raises(ModelFileError, match="header: it is not JSON .*nested too deeply"):
+        Network.load(path)
+
+
+def test_header_with_too_many_digits_is_refused(tmp_path):
+    path = craft(tmp_path / "m", raw_header=b'{"n_parameters": ' + b"9" * 5000 + b"}")
+    with pytest.raises(ModelFileError, match="invalid header: it is not JSON"):
+        Network.load(path)
+
+
+@pytest.mark.parametrize(("sizes", "n_parameters", "message"), [
+    # 15 GiB of float64 parameters asked for by a file of a few hundred bytes.
+    ([50_000, 40_000, 1], 13, r"its layer sizes \[50000, 40000, 1\] need 2,000,080,001 parameters "
+     r"\(16,000,640,008 bytes\), but it holds 13 \(104 bytes of parameters\)"),
+    ([40_000, 40_000, 1], 1_600_080_001, r"header gives 1,600,080,001 float64 parameters, "
+     r"12,800,640,008 bytes with the 32-byte checksum after them, but 136 bytes follow"),
+    ([100_000] * 3, 20_000_200_000, r"n_parameters is 20,000,200,000; a network has between 1 "
+     r"and 2,147,483,647 parameters"),
+    ([100_000] * 3, 13, r"layer_sizes \[100000, 100000, 100000\] need 20,000,200,000 weights"),
+])
+def test_huge_layer_sizes_are_refused_before_allocating(tmp_path, monkeypatch, sizes,
+                                                        n_parameters, message):
+    def no_allocation(self, *args):
+        raise AssertionError("load allocated parameters")
+
+    path = craft(tmp_path / "m", good_header(layer_sizes=sizes, activations=["sigmoid"] * 2,
+                                             n_parameters=n_parameters))
+    monkeypatch.setattr(Network, "_configure", no_allocation)
+    assert path.stat().st_size < 1000
+    with pytest.raises(ModelFileError, match=message):
+        Network.load(path)
+
+
+@pytest.mark.parametrize("state", [
+    {"state": 2**200, "inc": 1},
+    {"state": -1, "inc": 1},
+])
+def test_out_of_range_generator_state_is_refused(tmp_path, state):
+    rng_state = {"bit_generator": "PCG64", "state": state, "has_uint32": 0, "uinteger": 0}
+    path = craft(tmp_path / "m", good_header(rng_state=rng_state))
+    with pytest.raises(ModelFileError, match="invalid generator state"):
+        Network.load(path)
+
+
+def test_out_of_range_integers_in_the_header_are_refused(tmp_path):
+    rng_state = {"bit_generator": "PCG64", "state": {"state": 1, "inc": 1},
+                 "has_uint32": 2**70, "uinteger": 0}
+    with pytest.raises(ModelFileError, match="invalid generator state"):
+        Network.load(craft(tmp_path / "m", good_header(rng_state=rng_state)))
+    with pytest.raises(ModelFileError, match="layer_sizes"):
+        Network.load(craft(tmp_path / "m", good_header(layer_sizes=[2, 2**64, 1])))
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_parameters_are_refused(tmp_path, value):
+    params = Network([2, 3, 1], seed=0)._params.copy()
+    params[4] = value
+    path = craft(tmp_path / "m", payload=params.astype("<f8").tobytes())
+    with pytest.raises(ModelFileError, match="parameter 4 is NaN or infinite"):
+        Network.load(path)
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1", None])
+def test_format_version_must_be_the_integer_1(tmp_path, version):
+    path = craft(tmp_path / "m", good_header(format_version=version))
+    with pytest.raises(ModelFileError, match=f"format version {version!r}; this cyprop reads"):
+        Network.load(path)
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"n_parameters": True}, "n_parameters must be an integer, got True"),
+    ({"n_parameters": 0}, "n_parameters is 0"),
+    ({"dtype": "float16"}, "dtype must be 'float32' or 'float64', got 'float16'"),
+    ({"loss": 3}, "loss must be a string"),
+])
+def test_invalid_header_values_are_refused(tmp_path, changes, message):
+    with pytest.raises(ModelFileError, match=f"invalid header: {message}"):
+        Network.load(craft(tmp_path / "m", good_header(**changes)))
+
+
+def test_header_that_is_not_a_mapping_is_refused(tmp_path):
+    with pytest.raises(ModelFileError, match="invalid header: it is not a mapping"):
+        Network.load(craft(tmp_path / "m", raw_header=b"[1, 2]"))
+
+
+def test_data_after_the_parameters_is_refused(tmp_path):
+    path = craft(tmp_path / "m", payload=bytes(13 * 8 + 5000))
+    with pytest.raises(ModelFileError, match="but more than 136 bytes follow the header"):
+        Network.load(path)
+
+
+def test_magic_is_checked_before_reading_on(tmp_path, monkeypatch):
+    from cyprop import _persistence
+
+    reads = []
+    original = _persistence._read_at_most
+
+    def counting(stream, size):
+        reads.append(size)
+        return original(stream, size)
+
+    monkeypatch.setattr(_persistence, "_read_at_most", counting)
+    path = tmp_path / "big"
+    path.write_bytes(b"x" * 5_000_000)
+    with pytest.raises(ModelFileError, match="not a cyprop model file"):
+        Network.load(path)
+    assert reads == [12]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_endless_file_is_refused():
+    with pytest.raises(ModelFileError, match="/dev/zero is not a cyprop model file"):
+        Network.load("/dev/zero")
+
+
+def test_huge_header_length_is_refused_without_reading_it(tmp_path):
+    path = tmp_path / "m"
+    path.write_bytes(MAGIC + struct.pack("<I", 2**32 - 1) + b"{}")
+    with pytest.raises(ModelFileError, match="its header would take 4,294,967,295 bytes"):
+        Network.load(path)
+
+
+@pytest.mark.parametrize("path", [123, 3.5, None, ["model"]])
+def test_load_and_save_need_a_path(path):
+    with pytest.raises(TypeError, match="path must be a file path"):
+        Network.load(path)
+    with pytest.raises(TypeError, match="path must be a file path"):
+        Network([2, 1]).save(path)
+
+
+def test_failed_save_names_the_given_path(tmp_path):
+    path = tmp_path / "no" / "such" / "folder" / "model"
+    with pytest.raises(FileNotFoundError) as caught:
+        Network([2, 1]).save(path)
+    assert caught.value.filename == str(path)
+    assert ".tmp" not in str(caught.value)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    with pytest.raises(OSError) as caught:
+        Network([2, 1]).save(folder)
+    assert caught.value.filename == str(folder)
+    assert list(tmp_path.iterdir()) == [folder]
+
+
+@functools.cache
+def saved_bytes():
+    """The bytes of a saved float32 network, written once."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "m")
+        trained("float32").save(path)
+        with open(path, "rb") as stream:
+            return stream.read()
+
+
+@st.composite
+def damaged(draw):
+    content = bytearray(saved_bytes())
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["truncate", "flip", "insert", "delete"]))
+        position = draw(st.integers(0, max(len(content) - 1, 0)))
+        if kind == "truncate":
+            del content[position:]
+        elif kind == "flip" and content:
+            content[position] ^= draw(st.integers(1, 255))
+        elif kind == "insert":
+            content[position:position] = draw(st.binary(min_size=1, max_size=8))
+        elif content:
+            del content[position:position + draw(st.integers(1, 8))]
+    return bytes(content)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content=damaged())
+def test_damaged_files_raise_model_file_error_or_load_exactly(tmp_path, content):
+    original = Network.load(_write(tmp_path / "original", saved_bytes()))
+    path = _write(tmp_path / "damaged", content)
+    try:
+        loaded = Network.load(path)
+    except ModelFileError:
+        return
+    for p, q in zip(original.weights + original.biases, loaded.weights + loaded.biases):
+        assert p.dtype == q.dtype and p.tobytes() == q.tobytes()
+
+
+def _write(path, content):
+    path.write_bytes(content)
+    return path

@@ -29,6 +29,7 @@ from cyprop._validation import (
     check_positive_float,
     check_sample_weight,
     check_targets,
+    count_parameters,
 )
 from cyprop.history import History
 from cyprop.optimizers import LBFGS, IRPropMinus, Optimizer, make_optimizer
@@ -61,7 +62,8 @@ class Network:
     ----------
     layer_sizes : sequence of int
         Units per layer, input first: ``[3, 4, 1]`` is the lesson's network
-        with 3 inputs, 4 hidden units and 1 output.
+        with 3 inputs, 4 hidden units and 1 output. A network has at most
+        2**31 - 1 weights and biases in all (8 GiB in float32).
     activation : str or sequence of str, default="sigmoid"
         Activation of the hidden layers: one of "sigmoid", "tanh", "relu",
         "identity", or a list with one name per hidden layer.
@@ -1073,32 +1075,62 @@ class Network:
         ------
         ValueError
             If the file is not a cyprop model or is damaged (the subclass
-            ``cyprop.ModelFileError``).
+            ``cyprop.ModelFileError``), including a file with a valid
+            checksum whose header or parameters no saved network has.
+        TypeError
+            If ``path`` is not a str or os.PathLike (an int would be taken
+            for a file descriptor).
+        OSError
+            If the file cannot be opened or read.
         """
         header, payload = read_model(path)
-        name = os.fspath(path)
+        name = os.fsdecode(path)
         try:
+            # Count the parameters before allocating any: the payload, whose
+            # length read_model has checked, must hold exactly that many.
+            sizes, _ = cls._config_layers(header)
+            n_parameters = header["n_parameters"]
+            needed = count_parameters(sizes)
+            if needed != n_parameters:
+                itemsize = len(payload) // n_parameters
+                raise ModelFileError(
+                    f"{name} has an invalid header: its layer sizes {list(sizes)} need "
+                    f"{needed:,} parameters ({needed * itemsize:,} bytes), but it holds "
+                    f"{n_parameters:,} ({len(payload):,} bytes of parameters)"
+                )
             net = cls._from_config(header)
             rng_state = header["rng_state"]
-            n_parameters = header["n_parameters"]
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, OverflowError) as error:
+            if isinstance(error, ModelFileError):
+                raise
             raise ModelFileError(f"{name} has an invalid header: {error}") from None
         stored = np.dtype(net._dtype.newbyteorder("<"))
-        if n_parameters != net.n_parameters or len(payload) != n_parameters * stored.itemsize:
+        values = np.frombuffer(payload, dtype=stored)
+        finite = np.isfinite(values)
+        if not finite.all():
             raise ModelFileError(
-                f"{name} is damaged: it holds {len(payload)} bytes of parameters, "
-                f"but its layer sizes need {net.n_parameters * stored.itemsize}"
+                f"{name} is damaged: parameter {int(np.argmin(finite))} is NaN or infinite, "
+                "which a saved network never holds"
             )
-        net._params[...] = np.frombuffer(payload, dtype=stored)
+        net._params[...] = values
         try:
             net._rng.bit_generator.state = rng_state
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, OverflowError) as error:
             raise ModelFileError(f"{name} has an invalid generator state: {error}") from None
         return net
 
     @classmethod
     def _from_config(cls, config: dict[str, Any]) -> Network:
         """An unparameterised network from the configuration that :meth:`_config` wrote."""
+        sizes, activations = cls._config_layers(config)
+        net = cls.__new__(cls)
+        net._configure(sizes, activations, config["loss"], config["reduction"], config["dtype"])
+        net._rng = np.random.default_rng()
+        return net
+
+    @staticmethod
+    def _config_layers(config: dict[str, Any]) -> tuple[tuple[int, ...], tuple[str, ...]]:
+        """The checked layer sizes and activations of a configuration, allocating nothing."""
         sizes = check_layer_sizes(config["layer_sizes"])
         activations = config["activations"]
         if not isinstance(activations, list) or len(activations) != len(sizes) - 1:
@@ -1106,10 +1138,7 @@ class Network:
         activations = tuple(check_choice(name, "activation", ACTIVATIONS) for name in activations)
         if "softmax" in activations[:-1]:
             raise ValueError("softmax is for the output layer only")
-        net = cls.__new__(cls)
-        net._configure(sizes, activations, config["loss"], config["reduction"], config["dtype"])
-        net._rng = np.random.default_rng()
-        return net
+        return sizes, activations
 
     def __getstate__(self) -> dict[str, Any]:
         optimizer_state = self._optimizer_state
