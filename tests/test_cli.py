@@ -18,6 +18,7 @@ import pytest
 
 from cyprop import Network
 from cyprop.cli import main
+from tests.test_persistence import craft, good_header
 
 
 def run(*arguments, cwd=None):
@@ -455,3 +456,41 @@ def test_importing_cyprop_imports_neither_matplotlib_nor_tqdm():
                             env={**os.environ, "PYTHONWARNINGS": "error"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+PCG64_OUT_OF_RANGE = {"bit_generator": "PCG64", "state": {"state": 2**200, "inc": 1},
+                      "has_uint32": 0, "uinteger": 0}
+
+
+@pytest.mark.parametrize(("crafted", "message"), [
+    ({"raw_header": b"[" * 200_000 + b"]" * 200_000}, "nested too deeply"),
+    ({"header": good_header(layer_sizes=[50_000, 40_000, 1], activations=["relu", "relu"])},
+     "need 2,000,080,001 parameters (16,000,640,008 bytes), but it holds 13"),
+    ({"header": good_header(layer_sizes=[40_000, 40_000, 1], activations=["relu", "relu"],
+                            n_parameters=1_600_080_001)}, "but 136 bytes follow the header"),
+    ({"header": good_header(layer_sizes=[100_000] * 3, activations=["relu", "relu"])},
+     "need 20,000,200,000 weights and biases"),
+    ({"header": good_header(rng_state=PCG64_OUT_OF_RANGE)}, "invalid generator state"),
+    ({"payload": np.full(13, np.nan).tobytes()}, "parameter 0 is NaN or infinite"),
+    ({"header": good_header(format_version=True)}, "format version True"),
+])
+@pytest.mark.parametrize("command", ["info", "predict"])
+def test_crafted_model_files_exit_1_with_one_line(files, tmp_path, capsys, crafted, message,
+                                                  command):
+    path = craft(tmp_path / "crafted.cyprop", **crafted)
+    argv = [command, str(path)] + ([str(files / "moons.csv")] if command == "predict" else [])
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"cyprop {command}: error: {path} ")
+    assert message in captured.err
+    assert captured.err.count("\n") == 1
+
+
+def test_deeply_nested_sidecar_exits_1_with_one_line(tmp_path, capsys):
+    path = tmp_path / "m.cyprop"
+    Network([2, 3, 1], seed=0).save(path)
+    (tmp_path / "m.cyprop.json").write_text("[" * 200_000 + "]" * 200_000)
+    assert main(["info", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == (f"cyprop info: error: {tmp_path / 'm.cyprop.json'} is damaged: "
+                            "it is not valid JSON (nested too deeply)\n")

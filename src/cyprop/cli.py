@@ -424,8 +424,10 @@ def _read_sidecar(model_path: str, net: Network) -> dict[str, Any] | None:
     try:
         with open(path, encoding="utf-8") as stream:
             sidecar = json.load(stream)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except ValueError as error:  # not UTF-8, not JSON, or an integer of too many digits
         raise CommandError(f"{path} is damaged: it is not valid JSON ({error})") from None
+    except RecursionError:
+        raise CommandError(f"{path} is damaged: it is not valid JSON (nested too deeply)") from None
     if not isinstance(sidecar, dict) or sidecar.get("cyprop_sidecar") != _SIDECAR_FORMAT:
         raise CommandError(f"{path} is not a cyprop sidecar file (version {_SIDECAR_FORMAT})")
     if sidecar.get("model_sha256") != _file_sha256(model_path):
