@@ -313,6 +313,21 @@ def test_partial_fit_is_unavailable_with_lbfgs_and_early_stopping():
     assert hasattr(NetworkClassifier(), "partial_fit")
 
 
+@pytest.mark.parametrize(("estimator", "reason"), [
+    (NetworkRegressor(optimizer="lbfgs"), "L-BFGS cannot train incrementally"),
+    (NetworkClassifier(optimizer=LBFGS()), "L-BFGS cannot train incrementally"),
+    (NetworkClassifier(early_stopping=True),
+     "early_stopping=True holds out samples .*; set early_stopping=False to train incrementally"),
+])
+def test_unavailable_partial_fit_says_why(estimator, reason):
+    name = type(estimator).__name__
+    with pytest.raises(AttributeError, match=f"This '{name}' has no attribute 'partial_fit': "
+                                             f"{reason}"):
+        estimator.partial_fit([[0.0], [1.0]], [0, 1])
+    # On the class, the method stays reachable for help() and signatures.
+    assert "One pass over the samples given" in type(estimator).partial_fit.__doc__
+
+
 # --- training controls ------------------------------------------------------------
 
 def test_early_stopping_records_validation_scores(iris):

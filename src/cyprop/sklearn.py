@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import types
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,6 @@ try:
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import LabelBinarizer
     from sklearn.utils import check_array, check_consistent_length, check_scalar
-    from sklearn.utils.metaestimators import available_if
     from sklearn.utils.multiclass import check_classification_targets, type_of_target
     from sklearn.utils.validation import (
         check_is_fitted,
@@ -77,20 +77,52 @@ _FULL_BATCH = ("irprop-", "lbfgs")
 _AUTO_BATCH_SIZE = 200
 
 
-def _can_partial_fit(estimator: Any) -> bool:
-    """partial_fit needs a stepping optimizer and no validation split."""
+def _why_not_partial_fit(estimator: Any) -> str | None:
+    """Why partial_fit is unavailable (it needs a stepping optimizer and no
+    validation split), or None when it is available."""
     optimizer = estimator.optimizer
     if (isinstance(optimizer, str) and optimizer == "lbfgs") or isinstance(optimizer, LBFGS):
-        raise AttributeError(
-            "partial_fit is not available with the lbfgs optimizer, which needs every "
-            "sample at once; use fit"
-        )
+        return ("L-BFGS cannot train incrementally, since it needs every sample at once; "
+                "use fit, or an optimizer such as 'adam' or 'sgd'")
     if estimator.early_stopping is True:
-        raise AttributeError(
-            "partial_fit is not available with early_stopping=True, which holds out "
-            "samples within one call to fit"
-        )
-    return True
+        return ("early_stopping=True holds out samples within one call to fit; "
+                "set early_stopping=False to train incrementally")
+    return None
+
+
+class _AvailableUnless:
+    """A method that exists only when ``why_not(estimator)`` is None.
+
+    As scikit-learn's ``available_if`` (and its MLP's ``partial_fit``):
+    ``hasattr(estimator, name)`` is False when the method is unavailable,
+    which scikit-learn's estimator checks rely on. Unlike ``available_if``,
+    whose message is only "has no attribute", the AttributeError says why.
+    """
+
+    def __init__(self, method: Callable[..., Any],
+                 why_not: Callable[[Any], str | None]) -> None:
+        self.method = method
+        self.why_not = why_not
+        # What doctest, help() and Sphinx read from a method.
+        self.__doc__ = method.__doc__
+        self.__module__ = method.__module__
+        self.__name__ = method.__name__
+        self.__wrapped__ = method
+
+    def __get__(self, estimator: Any, owner: type | None = None) -> Any:
+        if estimator is None:
+            return self.method  # on the class: the function, for docs and signatures
+        reason = self.why_not(estimator)
+        if reason is not None:
+            raise AttributeError(
+                f"This {type(estimator).__name__!r} has no attribute "
+                f"{self.method.__name__!r}: {reason}"
+            )
+        return types.MethodType(self.method, estimator)
+
+
+def _partial_fit_if_possible(method: Callable[..., Any]) -> _AvailableUnless:
+    return _AvailableUnless(method, _why_not_partial_fit)
 
 
 class _BaseNetwork(BaseEstimator):
@@ -654,7 +686,7 @@ default="relu"
         """
         return self._fit(X, y, sample_weight)
 
-    @available_if(_can_partial_fit)
+    @_partial_fit_if_possible
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None,
                     classes: Any = None) -> NetworkClassifier:
         """One pass over the samples given, continuing from the current weights.
@@ -972,7 +1004,7 @@ default="relu"
         """
         return self._fit(X, y, sample_weight)
 
-    @available_if(_can_partial_fit)
+    @_partial_fit_if_possible
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> NetworkRegressor:
         """One pass over the samples given, continuing from the current weights.
 
