@@ -124,6 +124,8 @@ def test_float64_values_too_large_for_float32():
     ({"batch_size": 0}, ValueError, "batch_size must be at least 1"),
     ({"batch_size": "all"}, TypeError, "batch_size must be an integer"),
     ({"shuffle": "yes"}, TypeError, "shuffle must be True or False"),
+    ({"early_stopping": "no"}, TypeError, "early_stopping must be True or False, got 'no'"),
+    ({"early_stopping": 1}, TypeError, "early_stopping must be True or False, got 1"),
     ({"verbose": -1}, ValueError, "verbose must be at least 0"),
 ])
 def test_bad_fit_options(net, options, error, message):
@@ -144,6 +146,15 @@ def test_bad_fit_options(net, options, error, message):
     (np.ones((2, 3)), [np.ones(3)], TypeError, "weights must be a list"),
     ([np.full((2, 3), np.nan)], [np.ones(3)], ValueError, r"weights\[0\] contains NaN"),
     ([np.ones((2, 0))], [np.ones(0)], ValueError, "at least 1"),
+    ([np.ones((0, 3))], [np.ones(3)], ValueError,
+     r"weights\[0\] has shape \(0, 3\): a layer needs at least 1 input and 1 output"),
+    ([np.ones((2, 3)), np.ones((3, 0))], [np.ones(3), np.ones(0)], ValueError,
+     r"weights\[1\] has shape \(3, 0\)"),
+    ([[[1.0, 2.0], [3.0]]], [np.ones(2)], ValueError,
+     r"weights\[0\] is ragged: its rows must all have the same length"),
+    ([np.ones((2, 3)), [[1.0], [2.0, 3.0], [4.0]]], [np.ones(3), np.ones(1)], ValueError,
+     r"weights\[1\] is ragged"),
+    ([np.ones((2, 3))], [[[1.0, 2.0], [3.0]]], ValueError, r"biases\[0\] is ragged"),
 ])
 def test_bad_from_weights(weights, biases, error, message):
     with pytest.raises(error, match=message):
@@ -171,6 +182,9 @@ def test_bad_from_weights(weights, biases, error, message):
     ({"patience": 0}, ValueError, "patience must be at least 1"),
     ({"min_delta": -1}, ValueError, "min_delta must be a finite number of at least 0"),
     ({"callbacks": [1]}, TypeError, "callbacks must be callables"),
+    ({"callbacks": [print, 1]}, TypeError, r"callbacks\[1\] is 1"),
+    ({"callbacks": 5}, TypeError, "callbacks must be a callable or a list of callables, got 5"),
+    ({"callbacks": "print"}, TypeError, "callbacks must be a callable or a list of callables"),
 ])
 def test_bad_training_options(net, options, error, message):
     before = net.weights[0].copy()
@@ -223,3 +237,19 @@ def test_partial_fit_refuses_lbfgs(net):
 def test_bad_weight_decay_in_loss(net):
     with pytest.raises(ValueError, match="weight_decay must be a finite number of at least 0"):
         net.loss(X_GOOD, Y_GOOD, weight_decay=-1)
+
+
+def test_numpy_bools_are_accepted_for_flags(net):
+    history = net.fit(X_GOOD, Y_GOOD, epochs=3, early_stopping=np.True_, shuffle=np.False_,
+                      patience=1)
+    assert history.best_epoch is not None
+
+
+@pytest.mark.parametrize("seed, error, message", [
+    ("x", TypeError, "seed must be an integer, got 'x'"),
+    (1.5, TypeError, "seed must be an integer"),
+    (-1, ValueError, "seed must be at least 0"),
+])
+def test_bad_check_gradients_seed(net, seed, error, message):
+    with pytest.raises(error, match=message):
+        net.check_gradients(X_GOOD, Y_GOOD, max_per_layer=2, seed=seed)

@@ -47,6 +47,16 @@ def check_integer(value: Any, name: str, minimum: int = 1) -> int:
     return number
 
 
+def check_bool(value: Any, name: str) -> bool:
+    """Return ``value`` as a bool, raising unless it is a bool or a numpy bool.
+
+    A string such as "no" is truthy, so it is refused rather than read as True.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_positive_float(value: Any, name: str) -> float:
     """Return ``value`` as a float, raising unless it is finite and > 0."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

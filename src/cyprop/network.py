@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -20,6 +20,7 @@ from cyprop._blas_warmup import warm_up_blas
 from cyprop._persistence import ModelFileError, read_model, write_model
 from cyprop._validation import (
     check_activations,
+    check_bool,
     check_choice,
     check_dtype,
     check_features,
@@ -265,12 +266,17 @@ class Network:
             raise ValueError(
                 f"got {len(weights)} weight matrices but {len(biases)} bias vectors"
             )
-        W_arrays = [np.asarray(W) for W in weights]
-        b_arrays = [np.asarray(b) for b in biases]
+        W_arrays = [_rectangular(W, f"weights[{index}]") for index, W in enumerate(weights)]
+        b_arrays = [_rectangular(b, f"biases[{index}]") for index, b in enumerate(biases)]
         for index, (W, b) in enumerate(zip(W_arrays, b_arrays)):
             if W.ndim != 2:
                 raise ValueError(
                     f"weights[{index}] must be 2-D (fan_in, fan_out), got shape {W.shape}"
+                )
+            if W.size == 0:
+                raise ValueError(
+                    f"weights[{index}] has shape {W.shape}: a layer needs at least 1 input "
+                    "and 1 output"
                 )
             if b.shape not in ((W.shape[1],), (1, W.shape[1])):
                 raise ValueError(
@@ -620,6 +626,7 @@ class Network:
         weight_decay = check_non_negative_float(weight_decay, "weight_decay")
         if max_per_layer is not None:
             max_per_layer = check_integer(max_per_layer, "max_per_layer")
+        seed = check_integer(seed, "seed", minimum=0)
         net = self._from_config({**self._config(), "dtype": "float64"})
         net._params[...] = self._params
         X, y, weights = (a.astype(np.float64) for a in (X, y, weights))
@@ -760,8 +767,8 @@ class Network:
             learning_rate = check_positive_float(learning_rate, "learning_rate")
         optimizer = make_optimizer(optimizer, learning_rate)
         batch_size = _check_batch_size(batch_size, X.shape[0])
-        if not isinstance(shuffle, (bool, np.bool_)):
-            raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+        shuffle = check_bool(shuffle, "shuffle")
+        early_stopping = check_bool(early_stopping, "early_stopping")
         report_every = _check_verbose(verbose)
         patience = check_integer(patience, "patience")
         min_delta = check_non_negative_float(min_delta, "min_delta")
@@ -780,13 +787,13 @@ class Network:
             else:
                 validation = None
             batch_size = min(batch_size, X.shape[0])
-            run = _Run(epochs, validation, bool(early_stopping), patience, min_delta,
+            run = _Run(epochs, validation, early_stopping, patience, min_delta,
                        callbacks, report_every)
             if isinstance(optimizer, LBFGS):
                 self._fit_lbfgs(X, y, weights, optimizer, run)
             else:
                 self._fit_epochs(X, y, weights, optimizer, batch_size,
-                                 bool(shuffle) and batch_size < X.shape[0], run)
+                                 shuffle and batch_size < X.shape[0], run)
             return run.finish(self)
 
     def partial_fit(
@@ -1296,6 +1303,16 @@ class _Run:
         )
 
 
+def _rectangular(values: Any, name: str) -> np.ndarray:
+    """``values`` as an array, naming ``name`` when its rows differ in length."""
+    try:
+        return np.asarray(values)
+    except ValueError:
+        raise ValueError(
+            f"{name} is ragged: its rows must all have the same length"
+        ) from None
+
+
 def _check_batch_size(batch_size: Any, n_samples: int) -> int:
     """Samples per step: all of them when ``batch_size`` is None."""
     if batch_size is None:
@@ -1310,10 +1327,17 @@ def _check_callbacks(callbacks: Any) -> list[Callable[..., Any]]:
         return []
     if callable(callbacks):
         callbacks = [callbacks]
+    if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Iterable):
+        raise TypeError(
+            f"callbacks must be a callable or a list of callables, got {callbacks!r}"
+        )
     checked: list[Callable[..., Any]] = list(callbacks)
-    for callback in checked:
+    for index, callback in enumerate(checked):
         if not callable(callback):
-            raise TypeError(f"callbacks must be callables, got {callback!r}")
+            raise TypeError(
+                f"callbacks must be callables, called as callback(net, logs); "
+                f"callbacks[{index}] is {callback!r}"
+            )
     return checked
 
 
