@@ -132,3 +132,35 @@ def test_same_blas_thread_count_same_bits(dtype, optimizer):
     assert two[0].tobytes() == two[1].tobytes()
     np.testing.assert_allclose(one[0], two[0], rtol=1e-3 if dtype == "float32" else 1e-9,
                                atol=1e-5 if dtype == "float32" else 1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(("sizes", "batch_size", "optimizer"), [
+    ([5, 7, 3], 8, "sgd"),
+    ([5, 7, 3], 8, "adam"),
+    ([3, 4, 1], 4, "momentum"),         # the lesson's network
+    ([16, 16, 16, 2], 15, "nesterov"),  # 15 * 16 * 16 = 3,840, just below the threshold
+])
+def test_small_networks_train_identically_at_any_blas_thread_count(sizes, batch_size,
+                                                                   optimizer, dtype):
+    """Products below BLAS_MIN_PRODUCT run in cyprop's own loops, never in BLAS."""
+    from threadpoolctl import threadpool_limits
+
+    from cyprop import _core
+
+    largest = max(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    assert batch_size * largest < _core.BLAS_MIN_PRODUCT
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((5 * batch_size, sizes[0]))
+    y = rng.uniform(0, 1, (5 * batch_size, sizes[-1]))
+    results = {}
+    for threads in (1, 2):
+        with threadpool_limits(threads):
+            net = Network(sizes, activation="tanh", output_activation="sigmoid",
+                          dtype=dtype, seed=3)
+            losses = net.fit(X, y, epochs=20, batch_size=batch_size, optimizer=optimizer)
+            outputs = np.concatenate([net.predict(X[i:i + batch_size])
+                                      for i in range(0, len(X), batch_size)])
+        params = np.concatenate([p.ravel() for p in net.weights + net.biases])
+        results[threads] = (params.tobytes(), np.asarray(losses).tobytes(), outputs.tobytes())
+    assert results[1] == results[2]
