@@ -1,9 +1,11 @@
 """Any memory layout, dtype and container of valid data gives the results of a
 contiguous float copy; invalid data raises, never crashes."""
 
+import re
+
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -165,3 +167,99 @@ def test_float32_gives_no_nan_where_float64_gives_none(seed):
         results[dtype] = history.loss
         assert np.isfinite(net.predict(X)).all()
     assert np.isfinite(results["float64"]).all() and np.isfinite(results["float32"]).all()
+
+
+# --- targets and sample weights of any shape, dtype and value -------------------
+
+N_SAMPLES = BASE_X.shape[0]
+NON_FINITE = st.sampled_from([np.nan, np.inf, -np.inf])
+
+
+def element_arrays(shape, valid=False):
+    """Arrays of ``shape`` in several dtypes, with values that train without
+    overflowing and, unless ``valid``, negative values, NaN and infinity."""
+    def of(dtype):
+        kind = np.dtype(dtype).kind
+        if kind == "b":
+            elements = st.booleans()
+        elif kind == "f":
+            elements = st.floats(0 if valid else -100, 100, width=32)
+            elements = elements if valid else st.one_of(elements, NON_FINITE)
+        else:
+            elements = st.integers(0 if valid or kind == "u" else -100, 100)
+        return hnp.arrays(dtype=dtype, shape=shape, elements=elements)
+
+    return st.sampled_from([np.float64, np.float32, np.int32, np.uint8, np.bool_]).flatmap(of)
+
+
+def shapes_near(*valid):
+    """Mostly the valid shapes, sometimes any other."""
+    return st.one_of(st.sampled_from(valid),
+                     hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=13))
+
+
+def as_container(array, kind):
+    return array.tolist() if kind == "list" else array
+
+
+def small_network(n_outputs, dtype):
+    return Network([5, 4, n_outputs], activation="tanh", output_activation="sigmoid",
+                   reduction="mean", dtype=dtype, seed=0)
+
+
+def train_both_ways(net, y, sample_weight):
+    """fit, then partial_fit; the error raised by either, or None."""
+    for train in (lambda: net.fit(BASE_X, y, epochs=2, learning_rate=0.01, batch_size=5,
+                                  sample_weight=sample_weight),
+                  lambda: net.partial_fit(BASE_X, y, sample_weight, learning_rate=0.01)):
+        before = [p.copy() for p in net.weights + net.biases]
+        try:
+            train()
+        except (ValueError, TypeError) as error:
+            for p, q in zip(before, net.weights + net.biases):  # refused before any step
+                assert p.tobytes() == q.tobytes()
+            return error
+    return None
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), n_outputs=st.sampled_from([1, 3]),
+       dtype=st.sampled_from(["float64", "float32"]),
+       container=st.sampled_from(["array", "list"]))
+def test_any_targets_train_or_are_refused_naming_y(data, n_outputs, dtype, container):
+    valid_shapes = [(N_SAMPLES, n_outputs)] + ([(N_SAMPLES,)] if n_outputs == 1 else [])
+    y = data.draw(st.one_of(
+        element_arrays(st.sampled_from(valid_shapes), valid=True),
+        element_arrays(shapes_near(*valid_shapes, (N_SAMPLES - 1, n_outputs),
+                                   (N_SAMPLES, n_outputs + 1)))))
+    net = small_network(n_outputs, dtype)
+    error = train_both_ways(net, as_container(y, container), None)
+    valid = y.shape in valid_shapes and np.isfinite(y.astype(np.float64)).all()
+    event("valid" if valid else "invalid")
+    if valid:
+        assert error is None
+        assert all(np.isfinite(p).all() for p in net.weights + net.biases)
+    else:
+        assert error is not None
+        assert re.search(r"\by\b", str(error)), str(error)
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from(["float64", "float32"]),
+       container=st.sampled_from(["array", "list"]))
+def test_any_sample_weight_trains_or_is_refused_naming_it(data, dtype, container):
+    weights = data.draw(st.one_of(
+        element_arrays((N_SAMPLES,), valid=True),
+        element_arrays(shapes_near((N_SAMPLES,), (N_SAMPLES - 1,), (N_SAMPLES, 1)))))
+    net = small_network(3, dtype)
+    error = train_both_ways(net, BASE_Y, as_container(weights, container))
+    values = weights.astype(np.float64)
+    valid = (weights.shape == (N_SAMPLES,) and np.isfinite(values).all()
+             and (values >= 0).all() and (values > 0).any())
+    event("valid" if valid else "invalid")
+    if valid:
+        assert error is None
+        assert all(np.isfinite(p).all() for p in net.weights + net.biases)
+    else:
+        assert error is not None
+        assert "sample_weight" in str(error), str(error)
