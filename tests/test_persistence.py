@@ -262,6 +262,14 @@ def test_invalid_header_values_are_refused(tmp_path, changes, message):
         Network.load(craft(tmp_path / "m", good_header(**changes)))
 
 
+@pytest.mark.parametrize("key", ["layer_sizes", "activations", "loss", "rng_state"])
+def test_missing_header_keys_are_named(tmp_path, key):
+    header = good_header()
+    del header[key]
+    with pytest.raises(ModelFileError, match=f"invalid header: it has no '{key}'"):
+        Network.load(craft(tmp_path / "m", header))
+
+
 def test_header_that_is_not_a_mapping_is_refused(tmp_path):
     with pytest.raises(ModelFileError, match="invalid header: it is not a mapping"):
         Network.load(craft(tmp_path / "m", raw_header=b"[1, 2]"))

@@ -1107,9 +1107,11 @@ class Network:
                 )
             net = cls._from_config(header)
             rng_state = header["rng_state"]
-        except (KeyError, TypeError, ValueError, OverflowError) as error:
-            if isinstance(error, ModelFileError):
-                raise
+        except KeyError as error:
+            raise ModelFileError(f"{name} has an invalid header: it has no {error}") from None
+        except ModelFileError:
+            raise
+        except (TypeError, ValueError, OverflowError) as error:
             raise ModelFileError(f"{name} has an invalid header: {error}") from None
         stored = np.dtype(net._dtype.newbyteorder("<"))
         values = np.frombuffer(payload, dtype=stored)
