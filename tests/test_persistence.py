@@ -196,8 +196,8 @@ def test_header_with_too_many_digits_is_refused(tmp_path):
     # 15 GiB of float64 parameters asked for by a file of a few hundred bytes.
     ([50_000, 40_000, 1], 13, r"its layer sizes \[50000, 40000, 1\] need 2,000,080,001 parameters "
      r"\(16,000,640,008 bytes\), but it holds 13 \(104 bytes of parameters\)"),
-    ([40_000, 40_000, 1], 1_600_080_001, r"header gives 1,600,080,001 float64 parameters, "
-     r"12,800,640,008 bytes with the 32-byte checksum after them, but 136 bytes follow"),
+    ([40_000, 40_000, 1], 1_600_080_001, r"header gives 1,600,080,001 float64 parameters "
+     r"\(12,800,640,008 bytes, 12,800,640,040 with the checksum\), but 136 bytes follow"),
     ([100_000] * 3, 20_000_200_000, r"n_parameters is 20,000,200,000; a network has between 1 "
      r"and 2,147,483,647 parameters"),
     ([100_000] * 3, 13, r"layer_sizes \[100000, 100000, 100000\] need 20,000,200,000 weights"),

@@ -98,7 +98,7 @@ def write_model(path: str | os.PathLike[str], header: dict[str, Any], params: np
         raise
 
 
-def read_model(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bytes]:
+def read_model(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bytearray]:
     """Return the header and the raw little-endian parameter bytes of a model file.
 
     The magic string is checked before anything else is read, the header is
@@ -151,13 +151,13 @@ def read_model(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bytes]:
         found = f"more than {expected:,}" if count > expected else f"{count:,}"
         raise ModelFileError(
             f"{name} is damaged or truncated: its header gives {header['n_parameters']:,} "
-            f"{header['dtype']} parameters, {payload_size:,} bytes with the {_CHECKSUM_SIZE}-byte "
-            f"checksum after them, but {found} bytes follow the header"
+            f"{header['dtype']} parameters ({payload_size:,} bytes, {expected:,} with the "
+            f"checksum), but {found} bytes follow the header"
         )
     if hasher.digest() != checksum:
         raise _checksum_error(name)
     _check_version(name, header)
-    return header, bytes(payload)
+    return header, payload
 
 
 def _read_at_most(stream: IO[bytes], size: int) -> bytes:
