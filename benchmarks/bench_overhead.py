@@ -13,7 +13,8 @@ the ratio says how close cyprop is to that, and the 'of limit' columns say
 how close both are to the machine's peak matmul rate (the best of scipy
 ``sgemm`` on 2048 x 2048 at the same thread count, measured each round).
 
-The replay calls BLAS from Python, a few microseconds per call (5 calls per
+The replay leaves out a last, partial batch (32 of W3's 60,000 samples) and
+calls BLAS from Python, a few microseconds per call (5 calls per
 batch), which counts against the replay, not against cyprop.
 """
 
@@ -44,19 +45,19 @@ def replay_products(workload, X):
         for start in range(0, X.shape[0] - batch + 1, batch):
             rows = X[start:start + batch]
             below = rows
-            for l in range(n_layers):
+            for layer in range(n_layers):
                 # Z = A_prev @ W, i.e. Z.T = W.T @ A_prev.T
-                sgemm(1.0, weights[l].T, below.T, c=activations[l].T, overwrite_c=1)
-                below = activations[l]
-            for l in range(n_layers - 1, -1, -1):
-                below = rows if l == 0 else activations[l - 1]
-                if l > 0:
+                sgemm(1.0, weights[layer].T, below.T, c=activations[layer].T, overwrite_c=1)
+                below = activations[layer]
+            for layer in range(n_layers - 1, -1, -1):
+                below = rows if layer == 0 else activations[layer - 1]
+                if layer > 0:
                     # delta_prev = delta @ W.T, i.e. delta_prev.T = W @ delta.T
-                    sgemm(1.0, weights[l].T, deltas[l].T, trans_a=1,
-                          c=deltas[l - 1].T, overwrite_c=1)
+                    sgemm(1.0, weights[layer].T, deltas[layer].T, trans_a=1,
+                          c=deltas[layer - 1].T, overwrite_c=1)
                 # W += -rate * A_prev.T @ delta, i.e. W.T += -rate * delta.T @ A_prev
-                sgemm(-rate, deltas[l].T, below.T, beta=1.0, trans_b=1,
-                      c=weights[l].T, overwrite_c=1)
+                sgemm(-rate, deltas[layer].T, below.T, beta=1.0, trans_b=1,
+                      c=weights[layer].T, overwrite_c=1)
 
     return epoch
 
@@ -68,10 +69,11 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
+    from scipy.linalg.blas import sgemm
+
     import workloads
     from machine import describe, limit_threads
     from peers.cyprop_net import Run
-    from scipy.linalg.blas import sgemm
 
     print("\n".join(describe()))
     # Fortran order: scipy would otherwise copy the operands on every call.
