@@ -22,6 +22,11 @@ _lock = threading.Lock()
 _done = False
 
 
+def blas_is_warm() -> bool:
+    """True once the warm-up product has run in this process."""
+    return _done
+
+
 def warm_up_blas() -> None:
     """Run one 512 x 512 x 512 product through the BLAS the core calls, once."""
     global _done

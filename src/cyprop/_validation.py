@@ -244,6 +244,11 @@ def _converted(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     the range of ``dtype`` become infinite, which the finiteness check that
     follows reports; numpy's overflow warning would only repeat it.
     """
+    if (type(array) is np.ndarray and array.dtype == dtype and array.flags.c_contiguous
+            and array.flags.aligned):
+        # Already what the core reads; the general path below costs more than
+        # the forward pass of a small network on one sample.
+        return array
     with np.errstate(over="ignore"):
         converted: np.ndarray = np.require(array, dtype=dtype, requirements=["C", "A", "E"])
     return converted

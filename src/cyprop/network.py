@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from cyprop import _core
-from cyprop._blas_warmup import warm_up_blas
+from cyprop._blas_warmup import blas_is_warm, warm_up_blas
 from cyprop._persistence import ModelFileError, read_model, write_model
 from cyprop._validation import (
     check_activations,
@@ -364,13 +364,19 @@ class Network:
 
     def _warm_up_blas(self, n_rows: int) -> None:
         """Prepare BLAS when a product over ``n_rows`` rows will reach it."""
+        if blas_is_warm():
+            return
         largest = max(a * b for a, b in zip(self._layer_sizes[:-1], self._layer_sizes[1:]))
         if n_rows * largest >= _core.BLAS_MIN_PRODUCT:
             warm_up_blas()
 
     def _chunk_rows(self, n_samples: int) -> int:
-        """Rows per chunk so that a chunk's activations stay near _CHUNK_ELEMENTS."""
-        return max(1, min(n_samples, _CHUNK_ELEMENTS // sum(self._layer_sizes[1:])))
+        """Rows per chunk so that a chunk's activations stay near _CHUNK_ELEMENTS,
+        in chunks of equal size: 1,024 rows through 1024-wide layers go as three
+        chunks of 342 rather than 509, 509 and a slow product of 6."""
+        most = max(1, min(n_samples, _CHUNK_ELEMENTS // sum(self._layer_sizes[1:])))
+        n_chunks = -(-n_samples // most)
+        return -(-n_samples // n_chunks)
 
     def _check_data(
         self, X: Any, y: Any, sample_weight: Any = None, name: str = ""
