@@ -222,6 +222,17 @@ def train_both_ways(net, y, sample_weight):
     return None
 
 
+def assert_trained_or_refused(net, error, valid, argument_pattern):
+    """Valid data trained to finite weights; invalid data raised naming the argument."""
+    event("valid" if valid else "invalid")
+    if valid:
+        assert error is None
+        assert all(np.isfinite(p).all() for p in net.weights + net.biases)
+    else:
+        assert error is not None
+        assert re.search(argument_pattern, str(error)), str(error)
+
+
 @settings(max_examples=80, deadline=None)
 @given(data=st.data(), n_outputs=st.sampled_from([1, 3]),
        dtype=st.sampled_from(["float64", "float32"]),
@@ -235,13 +246,7 @@ def test_any_targets_train_or_are_refused_naming_y(data, n_outputs, dtype, conta
     net = small_network(n_outputs, dtype)
     error = train_both_ways(net, as_container(y, container), None)
     valid = y.shape in valid_shapes and np.isfinite(y.astype(np.float64)).all()
-    event("valid" if valid else "invalid")
-    if valid:
-        assert error is None
-        assert all(np.isfinite(p).all() for p in net.weights + net.biases)
-    else:
-        assert error is not None
-        assert re.search(r"\by\b", str(error)), str(error)
+    assert_trained_or_refused(net, error, valid, r"\by\b")
 
 
 @settings(max_examples=80, deadline=None)
@@ -256,10 +261,4 @@ def test_any_sample_weight_trains_or_is_refused_naming_it(data, dtype, container
     values = weights.astype(np.float64)
     valid = (weights.shape == (N_SAMPLES,) and np.isfinite(values).all()
              and (values >= 0).all() and (values > 0).any())
-    event("valid" if valid else "invalid")
-    if valid:
-        assert error is None
-        assert all(np.isfinite(p).all() for p in net.weights + net.biases)
-    else:
-        assert error is not None
-        assert "sample_weight" in str(error), str(error)
+    assert_trained_or_refused(net, error, valid, r"\bsample_weight\b")

@@ -268,9 +268,9 @@ def test_blas_is_warmed_up_once_for_networks_that_reach_it():
         "import numpy as np\n"
         "from cyprop import Network, _blas_warmup\n"
         "Network([3, 4, 1], seed=0).fit(np.ones((4, 3)), np.ones((4, 1)), epochs=2)\n"
-        "print(_blas_warmup._done)\n"
+        "print(_blas_warmup.blas_is_warm())\n"
         "Network([100, 50, 1], seed=0).predict(np.ones((2, 100)))\n"
-        "print(_blas_warmup._done)\n"
+        "print(_blas_warmup.blas_is_warm())\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
