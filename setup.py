@@ -26,6 +26,7 @@ extensions = [
     Extension(
         "cyprop._core",
         sources=["src/cyprop/_core.pyx"],
+        depends=["src/cyprop/_vector_math.h"],
         extra_compile_args=[] if debug else optimize,
         # Linking libm explicitly binds exp and friends to their current
         # versioned symbols instead of glibc's slower compatibility wrappers.

@@ -1,5 +1,10 @@
 """The core's kernels, called directly, against the numpy oracle, in both dtypes."""
 
+import os
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -133,6 +138,96 @@ def test_extreme_inputs_stay_finite(dtype):
         if loss == "cross_entropy":
             # Logits (1000, -1000, 1000) with target 1: l = 2000 + log 2; then 0 and log 3.
             assert total == pytest.approx(2000 + np.log(2) + np.log(3), rel=1e-6)
+
+
+def core_sigmoid(z, dtype):
+    """The core's sigmoid of each entry of z: a 1-1 sigmoid layer with W = 1, b = 0."""
+    X = np.ascontiguousarray(z, dtype=dtype).reshape(-1, 1)
+    A = np.empty(X.shape[0], dtype)
+    _core.forward(X, np.array([1, 0], dtype), np.array([1, 1], np.intp),
+                  np.array([_core.ACTIVATIONS["sigmoid"]], np.intc), A)
+    return A
+
+
+def sigmoid_arguments(dtype):
+    """Arguments across the whole range, the edges of exp's range, and non-finite ones."""
+    rng = np.random.default_rng(5)
+    edges = [0.0, -0.0, 1e-300, 36.7, 37.0, 709.78, 709.79, 745.1, 745.2, 746.0, 88.72,
+             88.73, 103.9, 104.0, 17.0, 16.6, 1e6, np.finfo(dtype).max]
+    z = np.concatenate([np.linspace(-800, 800, 160_001), rng.standard_normal(20_000) * 20,
+                        edges, np.negative(edges), [np.inf, -np.inf, np.nan]])
+    return z.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sigmoid_is_within_a_few_units_in_the_last_place(dtype):
+    z = sigmoid_arguments(dtype)
+    got = core_sigmoid(z, dtype)
+    # A more precise reference: long double where the platform has it.
+    with np.errstate(over="ignore"):
+        exact = 1 / (1 + np.exp(-z.astype(np.longdouble)))
+    finite = np.isfinite(z)
+    tiny = np.finfo(dtype).tiny
+    normal = finite & (exact >= tiny)
+    relative = np.abs(got[normal] - exact[normal]) / exact[normal]
+    assert relative.max() <= 4 * np.finfo(dtype).eps
+    # Results below the normal range lose precision, not accuracy.
+    assert np.abs(got[finite & ~normal] - exact[finite & ~normal]).max() <= 2 * tiny
+    saturated = 40 if dtype == np.float64 else 18
+    assert (got[z >= saturated] == 1).all()
+    assert (got[z < (-746 if dtype == np.float64 else -104)] == 0).all()
+    assert np.isnan(got[np.isnan(z)]).all()
+    assert got[z == np.inf][0] == 1 and got[z == -np.inf][0] == 0
+    assert ((got >= 0) & (got <= 1))[~np.isnan(z)].all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sigmoid_gives_the_same_bits_wherever_a_value_sits(dtype):
+    """Vectors of 2, 4 or 8 values, with a padded tail: no position is special."""
+    z = np.random.default_rng(6).uniform(-30, 30, 41).astype(dtype)
+    whole = core_sigmoid(z, dtype)
+    for start in range(9):
+        for n in range(1, 18):
+            part = core_sigmoid(z[start : start + n], dtype)
+            np.testing.assert_array_equal(part, whole[start : start + n])
+
+
+def test_sigmoid_without_avx2_gives_the_same_bits():
+    """CYPROP_DISABLE_AVX2=1 selects the SSE2 code (or the scalar code off x86):
+    every CPU gets the same results."""
+    z = {dtype: sigmoid_arguments(dtype) for dtype in DTYPES}
+    here = {dtype: core_sigmoid(z[dtype], dtype) for dtype in DTYPES}
+    script = (
+        "import sys, numpy as np\n"
+        "from tests.test_core import core_sigmoid, sigmoid_arguments, DTYPES\n"
+        "for dtype in DTYPES:\n"
+        "    sys.stdout.write(core_sigmoid(sigmoid_arguments(dtype), dtype).tobytes().hex())\n"
+        "    sys.stdout.write(chr(10))\n"
+    )
+    root = pathlib.Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=root, env={**os.environ, "CYPROP_DISABLE_AVX2": "1"},
+                            check=True)
+    lines = result.stdout.split()
+    for line, dtype in zip(lines, DTYPES):
+        np.testing.assert_array_equal(np.frombuffer(bytes.fromhex(line), dtype), here[dtype])
+    assert len(lines) == len(DTYPES)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_all_finite_values(dtype):
+    info = np.finfo(dtype)
+    finite = np.array([0.0, -0.0, 1.0, -2.5, info.max, -info.max, info.tiny,
+                       info.smallest_subnormal, -info.smallest_subnormal], dtype)
+    quiet_nan_with_sign = np.array([-np.nan], dtype)
+    for n in [0, 1, 2, 3, 5, 8, 9, 17, 33]:
+        values = np.resize(finite, n)
+        assert _core.all_finite_values(values) is True
+        for position in range(n):
+            for bad in [np.nan, np.inf, -np.inf, quiet_nan_with_sign[0]]:
+                spoiled = values.copy()
+                spoiled[position] = bad
+                assert _core.all_finite_values(spoiled) is False
 
 
 def optimizer_settings(kind, **values):

@@ -35,7 +35,7 @@ cdef extern from "Python.h":
     void PyErr_Clear()
 
 from cyprop._blas cimport gemm
-from cyprop._libm cimport exp_, tanh_
+from cyprop._libm cimport all_finite, exp_, sigmoid_in_place, tanh_
 
 
 cdef enum:
@@ -99,8 +99,8 @@ cdef struct Optimizer:
 
 # --- 1. Activations, each followed by its derivative from the output ------
 
-# sigmoid(z) = 1 / (1 + exp(-z)), computed in activate(); exp overflows to inf
-# for z < -709, which gives exactly 0.
+# sigmoid(z) = 1 / (1 + exp(-z)), computed in activate() by sigmoid_in_place
+# (_libm.pxd); exp(-z) overflows to inf for z < -709.78, which gives exactly 0.
 
 cdef inline floating sigmoid_derivative(floating a) noexcept nogil:
     """a (1 - a), the lesson's sigmoid_derivative."""
@@ -149,8 +149,7 @@ cdef void activate(floating* Z, Py_ssize_t n_rows, Py_ssize_t fan_out,
     """A = f(Z), in place over the rows of Z."""
     cdef Py_ssize_t i, n = n_rows * fan_out
     if activation == SIGMOID:
-        for i in range(n):
-            Z[i] = 1 / (1 + exp_(-Z[i]))
+        sigmoid_in_place(Z, n)
     elif activation == TANH:
         for i in range(n):
             Z[i] = tanh_(Z[i])
@@ -248,6 +247,7 @@ cdef double output_delta(const floating* A, const floating* Y, const floating* w
                          floating* Z_delta, Py_ssize_t n_rows, Py_ssize_t n_outputs,
                          int activation, int loss, double scale) noexcept nogil:
     """Replace the output pre-activations Z_delta with delta = scale * w * dl/dZ.
+    (mse reads no pre-activations: Z_delta may hold anything on entry.)
 
     Returns sum_i w_i l_i over the batch (w_i = 1 when weights is NULL).
 
@@ -478,8 +478,10 @@ cdef double backpropagate(const floating* X, const floating* Y, const floating* 
     fan_out = sizes[n_layers]
     unit_offset = n_units - fan_out
     delta_out = delta + n_rows * unit_offset
-    # The output pre-activations land where the output delta will be written.
-    forward_pass(X, n_rows, params, sizes, activations, n_layers, A, delta_out)
+    # The output pre-activations land where the output delta will be written
+    # (mse, which needs only the outputs, skips the copy).
+    forward_pass(X, n_rows, params, sizes, activations, n_layers, A,
+                 delta_out if loss != MSE else NULL)
     loss_sum = output_delta(A + n_rows * unit_offset, Y, weights, delta_out, n_rows, fan_out,
                             activations[n_layers - 1], loss, scale)
 
@@ -540,7 +542,8 @@ cdef double backpropagate_and_step(const floating* X, const floating* Y,
     fan_out = sizes[n_layers]
     unit_offset = n_units - fan_out
     delta_out = delta + n_rows * unit_offset
-    forward_pass(X, n_rows, params, sizes, activations, n_layers, A, delta_out)
+    forward_pass(X, n_rows, params, sizes, activations, n_layers, A,
+                 delta_out if loss != MSE else NULL)
     loss_sum = output_delta(A + n_rows * unit_offset, Y, weights, delta_out, n_rows, fan_out,
                             activations[n_layers - 1], loss, scale)
 
@@ -683,15 +686,6 @@ cdef void update(const Optimizer* optimizer, floating* params, const floating* g
                 params[i] += size
 
 
-cdef bint all_finite(const floating* values, Py_ssize_t n) noexcept nogil:
-    """True when no value is NaN or infinite."""
-    cdef Py_ssize_t i
-    for i in range(n):
-        if not isfinite(values[i]):
-            return False
-    return True
-
-
 # --- 6. Minibatch gather -------------------------------------------------
 
 cdef void gather_rows(const floating* source, const Py_ssize_t* rows, Py_ssize_t n_rows,
@@ -755,6 +749,15 @@ def loss_gradient(const floating[:, ::1] X, const floating[:, ::1] Y,
     return total
 
 
+def all_finite_values(const floating[::1] values):
+    """True when no entry of values is NaN or infinite."""
+    cdef bint finite = True
+    if values.shape[0] > 0:
+        with nogil:
+            finite = all_finite(&values[0], values.shape[0])
+    return finite
+
+
 def penalty(const floating[::1] params, const Py_ssize_t[::1] sizes, double weight_decay):
     """weight_decay / 2 * sum of squared weights."""
     return weight_penalty(&params[0], &sizes[0], sizes.shape[0] - 1, weight_decay)
@@ -803,9 +806,10 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
     Python see pending signals (Ctrl-C): it then stops after the batch it
     has finished, so params are those of a completed update.
 
-    params_backup has two rows: the parameters at the start of the current
-    epoch, and the last parameters known good, that is, whose first batch of
-    an epoch gave a finite loss (or the parameters on entry, before any).
+    params_backup is scratch of two rows, which hold, in either order, the
+    parameters at the start of the current epoch and the last parameters
+    known good, that is, whose first batch of an epoch gave a finite loss
+    (or the parameters on entry, before any).
 
     Returns (epochs completed, status, optimizer steps taken so far, epoch
     whose starting parameters were restored or -1 for those on entry).
@@ -821,6 +825,7 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
     cdef int status = COMPLETED
     cdef floating* epoch_start = &params_backup[0, 0]
     cdef floating* known_good = &params_backup[1, 0]
+    cdef floating* swap
     cdef bint gather = orders.shape[1] > 0, finite = True
     cdef bint weighted = sample_weight.shape[0] > 0
     cdef bint fused_sgd = optimizer.kind == SGD and optimizer.weight_decay == 0.0
@@ -882,8 +887,12 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
                 if not finite:
                     break
                 if start == 0:
-                    # These parameters just gave a finite loss.
-                    memcpy(known_good, epoch_start, n_params * sizeof(floating))
+                    # These parameters just gave a finite loss: the two rows
+                    # trade roles, and the next epoch's start overwrites the
+                    # old known good.
+                    swap = known_good
+                    known_good = epoch_start
+                    epoch_start = swap
                     good_epoch = epoch
                 if mean_reduction:
                     epoch_sum += batch_sum + batch_weight * batch_penalty

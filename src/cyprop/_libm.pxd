@@ -1,6 +1,8 @@
-"""The C math library in one fused type: float32 kernels call the float
+"""The math functions in one fused type: float32 kernels call the float
 functions (expf, ...), which cost about half of the double ones they would
-otherwise be promoted to, and lose nothing at float32's precision."""
+otherwise be promoted to, and lose nothing at float32's precision. The
+sigmoid over an array has its own vectorized exp, and the finiteness check
+over an array is vectorized too (_vector_math.h)."""
 
 from cython cimport floating
 from libc.math cimport exp, expf, tanh, tanhf
@@ -20,3 +22,26 @@ cdef inline floating tanh_(floating x) noexcept nogil:
         return tanhf(x)
     else:
         return tanh(x)
+
+
+cdef extern from "_vector_math.h" nogil:
+    void sigmoid_double "cyprop_sigmoid_d"(double* Z, Py_ssize_t n)
+    void sigmoid_float "cyprop_sigmoid_f"(float* Z, Py_ssize_t n)
+    bint all_finite_double "cyprop_all_finite_d"(const double* values, Py_ssize_t n)
+    bint all_finite_float "cyprop_all_finite_f"(const float* values, Py_ssize_t n)
+
+
+cdef inline void sigmoid_in_place(floating* Z, Py_ssize_t n) noexcept nogil:
+    """Z = 1 / (1 + exp(-Z)) over n values, vectorized (_vector_math.h)."""
+    if floating is float:
+        sigmoid_float(Z, n)
+    else:
+        sigmoid_double(Z, n)
+
+
+cdef inline bint all_finite(const floating* values, Py_ssize_t n) noexcept nogil:
+    """True when no value is NaN or infinite (_vector_math.h)."""
+    if floating is float:
+        return all_finite_float(values, n)
+    else:
+        return all_finite_double(values, n)

@@ -398,7 +398,7 @@ class Network:
 
     def _check_overflow(self, values: np.ndarray, what: str) -> None:
         """Refuse to hand back NaN or infinity computed from finite inputs."""
-        if not np.isfinite(values).all():
+        if not _core.all_finite_values(values.reshape(-1)):
             raise FloatingPointError(
                 f"{what} produced NaN or infinity from finite inputs: the network's "
                 f"activations overflowed the range of {self._dtype.name}. Its weights "
