@@ -160,7 +160,7 @@ def sigmoid_arguments(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_sigmoid_is_within_a_few_units_in_the_last_place(dtype):
+def test_sigmoid_is_within_three_units_in_the_last_place(dtype):
     z = sigmoid_arguments(dtype)
     got = core_sigmoid(z, dtype)
     # A more precise reference: long double where the platform has it.
@@ -169,8 +169,9 @@ def test_sigmoid_is_within_a_few_units_in_the_last_place(dtype):
     finite = np.isfinite(z)
     tiny = np.finfo(dtype).tiny
     normal = finite & (exact >= tiny)
-    relative = np.abs(got[normal] - exact[normal]) / exact[normal]
-    assert relative.max() <= 4 * np.finfo(dtype).eps
+    # 1 / (1 + np.exp(-z)) with glibc's exp is off by up to 2.35 units here.
+    units = np.abs(got[normal] - exact[normal]) / np.spacing(exact[normal].astype(dtype))
+    assert units.max() <= 3
     # Results below the normal range lose precision, not accuracy.
     assert np.abs(got[finite & ~normal] - exact[finite & ~normal]).max() <= 2 * tiny
     saturated = 40 if dtype == np.float64 else 18

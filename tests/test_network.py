@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+import cyprop.network as network_module
 from cyprop import Network
 
 from . import reference
@@ -133,12 +134,26 @@ def test_forward_and_predict_match_numpy(dtype, activation):
     np.testing.assert_array_equal(net.predict(X), layers[-1])
 
 
-def test_predict_in_chunks_matches_a_single_pass():
+@pytest.mark.parametrize("chunk_activations", [None, 3000])
+def test_predict_loss_and_gradients_in_chunks_match_a_single_pass(monkeypatch,
+                                                                  chunk_activations):
+    """With chunks of 9 rows (3000 activations of 304 per row), 100 rows take 12
+    chunks, the last smaller; and 9,000 rows at the real chunk size."""
     layer_sizes = [8, 300, 4]
+    n_rows = 9000
+    if chunk_activations is not None:
+        monkeypatch.setattr(network_module, "_CHUNK_ACTIVATIONS", chunk_activations)
+        n_rows = 100
     net = random_net(layer_sizes, activation="tanh")
-    X, _ = random_data(9000, layer_sizes)  # more rows than one chunk holds
+    X, y = random_data(n_rows, layer_sizes)
+    args = (X, y, net.weights, net.biases, ["tanh", "tanh"], "sum")
     expected = reference.forward(X, net.weights, net.biases, ["tanh", "tanh"])[-1]
     np.testing.assert_allclose(net.predict(X), expected, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(net.loss(X, y), reference.loss(*args), rtol=1e-12)
+    dW, db = net.gradients(X, y)
+    want_dW, want_db = reference.gradients(*args)
+    for got, want in zip(dW + db, want_dW + want_db):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
 def test_predict_accepts_lists_and_integers():
