@@ -1,6 +1,7 @@
 """fit's optimizers, schedules, validation, early stopping, callbacks and partial_fit."""
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from cyprop.optimizers import (
     InverseScaling,
     IRPropMinus,
     StepDecay,
+    make_optimizer,
 )
 
 from . import reference
@@ -362,3 +364,16 @@ def test_lbfgs_starting_at_a_stationary_point_reports_its_loss():
     history = net.fit(X, y, epochs=50, optimizer="lbfgs")
     assert len(history) == 1 and history.stopped_early
     assert history[-1] == pytest.approx(net.loss(X, y))
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("sgd", SGD(learning_rate=0.05)),
+    ("momentum", SGD(learning_rate=0.05, momentum=0.9)),
+    ("nesterov", SGD(learning_rate=0.05, momentum=0.9, nesterov=True)),
+    ("adam", Adam(learning_rate=0.05)),
+])
+def test_named_optimizers_take_fits_learning_rate(name, expected):
+    assert make_optimizer(name, 0.05) == expected
+    default = make_optimizer(name, None)
+    assert default.learning_rate == (0.001 if name == "adam" else 0.1)
+    assert dataclasses.replace(default, learning_rate=0.05) == expected

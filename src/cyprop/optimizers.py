@@ -13,7 +13,7 @@ Examples
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import math
 import numbers
 from collections.abc import Callable
@@ -38,7 +38,10 @@ __all__ = [
 
 def _check_real(value: Any, name: str, low: float, high: float = math.inf,
                 low_inclusive: bool = False, high_inclusive: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    # Plain floats and ints skip the abstract-class check, the slow part of
+    # building an optimizer on every call of fit.
+    if type(value) is not float and type(value) is not int and (
+            isinstance(value, bool) or not isinstance(value, numbers.Real)):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     number = float(value)
     above = number >= low if low_inclusive else number > low
@@ -293,10 +296,10 @@ class LBFGS:
 
 Optimizer = SGD | Adam | IRPropMinus | LBFGS
 
-_NAMED: dict[str, Callable[[], Optimizer]] = {
+_NAMED: dict[str, Callable[..., Optimizer]] = {
     "sgd": SGD,
-    "momentum": lambda: SGD(momentum=0.9),
-    "nesterov": lambda: SGD(momentum=0.9, nesterov=True),
+    "momentum": functools.partial(SGD, momentum=0.9),
+    "nesterov": functools.partial(SGD, momentum=0.9, nesterov=True),
     "adam": Adam,
     "irprop-": IRPropMinus,
     "lbfgs": LBFGS,
@@ -316,10 +319,9 @@ def make_optimizer(optimizer: Any, learning_rate: float | None) -> Optimizer:
             raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {sorted(_NAMED)}")
         if learning_rate is not None and optimizer in ("irprop-", "lbfgs"):
             raise ValueError(f"learning_rate does not apply to the {optimizer} optimizer")
-        named = _NAMED[optimizer]()
-        if learning_rate is not None and isinstance(named, (SGD, Adam)):
-            named = dataclasses.replace(named, learning_rate=learning_rate)
-        return named
+        if learning_rate is None:
+            return _NAMED[optimizer]()
+        return _NAMED[optimizer](learning_rate=learning_rate)
     if isinstance(optimizer, (SGD, Adam, IRPropMinus, LBFGS)):
         if learning_rate is not None:
             raise ValueError(
