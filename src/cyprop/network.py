@@ -385,7 +385,8 @@ class Network:
         self, X: Any, y: Any, sample_weight: Any = None, name: str = ""
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """X, y and sample weights as the core needs them (no weights: an empty array)."""
-        X = check_features(X, self._layer_sizes[0], self._dtype, f"{name}X")
+        X = check_features(X, self._layer_sizes[0], self._dtype, f"{name}X",
+                           _core.all_finite_values)
         y = check_targets(y, X.shape[0], self._layer_sizes[-1], self._dtype, f"{name}y")
         if self._loss in LOSS_OUTPUT_ACTIVATION and (y.min() < 0 or y.max() > 1):
             raise ValueError(
@@ -432,7 +433,7 @@ class Network:
         >>> [A.shape for A in net.forward([[0, 1, 1], [1, 1, 0]])]
         [(2, 4), (2, 1)]
         """
-        X = check_features(X, self._layer_sizes[0], self._dtype)
+        X = check_features(X, self._layer_sizes[0], self._dtype, "X", _core.all_finite_values)
         buffer = self._activation_buffer(X.shape[0])
         self._warm_up_blas(X.shape[0])
         _core.forward(X, self._params, self._sizes, self._activation_codes, buffer)
@@ -462,7 +463,7 @@ class Network:
         >>> Network([3, 4, 1], seed=0).predict([[0, 1, 1]]).shape
         (1, 1)
         """
-        X = check_features(X, self._layer_sizes[0], self._dtype)
+        X = check_features(X, self._layer_sizes[0], self._dtype, "X", _core.all_finite_values)
         n_samples, n_outputs = X.shape[0], self._layer_sizes[-1]
         chunk = self._chunk_rows(n_samples)
         buffer = self._activation_buffer(chunk)
