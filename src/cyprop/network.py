@@ -468,15 +468,21 @@ class Network:
         chunk = self._chunk_rows(n_samples)
         buffer = self._activation_buffer(chunk)
         self._warm_up_blas(chunk)
-        outputs = np.empty((n_samples, n_outputs), dtype=self._dtype)
-        for start in range(0, n_samples, chunk):
-            rows = X[start : start + chunk]
-            n_rows = rows.shape[0]
-            used = buffer[: n_rows * sum(self._layer_sizes[1:])]
-            _core.forward(rows, self._params, self._sizes, self._activation_codes, used)
-            outputs[start : start + n_rows] = used[used.size - n_rows * n_outputs :].reshape(
-                n_rows, n_outputs
-            )
+        if chunk == n_samples:
+            # One chunk (one sample, say): copy its outputs out, and nothing more.
+            _core.forward(X, self._params, self._sizes, self._activation_codes, buffer)
+            outputs = buffer[buffer.size - n_samples * n_outputs :].reshape(
+                n_samples, n_outputs).copy()
+        else:
+            outputs = np.empty((n_samples, n_outputs), dtype=self._dtype)
+            for start in range(0, n_samples, chunk):
+                rows = X[start : start + chunk]
+                n_rows = rows.shape[0]
+                used = buffer[: n_rows * sum(self._layer_sizes[1:])]
+                _core.forward(rows, self._params, self._sizes, self._activation_codes, used)
+                outputs[start : start + n_rows] = used[used.size - n_rows * n_outputs :].reshape(
+                    n_rows, n_outputs
+                )
         self._check_overflow(outputs, "predict")
         return outputs
 
