@@ -37,6 +37,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(_MSC_VER) && !defined(__cplusplus)
+#define CYPROP_INLINE __inline
+#else
+#define CYPROP_INLINE inline
+#endif
+
 #define CYPROP_SHIFT_D 6755399441055744.0 /* 1.5 * 2^52 */
 #define CYPROP_SHIFT_F 12582912.0f        /* 1.5 * 2^23 */
 #define CYPROP_LOG2E 1.4426950408889634
@@ -84,10 +90,10 @@
 /* Each instruction set below names the same operations; CYPROP_DEFINE_SIGMOID
  * writes the sigmoid once in their terms. */
 
-static inline uint64_t cyprop_bits_d(double x) { uint64_t b; memcpy(&b, &x, 8); return b; }
-static inline double cyprop_from_bits_d(uint64_t b) { double x; memcpy(&x, &b, 8); return x; }
-static inline uint32_t cyprop_bits_f(float x) { uint32_t b; memcpy(&b, &x, 4); return b; }
-static inline float cyprop_from_bits_f(uint32_t b) { float x; memcpy(&x, &b, 4); return x; }
+static CYPROP_INLINE uint64_t cyprop_bits_d(double x) { uint64_t b; memcpy(&b, &x, 8); return b; }
+static CYPROP_INLINE double cyprop_from_bits_d(uint64_t b) { double x; memcpy(&x, &b, 8); return x; }
+static CYPROP_INLINE uint32_t cyprop_bits_f(float x) { uint32_t b; memcpy(&b, &x, 4); return b; }
+static CYPROP_INLINE float cyprop_from_bits_f(uint32_t b) { float x; memcpy(&x, &b, 4); return x; }
 
 /* MAX(bound, x) and MIN(bound, x) give x when x is NaN, as maxpd and minpd
  * do with their second operand. */
@@ -138,10 +144,14 @@ static inline float cyprop_from_bits_f(uint32_t b) { float x; memcpy(&x, &b, 4);
 #define CYPROP_F_CONSTANTS CYPROP_SHIFT_F, -104.0f, 88.8f, CYPROP_LN2_HI_F, CYPROP_LN2_LO_F, \
     127, 23, CYPROP_EXP_POLY_F
 
-#define CYPROP_DEFINE_SIGMOID(...) CYPROP_DEFINE_SIGMOID_(__VA_ARGS__)
+/* The outer macro expands its arguments (the instruction set's name, the
+ * constants' list) before the inner one pastes and splits them; CYPROP_EXPAND
+ * makes MSVC's traditional preprocessor split __VA_ARGS__ too. */
+#define CYPROP_EXPAND(x) x
+#define CYPROP_DEFINE_SIGMOID(...) CYPROP_EXPAND(CYPROP_DEFINE_SIGMOID_(__VA_ARGS__))
 #define CYPROP_DEFINE_SIGMOID_(NAME, ATTRIBUTES, P, SHIFT, LOW, HIGH, LN2_HI, LN2_LO,    \
                                BIAS, MANTISSA, POLY)                                    \
-    static ATTRIBUTES inline P##_VEC NAME##_exp(P##_VEC x)                               \
+    static ATTRIBUTES CYPROP_INLINE P##_VEC NAME##_exp(P##_VEC x)                               \
     {                                                                                    \
         const P##_VEC shift = P##_SET(SHIFT);                                            \
         const P##_IVEC shift_bits = P##_BITS(shift);                                     \
@@ -284,7 +294,7 @@ CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_f_avx2, CYPROP_AVX2, F8, CYPROP_F_CONSTANTS
 
 /* CYPROP_DISABLE_AVX2=1 in the environment keeps the SSE2 code, which the
  * tests use to check that both give the same bits. */
-static inline int cyprop_cpu_has_avx2(void)
+static CYPROP_INLINE int cyprop_cpu_has_avx2(void)
 {
     /* Asked once; a race only writes the same answer twice. */
     static int has_avx2 = -1;
@@ -312,7 +322,7 @@ static inline int cyprop_cpu_has_avx2(void)
  * exponent field then carries into the sign bit, and OR-ing those sums
  * keeps any such carry. Integer operations only, which the compiler
  * vectorizes (a loop of isfinite tests with an early exit does not). */
-static inline int cyprop_all_finite_d(const double* values, ptrdiff_t n)
+static CYPROP_INLINE int cyprop_all_finite_d(const double* values, ptrdiff_t n)
 {
     const uint64_t exponent = 0x7ff0000000000000u, unit = (uint64_t)1 << 52;
     uint64_t carries = 0;
@@ -322,7 +332,7 @@ static inline int cyprop_all_finite_d(const double* values, ptrdiff_t n)
     return (carries >> 63) == 0;
 }
 
-static inline int cyprop_all_finite_f(const float* values, ptrdiff_t n)
+static CYPROP_INLINE int cyprop_all_finite_f(const float* values, ptrdiff_t n)
 {
     const uint32_t exponent = 0x7f800000u, unit = (uint32_t)1 << 23;
     uint32_t carries = 0;
@@ -333,7 +343,7 @@ static inline int cyprop_all_finite_f(const float* values, ptrdiff_t n)
 }
 
 /* Z = 1 / (1 + exp(-Z)), in place, over n values. */
-static inline void cyprop_sigmoid_d(double* Z, ptrdiff_t n) { CYPROP_DISPATCH(cyprop_sigmoid_d, Z, n); }
-static inline void cyprop_sigmoid_f(float* Z, ptrdiff_t n) { CYPROP_DISPATCH(cyprop_sigmoid_f, Z, n); }
+static CYPROP_INLINE void cyprop_sigmoid_d(double* Z, ptrdiff_t n) { CYPROP_DISPATCH(cyprop_sigmoid_d, Z, n); }
+static CYPROP_INLINE void cyprop_sigmoid_f(float* Z, ptrdiff_t n) { CYPROP_DISPATCH(cyprop_sigmoid_f, Z, n); }
 
 #endif /* CYPROP_VECTOR_MATH_H */
