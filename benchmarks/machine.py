@@ -6,14 +6,23 @@ import sys
 
 
 def cpu_model():
+    """The CPU's name, with its family and model numbers and whether it has AVX2
+    where /proc/cpuinfo says (a VM may name only the vendor: "AMD EPYC")."""
+    fields = {}
     try:
         with open("/proc/cpuinfo") as info:
             for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+                if not line.strip():
+                    break
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    if "model name" not in fields:
+        return platform.processor() or platform.machine()
+    avx2 = "avx2" if "avx2" in fields.get("flags", "").split() else "no avx2"
+    return (f"{fields['model name']}, family {fields.get('cpu family', '?')} "
+            f"model {fields.get('model', '?')}, {avx2}")
 
 
 def describe():
