@@ -119,6 +119,55 @@ def test_loss_gradient(dtype, output, loss, hidden, layer_sizes, n_rows, scale, 
                                atol=RTOL[dtype] * 10 * np.abs(expected).max())
 
 
+def in_order_dot(a, b, dtype):
+    """sum_p a[p] b[p] in dtype, one rounding after each operation, p in order from 0."""
+    total = dtype(0)
+    for x, y in zip(a, b):
+        total = dtype(total + dtype(x * y))
+    return total
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_rows", [1, 2, 3, 4, 5])
+def test_small_products_sum_each_entry_in_order(dtype, n_rows):
+    """Below BLAS's threshold every entry of every product (forward, the delta
+    below, the gradients) is summed in order from 0, the bits the docstrings
+    promise, whatever the sizes: 1 to 4 run with their sizes fixed, 5 without."""
+    for n_in in range(1, 6):
+        for n_hidden in range(1, 6):
+            for n_out in range(1, 6):
+                layer_sizes = [n_in, n_hidden, n_out]
+                activations = ["identity", "identity"]
+                weights, biases, X, Y, sizes, codes = make_case(
+                    layer_sizes, n_rows, activations, dtype)
+                A = activation_buffer(layer_sizes, n_rows, dtype)
+                delta = np.empty_like(A)
+                params = flatten(weights, biases, dtype)
+                grads = np.empty_like(params)
+                _core.loss_gradient(X, Y, NO_WEIGHTS[dtype], params, sizes, codes,
+                                    _core.LOSSES["mse"], 1.0, A, delta, grads)
+                (W1, W2), (b1, b2) = weights, biases
+                H = np.array([[dtype(in_order_dot(x, W1[:, j], dtype) + b1[j])
+                               for j in range(n_hidden)] for x in X])
+                out = np.array([[dtype(in_order_dot(h, W2[:, j], dtype) + b2[j])
+                                 for j in range(n_out)] for h in H])
+                np.testing.assert_array_equal(A[: n_rows * n_hidden], H.ravel())
+                np.testing.assert_array_equal(A[n_rows * n_hidden:], out.ravel())
+                d_out = (out - Y).astype(dtype)  # identity: the delta is a - y
+                d_hidden = np.array([[in_order_dot(d, W2[p], dtype) for p in range(n_hidden)]
+                                     for d in d_out])
+                expected = []
+                for A_prev, d, fan_in, fan_out in ((X, d_hidden, n_in, n_hidden),
+                                                   (H, d_out, n_hidden, n_out)):
+                    dW = [[in_order_dot(A_prev[:, p], d[:, j], dtype) for j in range(fan_out)]
+                          for p in range(fan_in)]
+                    db = [in_order_dot(np.ones(n_rows, dtype), d[:, j], dtype)
+                          for j in range(fan_out)]
+                    expected.append(np.concatenate([np.ravel(dW), db]).astype(dtype))
+                np.testing.assert_array_equal(grads, np.concatenate(expected),
+                                              err_msg=f"sizes {layer_sizes}")
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_extreme_inputs_stay_finite(dtype):
     """Pre-activations of +-1000 give exact saturation, finite losses and no warnings."""
@@ -393,6 +442,7 @@ def test_train_epochs_stops_on_divergence_and_restores_parameters(dtype):
 @pytest.mark.parametrize("layer_sizes, batch_size, exact", [
     ([5, 7, 4, 3], 1, True), ([60, 90, 70, 2], 1, True),
     ([5, 7, 4, 3], 5, True), ([60, 90, 70, 2], 5, False),
+    ([3, 4, 1], 4, True), ([2, 3, 2], 3, True),
 ])
 def test_fused_sgd_steps_match_the_general_path(dtype, layer_sizes, batch_size, exact):
     """Plain SGD updates each layer inside the backward pass; momentum 0 takes the

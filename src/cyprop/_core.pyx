@@ -196,8 +196,19 @@ cdef void multiply_by_derivative(const floating* A, floating* delta, Py_ssize_t 
 
 # --- 2. Losses and the output delta ----------------------------------------
 
-cdef double row_loss(const floating* a, const floating* z, const floating* y,
-                     Py_ssize_t n, int loss) noexcept nogil:
+cdef inline double squared_error(const floating* a, const floating* y,
+                                 Py_ssize_t n) noexcept nogil:
+    """mse's loss of one sample: 1/2 sum (a - y)^2."""
+    cdef Py_ssize_t k
+    cdef double total = 0.0, error
+    for k in range(n):
+        error = <double>a[k] - y[k]
+        total += error * error
+    return 0.5 * total
+
+
+cdef inline double row_loss(const floating* a, const floating* z, const floating* y,
+                            Py_ssize_t n, int loss) noexcept nogil:
     """The loss l of one sample, from its outputs a, pre-activations z and targets y.
 
     mse: 1/2 sum (a - y)^2. binary_cross_entropy (sigmoid outputs):
@@ -206,12 +217,9 @@ cdef double row_loss(const floating* a, const floating* z, const floating* y,
     sum y (logsumexp(z) - z), which is -sum y log a, likewise.
     """
     cdef Py_ssize_t k
-    cdef double total = 0.0, largest, normalizer, error
+    cdef double total = 0.0, largest, normalizer
     if loss == MSE:
-        for k in range(n):
-            error = <double>a[k] - y[k]
-            total += error * error
-        return 0.5 * total
+        return squared_error(a, y, n)
     if loss == BINARY_CROSS_ENTROPY:
         for k in range(n):
             total += (z[k] if z[k] > 0 else 0.0) - <double>z[k] * y[k] + log1p(exp(-fabs(z[k])))
@@ -236,6 +244,12 @@ cdef double weighted_loss(const floating* A, const floating* Z, const floating* 
     """sum_i w_i l_i over a batch, without gradients."""
     cdef Py_ssize_t i
     cdef double total = 0.0, sample_loss
+    if loss == MSE and weights == NULL:
+        # The lesson's case, in a loop of its own: for a network with one
+        # output, choosing the loss per sample cost more than computing it.
+        for i in range(n_rows):
+            total += squared_error(A + i * n_outputs, Y + i * n_outputs, n_outputs)
+        return total
     for i in range(n_rows):
         sample_loss = row_loss(A + i * n_outputs, Z + i * n_outputs, Y + i * n_outputs,
                                n_outputs, loss)
@@ -304,13 +318,14 @@ cdef inline void store_entry(floating* C_entry, floating total, const floating* 
         C_entry[0] = total
 
 
-cdef void small_product(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-                        const floating* A, Py_ssize_t a_row, Py_ssize_t a_col,
-                        const floating* B, Py_ssize_t b_row, Py_ssize_t b_col,
-                        floating* C, const floating* bias, bint subtract,
-                        floating rate) noexcept nogil:
-    """P = A @ B for strided A (m, k) and B (k, n), into C (m, n), row-major:
-    C = P + bias (bias may be NULL), or C -= rate * P when subtract is set.
+cdef inline void product_loops(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                               const floating* A, Py_ssize_t a_row, Py_ssize_t a_col,
+                               const floating* B, Py_ssize_t b_row, Py_ssize_t b_col,
+                               floating* C, const floating* bias, bint subtract,
+                               floating rate) noexcept nogil:
+    """small_product's loops: P = A @ B for strided A (m, k) and B (k, n), into
+    C (m, n), row-major: C = P + bias (bias may be NULL), or C -= rate * P when
+    subtract is set.
 
     A[i, p] is A[i * a_row + p * a_col] and B[p, j] is B[p * b_row + j * b_col],
     so transposed operands cost nothing. Each entry is summed over p in
@@ -365,6 +380,60 @@ cdef void small_product(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                 B_p += b_row
             store_entry(C_row + j, t0, bias + j if bias != NULL else NULL, subtract, rate)
             j += 1
+
+
+cdef void small_product(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                        const floating* A, Py_ssize_t a_row, Py_ssize_t a_col,
+                        const floating* B, Py_ssize_t b_row, Py_ssize_t b_col,
+                        floating* C, const floating* bias, bint subtract,
+                        floating rate) noexcept nogil:
+    """P = A @ B for strided A (m, k) and B (k, n), into C (m, n), row-major:
+    C = P + bias (bias may be NULL), or C -= rate * P when subtract is set
+    (product_loops).
+
+    With n and k both at most 4 (the lesson's 3-4-1 network, and any layer
+    or batch that small), the loops run with n and k fixed: the compiler
+    unrolls them completely, which leaves only the arithmetic. The sums are
+    the same, in the same order.
+    """
+    if n > 4 or k > 4:
+        product_loops(m, n, k, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+    elif n == 4:
+        if k == 4:
+            product_loops(m, 4, 4, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+        elif k == 3:
+            product_loops(m, 4, 3, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+        elif k == 2:
+            product_loops(m, 4, 2, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+        else:
+            product_loops(m, 4, 1, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+    elif n == 3:
+        if k == 4:
+            product_loops(m, 3, 4, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+        elif k == 3:
+            product_loops(m, 3, 3, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+        elif k == 2:
+            product_loops(m, 3, 2, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+        else:
+            product_loops(m, 3, 1, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+    elif n == 2:
+        if k == 4:
+            product_loops(m, 2, 4, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+        elif k == 3:
+            product_loops(m, 2, 3, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+        elif k == 2:
+            product_loops(m, 2, 2, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+        else:
+            product_loops(m, 2, 1, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+    else:
+        if k == 4:
+            product_loops(m, 1, 4, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+        elif k == 3:
+            product_loops(m, 1, 3, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+        elif k == 2:
+            product_loops(m, 1, 2, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+        else:
+            product_loops(m, 1, 1, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
 
 
 cdef void affine(const floating* A, const floating* W, const floating* b, floating* Z,
@@ -425,10 +494,23 @@ cdef void delta_times_weights(const floating* delta, const floating* W, floating
 
 cdef void column_sums(const floating* delta, Py_ssize_t n_rows, Py_ssize_t n_cols,
                       floating* sums_out) noexcept nogil:
-    """sums_out = delta.sum(axis=0), row by row: contiguous, vectorizable reads
-    (summing down each column strides through memory a row at a time)."""
+    """sums_out = delta.sum(axis=0), each column summed row after row from 0.
+
+    Wide rows are read row by row, contiguous and vectorizable (summing down
+    each column strides through memory a row at a time); rows of a few
+    columns are summed down the columns in registers, which saves the
+    passes over sums_out that cost more than the additions there.
+    """
     cdef Py_ssize_t i, j
     cdef const floating* delta_row
+    cdef floating total
+    if n_cols <= 4:
+        for j in range(n_cols):
+            total = 0
+            for i in range(n_rows):
+                total += delta[i * n_cols + j]
+            sums_out[j] = total
+        return
     memset(sums_out, 0, n_cols * sizeof(floating))
     for i in range(n_rows):
         delta_row = delta + i * n_cols
