@@ -71,6 +71,9 @@ def callgrind(workload_name, dtype, epochs, folder, contender_module):
     out = os.path.join(folder, f"callgrind.{workload_name}.{epochs}.out")
     executable, env = _interpreter()
     env["OPENBLAS_NUM_THREADS"] = "1"
+    # The same string hashes in both runs: with random ones, the interpreter's
+    # dict lookups differ between them by up to ~100 instructions per step.
+    env["PYTHONHASHSEED"] = "0"
     command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                executable, os.path.abspath(__file__), "--run", "--workload", workload_name,
                "--dtype", dtype, "--epochs", str(epochs), "--contender", contender_module]
