@@ -244,11 +244,12 @@ cdef double weighted_loss(const floating* A, const floating* Z, const floating* 
     """sum_i w_i l_i over a batch, without gradients."""
     cdef Py_ssize_t i
     cdef double total = 0.0, sample_loss
-    if loss == MSE and weights == NULL:
-        # The lesson's case, in a loop of its own: for a network with one
-        # output, choosing the loss per sample cost more than computing it.
+    if loss == MSE:
+        # In a loop of its own: for a network with one output (the lesson's),
+        # choosing the loss per sample cost more than computing it.
         for i in range(n_rows):
-            total += squared_error(A + i * n_outputs, Y + i * n_outputs, n_outputs)
+            sample_loss = squared_error(A + i * n_outputs, Y + i * n_outputs, n_outputs)
+            total += sample_loss if weights == NULL else weights[i] * sample_loss
         return total
     for i in range(n_rows):
         sample_loss = row_loss(A + i * n_outputs, Z + i * n_outputs, Y + i * n_outputs,
@@ -394,7 +395,9 @@ cdef void small_product(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
     With n and k both at most 4 (the lesson's 3-4-1 network, and any layer
     or batch that small), the loops run with n and k fixed: the compiler
     unrolls them completely, which leaves only the arithmetic. The sums are
-    the same, in the same order.
+    the same, in the same order. (The sixteen calls are spelled out: nested
+    behind a helper that fixes k alone, gcc kept n variable, and W1 cost
+    2,967 instructions a step instead of 2,431.)
     """
     if n > 4 or k > 4:
         product_loops(m, n, k, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
