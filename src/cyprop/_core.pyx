@@ -164,8 +164,9 @@ cdef void activate(floating* Z, Py_ssize_t n_rows, Py_ssize_t fan_out,
             softmax_row(Z + i * fan_out, fan_out)
 
 
-cdef void multiply_by_derivative(const floating* A, floating* delta, Py_ssize_t n_rows,
-                                 Py_ssize_t n_cols, int activation) noexcept nogil:
+cdef inline void multiply_by_derivative(const floating* A, floating* delta,
+                                        Py_ssize_t n_rows, Py_ssize_t n_cols,
+                                        int activation) noexcept nogil:
     """delta = delta * f'(A), with f' written from the activation's output A.
 
     For softmax, whose Jacobian is not diagonal, each row becomes
@@ -272,12 +273,28 @@ cdef double output_delta(const floating* A, const floating* Y, const floating* w
     cyprop.network allows. mse goes through the activation's derivative.
     """
     cdef Py_ssize_t i, k, n = n_rows * n_outputs
-    cdef double row_scale, target_sum
+    cdef double row_scale, target_sum, error, sample_loss, total = 0.0
     cdef const floating* a
     cdef const floating* y
     cdef floating* z
-    # The losses need the pre-activations, so they come first.
-    cdef double total = weighted_loss(A, Z_delta, Y, weights, n_rows, n_outputs, loss)
+    if loss == MSE:
+        # The loss and a - y in one pass: a separate pass for the loss cost
+        # more than its arithmetic on the lesson's four samples of one output.
+        for i in range(n_rows):
+            a = A + i * n_outputs
+            y = Y + i * n_outputs
+            z = Z_delta + i * n_outputs
+            sample_loss = 0.0
+            for k in range(n_outputs):
+                error = <double>a[k] - y[k]
+                sample_loss += error * error
+                z[k] = a[k] - y[k]
+            sample_loss = 0.5 * sample_loss
+            total += sample_loss if weights == NULL else weights[i] * sample_loss
+        multiply_by_derivative(A, Z_delta, n_rows, n_outputs, activation)
+    else:
+        # The losses need the pre-activations, so they come first.
+        total = weighted_loss(A, Z_delta, Y, weights, n_rows, n_outputs, loss)
     if loss == CROSS_ENTROPY:
         for i in range(n_rows):
             a = A + i * n_outputs
@@ -290,12 +307,9 @@ cdef double output_delta(const floating* A, const floating* Y, const floating* w
             for k in range(n_outputs):
                 z[k] = <floating>(row_scale * (a[k] * target_sum - y[k]))
         return total
-    # Whole-batch passes: per-row calls cost more than the arithmetic when
-    # there are few outputs (the lesson has one).
-    for i in range(n):
-        Z_delta[i] = A[i] - Y[i]
-    if loss == MSE:
-        multiply_by_derivative(A, Z_delta, n_rows, n_outputs, activation)
+    if loss == BINARY_CROSS_ENTROPY:
+        for i in range(n):
+            Z_delta[i] = A[i] - Y[i]
     if scale != 1.0 or weights != NULL:
         for i in range(n_rows):
             row_scale = scale if weights == NULL else scale * weights[i]
@@ -323,26 +337,36 @@ cdef inline void product_loops(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                                const floating* A, Py_ssize_t a_row, Py_ssize_t a_col,
                                const floating* B, Py_ssize_t b_row, Py_ssize_t b_col,
                                floating* C, const floating* bias, bint subtract,
-                               floating rate) noexcept nogil:
+                               floating rate, bint sum_row) noexcept nogil:
     """small_product's loops: P = A @ B for strided A (m, k) and B (k, n), into
     C (m, n), row-major: C = P + bias (bias may be NULL), or C -= rate * P when
     subtract is set.
 
     A[i, p] is A[i * a_row + p * a_col] and B[p, j] is B[p * b_row + j * b_col],
-    so transposed operands cost nothing. Each entry is summed over p in
-    order, starting from 0, in a register. Four entries of a row are summed
-    at once: each A[i, p] is loaded once for four products, and the loop
-    overhead is shared (layers too small for BLAS spend most of their
-    instructions on it; profile_core.py on W1).
+    so transposed operands cost nothing. With sum_row set, C has a row m
+    more, which receives B's column sums the same way, as the product of a
+    row of ones with B (exact: the same bits as column_sums): a bias gradient
+    or update, stored right after its W, comes out of the same loops.
+
+    Each entry is summed over p in order, starting from 0, in a register.
+    Four entries of a row are summed at once: each A[i, p] is loaded once for
+    four products, and the loop overhead is shared (layers too small for BLAS
+    spend most of their instructions on it; profile_core.py on W1).
     """
-    cdef Py_ssize_t i, p, j
+    cdef Py_ssize_t i, p, j, a_step = a_col
     cdef floating a, t0, t1, t2, t3
+    cdef floating one = 1
     cdef const floating* A_row
     cdef const floating* B_p
     cdef floating* C_row
-    for i in range(m):
+    for i in range(m + 1 if sum_row else m):
         A_row = A + i * a_row
         C_row = C + i * n
+        if i == m:
+            # The row of ones: one value, read at every p
+            A_row = &one
+            a_step = 0
+            bias = NULL
         j = 0
         while j + 4 <= n:
             t0 = 0
@@ -350,24 +374,13 @@ cdef inline void product_loops(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
             t2 = 0
             t3 = 0
             B_p = B + j * b_col
-            if b_col == 1:
-                # Contiguous rows of B (W in the forward pass, delta for dW):
-                # the compiler pairs these into packed products.
-                for p in range(k):
-                    a = A_row[p * a_col]
-                    t0 += a * B_p[0]
-                    t1 += a * B_p[1]
-                    t2 += a * B_p[2]
-                    t3 += a * B_p[3]
-                    B_p += b_row
-            else:
-                for p in range(k):
-                    a = A_row[p * a_col]
-                    t0 += a * B_p[0]
-                    t1 += a * B_p[b_col]
-                    t2 += a * B_p[2 * b_col]
-                    t3 += a * B_p[3 * b_col]
-                    B_p += b_row
+            for p in range(k):
+                a = A_row[p * a_step]
+                t0 += a * B_p[0]
+                t1 += a * B_p[b_col]
+                t2 += a * B_p[2 * b_col]
+                t3 += a * B_p[3 * b_col]
+                B_p += b_row
             store_entry(C_row + j, t0, bias + j if bias != NULL else NULL, subtract, rate)
             store_entry(C_row + j + 1, t1, bias + j + 1 if bias != NULL else NULL, subtract, rate)
             store_entry(C_row + j + 2, t2, bias + j + 2 if bias != NULL else NULL, subtract, rate)
@@ -377,7 +390,7 @@ cdef inline void product_loops(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
             t0 = 0
             B_p = B + j * b_col
             for p in range(k):
-                t0 += A_row[p * a_col] * B_p[0]
+                t0 += A_row[p * a_step] * B_p[0]
                 B_p += b_row
             store_entry(C_row + j, t0, bias + j if bias != NULL else NULL, subtract, rate)
             j += 1
@@ -387,9 +400,10 @@ cdef void small_product(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                         const floating* A, Py_ssize_t a_row, Py_ssize_t a_col,
                         const floating* B, Py_ssize_t b_row, Py_ssize_t b_col,
                         floating* C, const floating* bias, bint subtract,
-                        floating rate) noexcept nogil:
+                        floating rate, bint sum_row) noexcept nogil:
     """P = A @ B for strided A (m, k) and B (k, n), into C (m, n), row-major:
-    C = P + bias (bias may be NULL), or C -= rate * P when subtract is set
+    C = P + bias (bias may be NULL), or C -= rate * P when subtract is set;
+    with sum_row, B's column sums go to row m of C the same way
     (product_loops).
 
     With n and k both at most 4 (the lesson's 3-4-1 network, and any layer
@@ -400,43 +414,60 @@ cdef void small_product(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
     2,967 instructions a step instead of 2,431.)
     """
     if n > 4 or k > 4:
-        product_loops(m, n, k, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+        product_loops(m, n, k, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate,
+                          sum_row)
     elif n == 4:
         if k == 4:
-            product_loops(m, 4, 4, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+            product_loops(m, 4, 4, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate,
+                          sum_row)
         elif k == 3:
-            product_loops(m, 4, 3, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+            product_loops(m, 4, 3, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate,
+                          sum_row)
         elif k == 2:
-            product_loops(m, 4, 2, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+            product_loops(m, 4, 2, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate,
+                          sum_row)
         else:
-            product_loops(m, 4, 1, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+            product_loops(m, 4, 1, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate,
+                          sum_row)
     elif n == 3:
         if k == 4:
-            product_loops(m, 3, 4, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+            product_loops(m, 3, 4, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate,
+                          sum_row)
         elif k == 3:
-            product_loops(m, 3, 3, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+            product_loops(m, 3, 3, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate,
+                          sum_row)
         elif k == 2:
-            product_loops(m, 3, 2, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+            product_loops(m, 3, 2, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate,
+                          sum_row)
         else:
-            product_loops(m, 3, 1, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+            product_loops(m, 3, 1, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate,
+                          sum_row)
     elif n == 2:
         if k == 4:
-            product_loops(m, 2, 4, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+            product_loops(m, 2, 4, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate,
+                          sum_row)
         elif k == 3:
-            product_loops(m, 2, 3, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+            product_loops(m, 2, 3, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate,
+                          sum_row)
         elif k == 2:
-            product_loops(m, 2, 2, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+            product_loops(m, 2, 2, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate,
+                          sum_row)
         else:
-            product_loops(m, 2, 1, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+            product_loops(m, 2, 1, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate,
+                          sum_row)
     else:
         if k == 4:
-            product_loops(m, 1, 4, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+            product_loops(m, 1, 4, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate,
+                          sum_row)
         elif k == 3:
-            product_loops(m, 1, 3, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+            product_loops(m, 1, 3, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate,
+                          sum_row)
         elif k == 2:
-            product_loops(m, 1, 2, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+            product_loops(m, 1, 2, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate,
+                          sum_row)
         else:
-            product_loops(m, 1, 1, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate)
+            product_loops(m, 1, 1, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate,
+                          sum_row)
 
 
 cdef void affine(const floating* A, const floating* W, const floating* b, floating* Z,
@@ -453,7 +484,7 @@ cdef void affine(const floating* A, const floating* W, const floating* b, floati
             for j in range(fan_out):
                 Z_row[j] = Z_row[j] + b[j]
         return
-    small_product(n_rows, fan_out, fan_in, A, fan_in, 1, W, fan_out, 1, Z, b, False, 0)
+    small_product(n_rows, fan_out, fan_in, A, fan_in, 1, W, fan_out, 1, Z, b, False, 0, False)
 
 
 cdef void forward_pass(const floating* X, Py_ssize_t n_rows, const floating* params,
@@ -492,7 +523,7 @@ cdef void delta_times_weights(const floating* delta, const floating* W, floating
         return
     # W.T[j, p] is W[p, j]
     small_product(n_rows, fan_in, fan_out, delta, fan_out, 1, W, 1, fan_out, delta_prev,
-                  NULL, False, 0)
+                  NULL, False, 0, False)
 
 
 cdef void column_sums(const floating* delta, Py_ssize_t n_rows, Py_ssize_t n_cols,
@@ -522,22 +553,23 @@ cdef void column_sums(const floating* delta, Py_ssize_t n_rows, Py_ssize_t n_col
 
 
 cdef void dense_backward(const floating* A_prev, const floating* W, const floating* delta,
-                         floating* dW, floating* db, floating* delta_prev,
-                         Py_ssize_t n_rows, Py_ssize_t fan_in,
-                         Py_ssize_t fan_out) noexcept nogil:
-    """Gradients of one layer from its delta, and the delta before its activation
+                         floating* dW, floating* delta_prev, Py_ssize_t n_rows,
+                         Py_ssize_t fan_in, Py_ssize_t fan_out) noexcept nogil:
+    """Gradients of one layer from its delta, dW (fan_in, fan_out) followed by db
+    (fan_out) as in the parameter vector, and the delta before its activation
     derivative for the layer below (skipped when delta_prev is NULL)."""
-    cdef bint large = n_rows * fan_in * fan_out >= BLAS_MIN_MULTIPLY_ADDS
-    # dW = A_prev.T @ delta
-    if large:
+    cdef floating* db = dW + fan_in * fan_out
+    if n_rows * fan_in * fan_out >= BLAS_MIN_MULTIPLY_ADDS:
+        # dW = A_prev.T @ delta
         gemm(True, False, <int>fan_in, <int>fan_out, <int>n_rows, 1.0,
              A_prev, <int>fan_in, delta, <int>fan_out, 0.0, dW, <int>fan_out)
+        # db = delta.sum(axis=0)
+        column_sums(delta, n_rows, fan_out, db)
     else:
-        # A_prev.T[p, i] is A_prev[i, p]
+        # dW = A_prev.T @ delta and db = delta.sum(axis=0), in one set of
+        # loops (A_prev.T[p, i] is A_prev[i, p])
         small_product(fan_in, fan_out, n_rows, A_prev, 1, fan_in, delta, fan_out, 1, dW,
-                      NULL, False, 0)
-    # db = delta.sum(axis=0)
-    column_sums(delta, n_rows, fan_out, db)
+                      NULL, False, 0, True)
     if delta_prev != NULL:
         delta_times_weights(delta, W, delta_prev, n_rows, fan_in, fan_out)
 
@@ -582,8 +614,7 @@ cdef double backpropagate(const floating* X, const floating* Y, const floating* 
         else:
             A_prev = X
             delta_prev = NULL
-        dense_backward(A_prev, params + w_offset, delta_out, grads + w_offset,
-                       grads + w_offset + fan_in * fan_out, delta_prev,
+        dense_backward(A_prev, params + w_offset, delta_out, grads + w_offset, delta_prev,
                        n_rows, fan_in, fan_out)
         if l > 0:
             multiply_by_derivative(A_prev, delta_prev, n_rows, fan_in, activations[l - 1])
@@ -655,22 +686,22 @@ cdef double backpropagate_and_step(const floating* X, const floating* Y,
                 W_row = W + p * fan_out
                 for j in range(fan_out):
                     W_row[j] -= rate * (a * delta_out[j])
+            # b -= learning_rate * delta
+            for j in range(fan_out):
+                b[j] -= rate * delta_out[j]
         elif n_rows * fan_in * fan_out >= BLAS_MIN_MULTIPLY_ADDS:
             # W = W - learning_rate * A_prev.T @ delta
             gemm(True, False, <int>fan_in, <int>fan_out, <int>n_rows, -learning_rate,
                  A_prev, <int>fan_in, delta_out, <int>fan_out, 1.0, W, <int>fan_out)
-        else:
-            # W -= learning_rate * A_prev.T @ delta
-            small_product(fan_in, fan_out, n_rows, A_prev, 1, fan_in, delta_out, fan_out, 1,
-                          W, NULL, True, rate)
-        # b -= learning_rate * delta.sum(axis=0)
-        if n_rows == 1:
-            for j in range(fan_out):
-                b[j] -= rate * delta_out[j]
-        else:
+            # b -= learning_rate * delta.sum(axis=0)
             column_sums(delta_out, n_rows, fan_out, sums)
             for j in range(fan_out):
                 b[j] -= rate * sums[j]
+        else:
+            # W -= learning_rate * A_prev.T @ delta and b -= learning_rate *
+            # delta.sum(axis=0), in one set of loops (b follows W)
+            small_product(fan_in, fan_out, n_rows, A_prev, 1, fan_in, delta_out, fan_out, 1,
+                          W, NULL, True, rate, True)
         if l > 0:
             multiply_by_derivative(A_prev, delta_prev, n_rows, fan_in, activations[l - 1])
         delta_out = delta_prev
@@ -839,7 +870,7 @@ def all_finite_values(const floating[::1] values):
     cdef bint finite = True
     if values.shape[0] > 0:
         with nogil:
-            finite = all_finite(&values[0], values.shape[0])
+            finite = all_finite(&values[0], NULL, values.shape[0])
     return finite
 
 
@@ -923,8 +954,8 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
         state_ptr = &state[0]
     with nogil:
         memcpy(known_good, &params[0], n_params * sizeof(floating))
+        memcpy(epoch_start, &params[0], n_params * sizeof(floating))
         for epoch in range(n_epochs):
-            memcpy(epoch_start, &params[0], n_params * sizeof(floating))
             epoch_sum = 0.0
             epoch_weight = 0.0
             start = 0
@@ -1002,7 +1033,10 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
                         break
             if status == INTERRUPTED:
                 break
-            finite = finite and all_finite(&params[0], n_params)
+            # The check also copies the parameters to where the next epoch
+            # keeps its start: after this epoch's first batch, that row is
+            # the old known good, no longer needed.
+            finite = finite and all_finite(&params[0], epoch_start, n_params)
             if not finite:
                 memcpy(&params[0], known_good, n_params * sizeof(floating))
                 losses_out[epoch] = NAN

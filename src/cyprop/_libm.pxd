@@ -27,8 +27,10 @@ cdef inline floating tanh_(floating x) noexcept nogil:
 cdef extern from "_vector_math.h" nogil:
     void sigmoid_double "cyprop_sigmoid_d"(double* Z, Py_ssize_t n)
     void sigmoid_float "cyprop_sigmoid_f"(float* Z, Py_ssize_t n)
-    bint all_finite_double "cyprop_all_finite_d"(const double* values, Py_ssize_t n)
-    bint all_finite_float "cyprop_all_finite_f"(const float* values, Py_ssize_t n)
+    bint all_finite_double "cyprop_all_finite_d"(const double* values, double* copy_out,
+                                                 Py_ssize_t n)
+    bint all_finite_float "cyprop_all_finite_f"(const float* values, float* copy_out,
+                                                Py_ssize_t n)
 
 
 cdef inline void sigmoid_in_place(floating* Z, Py_ssize_t n) noexcept nogil:
@@ -39,9 +41,11 @@ cdef inline void sigmoid_in_place(floating* Z, Py_ssize_t n) noexcept nogil:
         sigmoid_double(Z, n)
 
 
-cdef inline bint all_finite(const floating* values, Py_ssize_t n) noexcept nogil:
-    """True when no value is NaN or infinite (_vector_math.h)."""
+cdef inline bint all_finite(const floating* values, floating* copy_out,
+                            Py_ssize_t n) noexcept nogil:
+    """True when no value is NaN or infinite; copy_out, unless NULL, receives the
+    values from the same pass (_vector_math.h)."""
     if floating is float:
-        return all_finite_float(values, n)
+        return all_finite_float(values, copy_out, n)
     else:
-        return all_finite_double(values, n)
+        return all_finite_double(values, copy_out, n)

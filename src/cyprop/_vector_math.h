@@ -322,24 +322,42 @@ static CYPROP_INLINE int cyprop_cpu_has_avx2(void)
  * finite when its exponent bits are all ones; adding one unit of the
  * exponent field then carries into the sign bit, and OR-ing those sums
  * keeps any such carry. Integer operations only, which the compiler
- * vectorizes (a loop of isfinite tests with an early exit does not). */
-static CYPROP_INLINE int cyprop_all_finite_d(const double* values, ptrdiff_t n)
+ * vectorizes (a loop of isfinite tests with an early exit does not).
+ * copy_out, when not NULL, receives a copy of the values from the same pass
+ * (the training loop's copy of the parameters at the start of an epoch: for
+ * a small network the separate memcpy cost about as much as the check). */
+static CYPROP_INLINE int cyprop_all_finite_d(const double* values, double* copy_out,
+                                             ptrdiff_t n)
 {
     const uint64_t exponent = 0x7ff0000000000000u, unit = (uint64_t)1 << 52;
     uint64_t carries = 0;
     ptrdiff_t i;
-    for (i = 0; i < n; i++)
-        carries |= (cyprop_bits_d(values[i]) & exponent) + unit;
+    if (copy_out != NULL) {
+        for (i = 0; i < n; i++) {
+            copy_out[i] = values[i];
+            carries |= (cyprop_bits_d(values[i]) & exponent) + unit;
+        }
+    } else {
+        for (i = 0; i < n; i++)
+            carries |= (cyprop_bits_d(values[i]) & exponent) + unit;
+    }
     return (carries >> 63) == 0;
 }
 
-static CYPROP_INLINE int cyprop_all_finite_f(const float* values, ptrdiff_t n)
+static CYPROP_INLINE int cyprop_all_finite_f(const float* values, float* copy_out, ptrdiff_t n)
 {
     const uint32_t exponent = 0x7f800000u, unit = (uint32_t)1 << 23;
     uint32_t carries = 0;
     ptrdiff_t i;
-    for (i = 0; i < n; i++)
-        carries |= (cyprop_bits_f(values[i]) & exponent) + unit;
+    if (copy_out != NULL) {
+        for (i = 0; i < n; i++) {
+            copy_out[i] = values[i];
+            carries |= (cyprop_bits_f(values[i]) & exponent) + unit;
+        }
+    } else {
+        for (i = 0; i < n; i++)
+            carries |= (cyprop_bits_f(values[i]) & exponent) + unit;
+    }
     return (carries >> 31) == 0;
 }
 
