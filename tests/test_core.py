@@ -119,6 +119,29 @@ def test_loss_gradient(dtype, output, loss, hidden, layer_sizes, n_rows, scale, 
                                atol=RTOL[dtype] * 10 * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("output", ["sigmoid", "tanh", "identity"])
+@pytest.mark.parametrize("layer_sizes, n_rows", [([3, 4, 1], 4), ([5, 7, 3], 6),
+                                                 ([60, 90, 12], 5)])
+@pytest.mark.parametrize("scale, weighted", [(1.0, False), (0.25, True), (1 / 3, False)])
+def test_mse_loss_with_gradients_is_the_loss_without(dtype, output, layer_sizes, n_rows,
+                                                     scale, weighted):
+    """mse's loss is computed in two places, alone and beside the output delta:
+    the same sums in the same order, so the same bits."""
+    activations = activations_for(layer_sizes, "tanh", output)
+    weights, biases, X, Y, sizes, codes = make_case(layer_sizes, n_rows, activations, dtype,
+                                                    "mse")
+    w = (np.random.default_rng(5).uniform(0, 2, n_rows).astype(dtype) if weighted
+         else NO_WEIGHTS[dtype])
+    params = flatten(weights, biases, dtype)
+    A = activation_buffer(layer_sizes, n_rows, dtype)
+    alone = _core.loss_sum(X, Y, w, params, sizes, codes, _core.LOSSES["mse"], A,
+                           np.empty(n_rows * layer_sizes[-1], dtype))
+    with_gradients = _core.loss_gradient(X, Y, w, params, sizes, codes, _core.LOSSES["mse"],
+                                         scale, A, np.empty_like(A), np.empty_like(params))
+    assert with_gradients == alone
+
+
 def in_order_dot(a, b, dtype):
     """sum_p a[p] b[p] in dtype, one rounding after each operation, p in order from 0."""
     total = dtype(0)
@@ -411,30 +434,47 @@ def test_sample_weights_act_as_repeated_samples(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("batch_size", [2, 8])
-def test_train_epochs_stops_on_divergence_and_restores_parameters(dtype, batch_size):
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
+@pytest.mark.parametrize("rates", ["too large", "infinite in epoch 3"])
+def test_train_epochs_stops_on_divergence_and_restores_parameters(dtype, batch_size,
+                                                                   optimizer, rates):
+    """Too large a rate blows up the loss of some batch; an infinite one, in an
+    epoch of one batch (batch_size 8), leaves that batch's loss finite and
+    makes the parameters infinite, which only the end-of-epoch check sees."""
     layer_sizes, n_rows = [3, 4, 2], 8
     n_epochs = 50
     activations = ["identity", "identity"]
     weights, biases, X, Y, sizes, codes = make_case(layer_sizes, n_rows, activations, dtype)
     initial = flatten(weights, biases, dtype)
+    settings = SGD if optimizer == "sgd" else {**SGD, "kind": _core.OPTIMIZERS[optimizer],
+                                                "momentum": 0.5}
+    n_buffers = _core.OPTIMIZER_STATE_BUFFERS[settings["kind"]]
+    if rates == "too large":
+        learning_rates = np.full(n_epochs, 0.2)
+    else:
+        learning_rates = np.full(n_epochs, 0.001)
+        learning_rates[3] = np.inf
 
-    def train(params, epochs, learning_rate):
+    def train(params, epochs):
         losses = np.zeros(epochs)
         backup = np.empty((2, params.size), dtype)
         result = _core.train_epochs(
             X, Y, NO_WEIGHTS[dtype], np.empty((epochs, 0), np.intp), batch_size, params,
-            sizes, codes, _core.LOSSES["mse"], False, SGD, np.full(epochs, learning_rate), 0,
-            np.empty(0, dtype), np.empty((0, 3), dtype), np.empty((0, 2), dtype),
-            np.empty(0, dtype), activation_buffer(layer_sizes, batch_size, dtype),
+            sizes, codes, _core.LOSSES["mse"], False, settings, learning_rates[:epochs], 0,
+            np.zeros(n_buffers * params.size, dtype), np.empty((0, 3), dtype),
+            np.empty((0, 2), dtype), np.empty(0, dtype),
+            activation_buffer(layer_sizes, batch_size, dtype),
             activation_buffer(layer_sizes, batch_size, dtype), np.empty_like(params), backup,
             losses, 1,
         )
         return result, losses, backup
 
     params = initial.copy()
-    (completed, status, _, good_epoch), losses, backup = train(params, n_epochs, 0.2)
+    (completed, status, _, good_epoch), losses, backup = train(params, n_epochs)
     assert status == _core.STATUS["diverged"]
     assert 0 < completed < n_epochs
+    if rates != "too large":
+        assert completed == 3
     assert np.isfinite(losses[:completed]).all()
     assert np.isnan(losses[completed])
     assert np.isfinite(params).all()
@@ -443,7 +483,7 @@ def test_train_epochs_stops_on_divergence_and_restores_parameters(dtype, batch_s
     # Exactly the parameters the epoch good_epoch started from.
     replayed = initial.copy()
     if good_epoch > 0:
-        train(replayed, good_epoch, 0.2)
+        train(replayed, good_epoch)
     np.testing.assert_array_equal(params, replayed)
     # They gave a finite loss.
     A = activation_buffer(layer_sizes, n_rows, dtype)

@@ -344,9 +344,10 @@ cdef inline void product_loops(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
 
     A[i, p] is A[i * a_row + p * a_col] and B[p, j] is B[p * b_row + j * b_col],
     so transposed operands cost nothing. With sum_row set, C has a row m
-    more, which receives B's column sums the same way, as the product of a
-    row of ones with B (exact: the same bits as column_sums): a bias gradient
-    or update, stored right after its W, comes out of the same loops.
+    more, which receives B's column sums, as the product of a row of ones
+    with B (exact: the same bits as column_sums), stored or subtracted as
+    the other rows are but without bias: a bias gradient or update, stored
+    right after its W, comes out of the same loops.
 
     Each entry is summed over p in order, starting from 0, in a register.
     Four entries of a row are summed at once: each A[i, p] is loaded once for
@@ -403,8 +404,8 @@ cdef void small_product(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                         floating rate, bint sum_row) noexcept nogil:
     """P = A @ B for strided A (m, k) and B (k, n), into C (m, n), row-major:
     C = P + bias (bias may be NULL), or C -= rate * P when subtract is set;
-    with sum_row, B's column sums go to row m of C the same way
-    (product_loops).
+    with sum_row, B's column sums go to row m of C the same way, without
+    bias (product_loops).
 
     With n and k both at most 4 (the lesson's 3-4-1 network, and any layer
     or batch that small), the loops run with n and k fixed: the compiler
@@ -925,7 +926,8 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
     params_backup is scratch of two rows, which hold, in either order, the
     parameters at the start of the current epoch and the last parameters
     known good, that is, whose first batch of an epoch gave a finite loss
-    (or the parameters on entry, before any).
+    (or the parameters on entry, before any). After a divergence, one row
+    may hold non-finite values.
 
     Returns (epochs completed, status, optimizer steps taken so far, epoch
     whose starting parameters were restored or -1 for those on entry).
@@ -1035,7 +1037,9 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
                 break
             # The check also copies the parameters to where the next epoch
             # keeps its start: after this epoch's first batch, that row is
-            # the old known good, no longer needed.
+            # the old known good, no longer needed. When the check fails,
+            # the copy (not finite) is never read: params go back to known
+            # good.
             finite = finite and all_finite(&params[0], epoch_start, n_params)
             if not finite:
                 memcpy(&params[0], known_good, n_params * sizeof(floating))
