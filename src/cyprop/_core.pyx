@@ -412,7 +412,9 @@ cdef void small_product(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
     unrolls them completely, which leaves only the arithmetic. The sums are
     the same, in the same order. (The sixteen calls are spelled out: nested
     behind a helper that fixes k alone, gcc kept n variable, and W1 cost
-    2,967 instructions a step instead of 2,431.)
+    2,967 instructions a step instead of 2,431 at the time. Every copy
+    counts against gcc's inline-unit-growth limit, past which it stops
+    inlining them: benchmarks/README.md, items 10 and 11.)
     """
     if n > 4 or k > 4:
         product_loops(m, n, k, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate,
