@@ -418,7 +418,7 @@ cdef void small_product(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
     """
     if n > 4 or k > 4:
         product_loops(m, n, k, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate,
-                          sum_row)
+                      sum_row)
     elif n == 4:
         if k == 4:
             product_loops(m, 4, 4, A, a_row, a_col, B, b_row, b_col, C, bias, subtract, rate,

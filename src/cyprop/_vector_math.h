@@ -332,14 +332,11 @@ static CYPROP_INLINE int cyprop_all_finite_d(const double* values, double* copy_
     const uint64_t exponent = 0x7ff0000000000000u, unit = (uint64_t)1 << 52;
     uint64_t carries = 0;
     ptrdiff_t i;
-    if (copy_out != NULL) {
-        for (i = 0; i < n; i++) {
+    for (i = 0; i < n; i++) {
+        /* loop-invariant: the compiler makes a loop for each case */
+        if (copy_out != NULL)
             copy_out[i] = values[i];
-            carries |= (cyprop_bits_d(values[i]) & exponent) + unit;
-        }
-    } else {
-        for (i = 0; i < n; i++)
-            carries |= (cyprop_bits_d(values[i]) & exponent) + unit;
+        carries |= (cyprop_bits_d(values[i]) & exponent) + unit;
     }
     return (carries >> 63) == 0;
 }
@@ -349,14 +346,11 @@ static CYPROP_INLINE int cyprop_all_finite_f(const float* values, float* copy_ou
     const uint32_t exponent = 0x7f800000u, unit = (uint32_t)1 << 23;
     uint32_t carries = 0;
     ptrdiff_t i;
-    if (copy_out != NULL) {
-        for (i = 0; i < n; i++) {
+    for (i = 0; i < n; i++) {
+        /* loop-invariant: the compiler makes a loop for each case */
+        if (copy_out != NULL)
             copy_out[i] = values[i];
-            carries |= (cyprop_bits_f(values[i]) & exponent) + unit;
-        }
-    } else {
-        for (i = 0; i < n; i++)
-            carries |= (cyprop_bits_f(values[i]) & exponent) + unit;
+        carries |= (cyprop_bits_f(values[i]) & exponent) + unit;
     }
     return (carries >> 31) == 0;
 }
