@@ -4,10 +4,46 @@ BLAS is column-major. A row-major matrix M is the column-major matrix M.T, so
 the row-major product C = op(A) @ op(B) is computed as the column-major
 product C.T = op(B).T @ op(A).T: the operands trade places and nothing is
 copied.
+
+The products go through four function pointers, which start at scipy's BLAS
+(scipy.linalg.cython_blas) and which cyprop._blas_library may point at
+another BLAS with the same Fortran interface when the package is imported:
+a newer OpenBLAS ran the core's sgemm shapes up to a quarter faster than
+scipy's own (benchmarks/README.md).
 """
 
 from cython cimport floating
-from scipy.linalg.cython_blas cimport dgemm, dgemv, sgemm, sgemv
+
+ctypedef void (*sgemm_t)(char* transa, char* transb, int* m, int* n, int* k, float* alpha,
+                         float* a, int* lda, float* b, int* ldb, float* beta, float* c,
+                         int* ldc) noexcept nogil
+ctypedef void (*dgemm_t)(char* transa, char* transb, int* m, int* n, int* k, double* alpha,
+                         double* a, int* lda, double* b, int* ldb, double* beta, double* c,
+                         int* ldc) noexcept nogil
+ctypedef void (*sgemv_t)(char* trans, int* m, int* n, float* alpha, float* a, int* lda,
+                         float* x, int* incx, float* beta, float* y, int* incy) noexcept nogil
+ctypedef void (*dgemv_t)(char* trans, int* m, int* n, double* alpha, double* a, int* lda,
+                         double* x, int* incx, double* beta, double* y, int* incy) noexcept nogil
+
+# A standalone .pxd cannot define variables: these are C statics of the one
+# module that cimports this file (_core), set when it is imported.
+cdef extern from *:
+    """
+    static void *cyprop_blas_sgemm = 0, *cyprop_blas_dgemm = 0;
+    static void *cyprop_blas_sgemv = 0, *cyprop_blas_dgemv = 0;
+    static void cyprop_set_blas(void *sgemm, void *dgemm, void *sgemv, void *dgemv) {
+        cyprop_blas_sgemm = sgemm;
+        cyprop_blas_dgemm = dgemm;
+        cyprop_blas_sgemv = sgemv;
+        cyprop_blas_dgemv = dgemv;
+    }
+    """
+    void set_blas "cyprop_set_blas"(void* sgemm, void* dgemm, void* sgemv,
+                                    void* dgemv) noexcept nogil
+    void* blas_sgemm "cyprop_blas_sgemm"
+    void* blas_dgemm "cyprop_blas_dgemm"
+    void* blas_sgemv "cyprop_blas_sgemv"
+    void* blas_dgemv "cyprop_blas_dgemv"
 
 
 cdef inline void gemv(bint transpose, int m, int n, double alpha, const floating* A, int lda,
@@ -17,9 +53,11 @@ cdef inline void gemv(bint transpose, int m, int n, double alpha, const floating
     cdef char trans = b'T' if transpose else b'N'
     cdef float alpha_f = <float>alpha, beta_f = <float>beta
     if floating is float:
-        sgemv(&trans, &m, &n, &alpha_f, <float*>A, &lda, <float*>x, &incx, &beta_f, y, &incy)
+        (<sgemv_t>blas_sgemv)(&trans, &m, &n, &alpha_f, <float*>A, &lda, <float*>x, &incx,
+                              &beta_f, y, &incy)
     else:
-        dgemv(&trans, &m, &n, &alpha, <double*>A, &lda, <double*>x, &incx, &beta, y, &incy)
+        (<dgemv_t>blas_dgemv)(&trans, &m, &n, &alpha, <double*>A, &lda, <double*>x, &incx,
+                              &beta, y, &incy)
 
 
 cdef inline void gemm(bint transpose_a, bint transpose_b, int m, int n, int k,
@@ -51,8 +89,8 @@ cdef inline void gemm(bint transpose_a, bint transpose_b, int m, int n, int k,
             gemv(True, k, m, alpha, A, lda, B, 1 if transpose_b else ldb, beta, C, ldc)
         return
     if floating is float:
-        sgemm(&trans_b, &trans_a, &n, &m, &k, &alpha_f, <float*>B, &ldb,
-              <float*>A, &lda, &beta_f, C, &ldc)
+        (<sgemm_t>blas_sgemm)(&trans_b, &trans_a, &n, &m, &k, &alpha_f, <float*>B, &ldb,
+                              <float*>A, &lda, &beta_f, C, &ldc)
     else:
-        dgemm(&trans_b, &trans_a, &n, &m, &k, &alpha, <double*>B, &ldb,
-              <double*>A, &lda, &beta, C, &ldc)
+        (<dgemm_t>blas_dgemm)(&trans_b, &trans_a, &n, &m, &k, &alpha, <double*>B, &ldb,
+                              <double*>A, &lda, &beta, C, &ldc)

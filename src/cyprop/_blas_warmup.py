@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 
-import numpy as np
+from cyprop._blas_library import warm_up_product
 
 _lock = threading.Lock()
 _done = False
@@ -35,10 +35,5 @@ def warm_up_blas() -> None:
     with _lock:
         if _done:
             return
-        # scipy.linalg.blas and the core's scipy.linalg.cython_blas are the
-        # same library, with one work buffer per thread.
-        from scipy.linalg import blas
-
-        ones = np.ones((512, 512), dtype=np.float32, order="F")
-        blas.sgemm(1.0, ones, ones)
+        warm_up_product()
         _done = True

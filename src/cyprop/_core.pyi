@@ -17,6 +17,11 @@ STATUS: Final[dict[str, int]]
 LEAKY_RELU_SLOPE: Final[float]
 BLAS_MIN_PRODUCT: Final[int]
 
+def use_blas(
+    sgemm_address: int = 0, dgemm_address: int = 0, sgemv_address: int = 0, dgemv_address: int = 0
+) -> None: ...
+def blas_in_use() -> tuple[int, int, int, int]: ...
+
 def forward(
     X: _Floats, params: _Floats, sizes: _Sizes, activations: _Codes, A_out: _Floats
 ) -> None: ...

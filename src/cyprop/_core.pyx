@@ -26,6 +26,7 @@ Memory layout, shared with ``cyprop.network``:
 """
 
 from cython cimport floating
+from scipy.linalg.cython_blas cimport dgemm, dgemv, sgemm, sgemv
 from libc.math cimport NAN, exp, fabs, isfinite, log, log1p, sqrt, tanh
 from libc.string cimport memcpy, memset
 
@@ -34,7 +35,7 @@ cdef extern from "Python.h":
     int PyErr_CheckSignals()
     void PyErr_Clear()
 
-from cyprop._blas cimport gemm
+from cyprop._blas cimport blas_dgemm, blas_dgemv, blas_sgemm, blas_sgemv, gemm, set_blas
 from cyprop._libm cimport all_finite, exp_, sigmoid_in_place, tanh_
 
 
@@ -81,6 +82,27 @@ LEAKY_RELU_SLOPE = LEAKY_SLOPE
 cdef enum:
     BLAS_MIN_MULTIPLY_ADDS = 4096
 BLAS_MIN_PRODUCT = BLAS_MIN_MULTIPLY_ADDS
+
+set_blas(<void*>sgemm, <void*>dgemm, <void*>sgemv, <void*>dgemv)
+
+
+def use_blas(size_t sgemm_address=0, size_t dgemm_address=0, size_t sgemv_address=0,
+             size_t dgemv_address=0):
+    """Send the core's matrix products to the BLAS functions at these addresses
+    (sgemm, dgemm, sgemv and dgemv with the Fortran interface and 32-bit
+    integers, as in scipy.linalg.cython_blas), or back to scipy's when all
+    are 0. cyprop._blas_library calls it once, at import, before any product.
+    """
+    if sgemm_address == 0 and dgemm_address == 0 and sgemv_address == 0 and dgemv_address == 0:
+        set_blas(<void*>sgemm, <void*>dgemm, <void*>sgemv, <void*>dgemv)
+    else:
+        set_blas(<void*>sgemm_address, <void*>dgemm_address, <void*>sgemv_address,
+                 <void*>dgemv_address)
+
+
+def blas_in_use():
+    """The addresses of the sgemm, dgemm, sgemv and dgemv that the core calls."""
+    return (<size_t>blas_sgemm, <size_t>blas_dgemm, <size_t>blas_sgemv, <size_t>blas_dgemv)
 
 
 cdef struct Optimizer:

@@ -1,0 +1,150 @@
+"""Which BLAS the core's matrix products run on, chosen once, at import.
+
+scipy's wheels bundle an OpenBLAS that lags behind OpenBLAS's releases; the
+``scipy-openblas32`` wheel, which cyprop depends on, carries a newer one with
+the same Fortran interface. On the 2-core AMD EPYC (Zen 3) machine of
+benchmarks/README.md, its sgemm ran the first layer of the MNIST-shaped
+benchmark (64 x 784 times 784 x 256) 22% faster than scipy 1.17's OpenBLAS
+0.3.30, and the wide layers' products 10-17% faster. So cyprop loads it and
+points the core at it, unless the environment variable ``CYPROP_BLAS`` says:
+
+- ``scipy``: the BLAS that scipy itself calls (``scipy.linalg.cython_blas``),
+  for example when scipy is built against MKL or Accelerate;
+- ``scipy-openblas32``: that wheel's OpenBLAS, and an error if it cannot be
+  loaded;
+- unset or empty: that wheel's OpenBLAS when it loads, else scipy's.
+
+The library is loaded privately (``RTLD_LOCAL``) and the package itself is
+not imported (its ``__init__`` loads the library into the global namespace,
+where scipy's and numpy's extension modules could bind to it): numpy and
+scipy keep their own BLAS. Its thread count is set like theirs, with
+``threadpoolctl.threadpool_limits`` or ``OPENBLAS_NUM_THREADS``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.metadata
+import importlib.util
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+from cyprop import _core
+
+ENVIRONMENT_VARIABLE = "CYPROP_BLAS"
+SCIPY = "scipy"
+SCIPY_OPENBLAS32 = "scipy-openblas32"
+
+# The Fortran-interface symbols of the scipy-openblas builds carry this prefix.
+_SYMBOL_PREFIX = "scipy_"
+_FUNCTIONS = ("sgemm_", "dgemm_", "sgemv_", "dgemv_")
+
+# Set once by _select(), at import.
+_description = ""
+_sgemm: tuple[ctypes.CDLL, Any] | None = None  # the library and its cblas sgemm
+
+
+def _library_path() -> str:
+    """The shared library inside the installed scipy-openblas32 wheel, found
+    without importing the package."""
+    spec = importlib.util.find_spec("scipy_openblas32")
+    if spec is None or spec.origin is None:
+        raise ImportError("scipy-openblas32 is not installed")
+    directory = os.path.join(os.path.dirname(spec.origin), "lib")
+    suffix = ".dll" if sys.platform == "win32" else ""
+    names = sorted(
+        name for name in os.listdir(directory)
+        if name.startswith("libscipy_openblas") and name.endswith(suffix)
+        and not name.endswith((".a", ".lib"))
+    )
+    if not names:
+        raise ImportError(f"scipy-openblas32: no OpenBLAS library in {directory}")
+    return os.path.join(directory, names[0])
+
+
+def _load_scipy_openblas32() -> str:
+    """Point the core at scipy-openblas32's OpenBLAS; returns its description."""
+    global _sgemm
+    path = _library_path()
+    library = ctypes.CDLL(path, mode=getattr(os, "RTLD_LOCAL", 0))
+    addresses = []
+    for name in _FUNCTIONS:
+        address = ctypes.cast(getattr(library, _SYMBOL_PREFIX + name), ctypes.c_void_p).value
+        if not address:
+            raise OSError(f"{path}: {_SYMBOL_PREFIX + name} is at address 0")
+        addresses.append(address)
+    config = library.scipy_openblas_get_config
+    config.restype = ctypes.c_char_p
+    sgemm = library.scipy_cblas_sgemm
+    sgemm.restype = None
+    sgemm.argtypes = [ctypes.c_int] * 6 + [
+        ctypes.c_float, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
+        ctypes.c_float, ctypes.c_void_p, ctypes.c_int,
+    ]
+    version = importlib.metadata.version("scipy-openblas32")
+    _core.use_blas(*addresses)
+    _sgemm = (library, sgemm)
+    return f"{SCIPY_OPENBLAS32} {version} ({config().decode()}), {path}"
+
+
+def _select() -> None:
+    """Point the core at the library that CYPROP_BLAS asks for, and describe it."""
+    global _description
+    setting = os.environ.get(ENVIRONMENT_VARIABLE, "").strip()
+    if setting not in ("", SCIPY, SCIPY_OPENBLAS32):
+        raise ValueError(
+            f"{ENVIRONMENT_VARIABLE}={setting!r}: use {SCIPY_OPENBLAS32!r} or {SCIPY!r}, "
+            "or leave it unset for the first that loads"
+        )
+    if setting != SCIPY:
+        try:
+            _description = _load_scipy_openblas32()
+            return
+        except (ImportError, OSError, AttributeError) as error:
+            if setting == SCIPY_OPENBLAS32:
+                raise ImportError(
+                    f"{ENVIRONMENT_VARIABLE}={SCIPY_OPENBLAS32} but its OpenBLAS did not "
+                    f"load: {error}"
+                ) from error
+            reason = f"; {SCIPY_OPENBLAS32} did not load: {error}"
+    else:
+        reason = f" ({ENVIRONMENT_VARIABLE}={SCIPY})"
+    _core.use_blas()
+    _description = f"{SCIPY}'s own BLAS (scipy.linalg.cython_blas){reason}"
+
+
+def blas_library() -> str:
+    """The BLAS that cyprop's matrix products run on, as a sentence.
+
+    Products of layers of at least ``4,096`` multiply-adds per batch go to
+    BLAS; smaller ones run in cyprop's own loops. The environment variable
+    ``CYPROP_BLAS`` chooses the library when cyprop is imported:
+    ``scipy-openblas32`` (the default when it loads) or ``scipy``.
+
+    Returns
+    -------
+    str
+        The library's name, version and configuration (or why the default
+        did not load), and its path.
+    """
+    return _description
+
+
+def warm_up_product() -> None:
+    """One 512 x 512 x 512 float32 product through the library the core calls."""
+    ones = np.ones((512, 512), dtype=np.float32)
+    out = np.empty((512, 512), dtype=np.float32)
+    if _sgemm is None:
+        from scipy.linalg import blas
+
+        blas.sgemm(1.0, ones, ones)
+        return
+    row_major, no_transpose = 101, 111
+    _sgemm[1](row_major, no_transpose, no_transpose, 512, 512, 512, 1.0, ones.ctypes.data,
+              512, ones.ctypes.data, 512, 0.0, out.ctypes.data, 512)
+
+
+_select()
