@@ -5,13 +5,14 @@
 For each workload the script times, in rounds, cyprop's ``fit`` and a replay
 of exactly the matrix products that ``fit`` hands to BLAS, called in the
 same order, with the same shapes, transposes and ``beta`` (the fused SGD
-update ``W += -lr * A_prev.T @ delta``), through the same library (scipy's
-``sgemm``, which is where ``scipy.linalg.cython_blas`` leads). The replay
+update ``W += -lr * A_prev.T @ delta``), through the same library
+(``cyprop.blas_library()`` names it; ``machine.sgemm_functions``). The replay
 skips everything else: activations, their derivatives, the loss, the bias
 sums. Its time is what cyprop would take if all of its own work were free;
 the ratio says how close cyprop is to that, and the 'of limit' columns say
-how close both are to the machine's peak matmul rate (the best of scipy
-``sgemm`` on 2048 x 2048 at the same thread count, measured each round).
+how close both are to the machine's peak matmul rate (the best ``sgemm`` on
+2048 x 2048 at the same thread count, of scipy's BLAS and of cyprop's,
+measured each round).
 
 The replay leaves out a last, partial batch (32 of W3's 60,000 samples) and
 calls BLAS from Python, a few microseconds per call (5 calls per
@@ -21,6 +22,7 @@ batch), which counts against the replay, not against cyprop.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -30,7 +32,10 @@ import numpy as np
 
 def replay_products(workload, X):
     """A function that runs one epoch of the workload's products on X (float32)."""
-    from scipy.linalg.blas import sgemm
+    from machine import sgemm_functions
+
+    functions = sgemm_functions()
+    sgemm = functions.get("cyprop", functions["scipy"])
 
     sizes = workload.layer_sizes
     batch = workload.batch_size
@@ -47,17 +52,15 @@ def replay_products(workload, X):
             below = rows
             for layer in range(n_layers):
                 # Z = A_prev @ W, i.e. Z.T = W.T @ A_prev.T
-                sgemm(1.0, weights[layer].T, below.T, c=activations[layer].T, overwrite_c=1)
+                sgemm(1.0, weights[layer].T, below.T, activations[layer].T)
                 below = activations[layer]
             for layer in range(n_layers - 1, -1, -1):
                 below = rows if layer == 0 else activations[layer - 1]
                 if layer > 0:
                     # delta_prev = delta @ W.T, i.e. delta_prev.T = W @ delta.T
-                    sgemm(1.0, weights[layer].T, deltas[layer].T, trans_a=1,
-                          c=deltas[layer - 1].T, overwrite_c=1)
+                    sgemm(1.0, weights[layer].T, deltas[layer].T, deltas[layer - 1].T, trans_a=1)
                 # W += -rate * A_prev.T @ delta, i.e. W.T += -rate * delta.T @ A_prev
-                sgemm(-rate, deltas[layer].T, below.T, beta=1.0, trans_b=1,
-                      c=weights[layer].T, overwrite_c=1)
+                sgemm(-rate, deltas[layer].T, below.T, weights[layer].T, beta=1.0, trans_b=1)
 
     return epoch
 
@@ -69,18 +72,18 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
-    from scipy.linalg.blas import sgemm
-
     import workloads
-    from machine import describe, limit_threads
+    from machine import describe, limit_threads, sgemm_functions
     from peers.cyprop_net import Run
 
     print("\n".join(describe()))
     # Fortran order: scipy would otherwise copy the operands on every call.
     square = np.asfortranarray(np.random.default_rng(0).random((2048, 2048), dtype=np.float32))
+    product = np.asfortranarray(np.empty_like(square))
 
     def peak_rate():
-        best = min(_seconds(lambda: sgemm(1.0, square, square)) for _ in range(3))
+        best = min(_seconds(functools.partial(sgemm, 1.0, square, square, product))
+                   for sgemm in sgemm_functions().values() for _ in range(3))
         return 2 * 2048**3 / best
 
     with limit_threads(args.threads):

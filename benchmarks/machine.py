@@ -37,6 +37,7 @@ def describe():
         f"os: {platform.platform()}",
         f"python {platform.python_version()}, numpy {numpy.__version__}, "
         f"scipy {scipy.__version__}, cyprop {cyprop.__version__}",
+        f"cyprop's BLAS: {cyprop.blas_library()}",
     ]
     for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
                  "OMP_NUM_THREADS"):
@@ -54,6 +55,38 @@ def describe():
                 f"{os.path.basename(pool.get('filepath', ''))}"
             )
     return lines
+
+
+def sgemm_functions():
+    """sgemm of scipy's BLAS and, when it is another library, of cyprop's: a dict of
+    name to function(alpha, a, b, c, beta=0.0, trans_a=0, trans_b=0), which sets
+    c = alpha op(a) @ op(b) + beta c in place on Fortran-ordered float32 arrays,
+    as scipy.linalg.blas.sgemm does with overwrite_c."""
+    from scipy.linalg.blas import sgemm as scipy_sgemm
+
+    from cyprop import _blas_library
+
+    def through_scipy(alpha, a, b, c, beta=0.0, trans_a=0, trans_b=0):
+        scipy_sgemm(alpha, a, b, beta=beta, c=c, trans_a=trans_a, trans_b=trans_b,
+                    overwrite_c=1)
+
+    functions = {"scipy": through_scipy}
+    if _blas_library._sgemm is None:
+        return functions
+    cblas_sgemm = _blas_library._sgemm[1]
+    column_major, no_transpose, transpose = 102, 111, 112
+
+    def through_cyprops(alpha, a, b, c, beta=0.0, trans_a=0, trans_b=0):
+        assert a.flags.f_contiguous and b.flags.f_contiguous and c.flags.f_contiguous
+        m, k = a.shape[::-1] if trans_a else a.shape
+        n = b.shape[0] if trans_b else b.shape[1]
+        assert c.shape == (m, n)
+        cblas_sgemm(column_major, transpose if trans_a else no_transpose,
+                    transpose if trans_b else no_transpose, m, n, k, alpha, a.ctypes.data,
+                    a.shape[0], b.ctypes.data, b.shape[0], beta, c.ctypes.data, m)
+
+    functions["cyprop"] = through_cyprops
+    return functions
 
 
 def limit_threads(n_threads=1):
