@@ -3,10 +3,11 @@
 scipy's wheels bundle an OpenBLAS that lags behind OpenBLAS's releases; the
 ``scipy-openblas32`` wheel, which cyprop depends on, carries a newer one with
 the same Fortran interface. On the 2-core AMD EPYC (Zen 3) machine of
-benchmarks/README.md, its sgemm ran the first layer of the MNIST-shaped
-benchmark (64 x 784 times 784 x 256) 22% faster than scipy 1.17's OpenBLAS
-0.3.30, and the wide layers' products 10-17% faster. So cyprop loads it and
-points the core at it, unless the environment variable ``CYPROP_BLAS`` says:
+benchmarks/README.md, its sgemm (OpenBLAS 0.3.34) ran the forward products
+of the MNIST-shaped and wide-layer benchmarks (64 x 784 by 784 x 256, and
+256 x 1024 by 1024 x 1024) about 20% faster than scipy 1.17's OpenBLAS
+0.3.30, and their other products 1-7% faster. So cyprop loads it and points
+the core at it, unless the environment variable ``CYPROP_BLAS`` says:
 
 - ``scipy``: the BLAS that scipy itself calls (``scipy.linalg.cython_blas``),
   for example when scipy is built against MKL or Accelerate;
