@@ -1,6 +1,5 @@
 """The BLAS the core's matrix products run on: the choice at import, and its controls."""
 
-import ctypes
 import importlib.metadata
 import importlib.util
 import os
@@ -12,11 +11,19 @@ import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import cyprop
-from cyprop import Network, _core
+from cyprop import Network, _blas_library, _core
 
-# The wheel is a dependency on the platforms it has builds for (pyproject.toml).
+from .blas_addresses import library_addresses, scipy_addresses
+
+# The wheel is a dependency on the platforms it has builds for (pyproject.toml),
+# and the default where scipy's own BLAS is an OpenBLAS as well.
 HAS_WHEEL = importlib.util.find_spec("scipy_openblas32") is not None
 needs_wheel = pytest.mark.skipif(not HAS_WHEEL, reason="scipy-openblas32 has no build here")
+SCIPY_ON_OPENBLAS = "openblas" in _blas_library._scipys_blas().lower()
+needs_default_wheel = pytest.mark.skipif(
+    not (HAS_WHEEL and SCIPY_ON_OPENBLAS),
+    reason="scipy-openblas32 is not the default here (not installed, or scipy's BLAS is not "
+           "OpenBLAS)")
 
 # Hides the scipy-openblas32 wheel from cyprop's search for it, in a child process.
 HIDE_WHEEL = (
@@ -27,19 +34,43 @@ HIDE_WHEEL = (
 )
 
 # Trains a network whose products go to BLAS, in a child process, and prints
-# the library and the trained parameters.
+# the library, whether the core calls scipy's BLAS, and the trained parameters.
 TRAIN = (
+    "import sys\n"
+    f"sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})\n"
     "import numpy as np\n"
     "import cyprop\n"
+    "from cyprop import _core\n"
+    "from blas_addresses import scipy_addresses\n"
     "from threadpoolctl import threadpool_limits\n"
     "rng = np.random.default_rng(3)\n"
     "X, y = rng.standard_normal((96, 40)), rng.standard_normal((96, 3))\n"
     "net = cyprop.Network([40, 64, 3], activation='tanh', output_activation='identity',\n"
-    "                     seed=2)\n"
+    "                     seed=2, dtype=DTYPE)\n"
     "with threadpool_limits(1):\n"
     "    net.fit(X, y, epochs=3, batch_size=32, learning_rate=0.01)\n"
     "print(cyprop.blas_library())\n"
+    "print(_core.blas_in_use() == scipy_addresses())\n"
     "print(' '.join(repr(float(v)) for p in net.weights + net.biases for v in p.ravel()))\n"
+)
+
+# Makes the scipy in a child process say it was built against another BLAS.
+OTHER_SCIPY_BLAS = (
+    "from scipy import __config__\n"
+    "__config__.CONFIG['Build Dependencies']['blas']['name'] = 'accelerate'\n"
+)
+
+# Points cyprop's search for the wheel at a folder whose library is not one.
+BROKEN_WHEEL = (
+    "import importlib.machinery, importlib.util, os, tempfile\n"
+    "folder = tempfile.mkdtemp()\n"
+    "os.makedirs(os.path.join(folder, 'lib'))\n"
+    "open(os.path.join(folder, 'lib', 'libscipy_openblas.so'), 'wb').write(b'not a library')\n"
+    "find_spec = importlib.util.find_spec\n"
+    "fake = importlib.machinery.ModuleSpec('scipy_openblas32', None,\n"
+    "                                      origin=os.path.join(folder, '__init__.py'))\n"
+    "importlib.util.find_spec = (lambda name, *args:\n"
+    "    fake if name == 'scipy_openblas32' else find_spec(name, *args))\n"
 )
 
 
@@ -52,18 +83,19 @@ def run_child(code, setting=None):
                           env=environment)
 
 
-def trained(setting=None, prefix=""):
-    result = run_child(prefix + TRAIN, setting)
+def trained(setting=None, prefix="", dtype="float64"):
+    """(library description, whether the core calls scipy's BLAS, trained parameters)."""
+    result = run_child(prefix + TRAIN.replace("DTYPE", repr(dtype)), setting)
     assert result.returncode == 0, result.stderr
-    library, values = result.stdout.strip().split("\n")
-    return library, np.array([float(v) for v in values.split()])
+    library, on_scipy, values = result.stdout.strip().split("\n")
+    return library, on_scipy == "True", np.array([float(v) for v in values.split()])
 
 
 def openblas32_path():
     return cyprop.blas_library().rsplit(", ", 1)[1]
 
 
-@needs_wheel
+@needs_default_wheel
 def test_the_newer_openblas_is_the_default():
     """scipy-openblas32 is a dependency: without CYPROP_BLAS the core runs on it."""
     version = importlib.metadata.version("scipy-openblas32")
@@ -73,28 +105,6 @@ def test_the_newer_openblas_is_the_default():
     description = cyprop.blas_library()
     assert description.startswith(f"scipy-openblas32 {version} (OpenBLAS ")
     assert os.path.isfile(openblas32_path())
-
-
-def library_addresses(path):
-    """The addresses of the four functions in the OpenBLAS at path (loaded once more,
-    which gives the same handle and addresses in this process)."""
-    library = ctypes.CDLL(path, mode=os.RTLD_LOCAL)
-    return tuple(ctypes.cast(getattr(library, f"scipy_{name}_"), ctypes.c_void_p).value
-                 for name in ("sgemm", "dgemm", "sgemv", "dgemv"))
-
-
-def scipy_addresses():
-    """The addresses behind scipy.linalg.cython_blas's sgemm, dgemm, sgemv and dgemv."""
-    from scipy.linalg import cython_blas
-
-    get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
-    get_pointer.restype = ctypes.c_void_p
-    get_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
-    get_name = ctypes.pythonapi.PyCapsule_GetName
-    get_name.restype = ctypes.c_char_p
-    get_name.argtypes = [ctypes.py_object]
-    capsules = [cython_blas.__pyx_capi__[name] for name in ("sgemm", "dgemm", "sgemv", "dgemv")]
-    return tuple(get_pointer(capsule, get_name(capsule)) for capsule in capsules)
 
 
 def test_the_core_calls_the_library_it_names():
@@ -150,23 +160,57 @@ def test_products_through_the_library_in_use(dtype, tolerance):
         np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
 
 
-@needs_wheel
-def test_scipys_blas_on_request_trains_to_the_same_result():
-    default_library, default_params = trained()
-    scipy_library, scipy_params = trained("scipy")
+TOLERANCES = {"float64": 1e-11, "float32": 1e-4}
+
+
+@needs_default_wheel
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_scipys_blas_on_request_trains_to_the_same_result(dtype):
+    default_library, default_on_scipy, default_params = trained(dtype=dtype)
+    scipy_library, scipy_on_scipy, scipy_params = trained("scipy", dtype=dtype)
     assert default_library.startswith("scipy-openblas32 ")
+    assert not default_on_scipy
     assert scipy_library == "scipy's own BLAS (scipy.linalg.cython_blas) (CYPROP_BLAS=scipy)"
-    # Two OpenBLAS versions may add in different orders: float64 rounding apart.
-    np.testing.assert_allclose(scipy_params, default_params, rtol=1e-11, atol=1e-13)
+    assert scipy_on_scipy
+    # Two OpenBLAS versions may add in different orders: rounding apart.
+    np.testing.assert_allclose(scipy_params, default_params, rtol=TOLERANCES[dtype],
+                               atol=TOLERANCES[dtype] / 100)
 
 
-@needs_wheel
+@needs_default_wheel
 def test_without_the_wheel_the_default_falls_back_to_scipys_blas():
-    library, params = trained(prefix=HIDE_WHEEL)
+    library, on_scipy, params = trained(prefix=HIDE_WHEEL)
     assert library.startswith("scipy's own BLAS (scipy.linalg.cython_blas); "
                               "scipy-openblas32 did not load: ")
     assert "not installed" in library
-    np.testing.assert_allclose(params, trained()[1], rtol=1e-11, atol=1e-13)
+    assert on_scipy
+    np.testing.assert_allclose(params, trained()[2], rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.skipif(not SCIPY_ON_OPENBLAS, reason="scipy's BLAS is not OpenBLAS here")
+def test_a_wheel_that_does_not_load_falls_back_with_a_warning():
+    result = run_child(BROKEN_WHEEL + TRAIN.replace("DTYPE", "'float64'"))
+    assert result.returncode == 0, result.stderr
+    library, on_scipy, _ = result.stdout.strip().split("\n")
+    assert library.startswith("scipy's own BLAS (scipy.linalg.cython_blas); "
+                              "scipy-openblas32 did not load: ")
+    assert on_scipy == "True"
+    assert "RuntimeWarning: cyprop: scipy-openblas32 is installed but its OpenBLAS did " \
+        "not load" in result.stderr
+
+
+def test_a_scipy_built_with_another_blas_keeps_it():
+    library, on_scipy, _ = trained(prefix=OTHER_SCIPY_BLAS)
+    assert library == ("scipy's own BLAS (scipy.linalg.cython_blas); "
+                       "scipy's BLAS is 'accelerate', not OpenBLAS")
+    assert on_scipy
+
+
+@needs_wheel
+def test_asking_for_the_wheel_takes_it_whatever_scipys_blas():
+    library, on_scipy, _ = trained("scipy-openblas32", prefix=OTHER_SCIPY_BLAS)
+    assert library.startswith("scipy-openblas32 ")
+    assert not on_scipy
 
 
 def test_asking_for_the_wheel_without_it_fails_at_import():
@@ -184,6 +228,15 @@ def test_an_unknown_setting_fails_at_import(setting):
         result.stderr
 
 
-@needs_wheel
+@needs_default_wheel
 def test_an_empty_setting_is_the_default():
     assert trained("")[0].startswith("scipy-openblas32 ")
+
+
+@pytest.mark.parametrize("given", [1, 2, 3])
+def test_the_core_refuses_some_addresses_without_the_others(given):
+    before = _core.blas_in_use()
+    addresses = list(before[:given]) + [0] * (4 - given)
+    with pytest.raises(ValueError, match="four addresses, or none"):
+        _core.use_blas(*addresses)
+    assert _core.blas_in_use() == before

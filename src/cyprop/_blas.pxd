@@ -8,8 +8,8 @@ copied.
 The products go through four function pointers, which start at scipy's BLAS
 (scipy.linalg.cython_blas) and which cyprop._blas_library may point at
 another BLAS with the same Fortran interface when the package is imported:
-a newer OpenBLAS ran the core's sgemm shapes up to a quarter faster than
-scipy's own (benchmarks/README.md).
+a newer OpenBLAS ran some of the core's sgemm shapes a fifth or more
+faster than scipy's own (benchmarks/README.md, item 12).
 """
 
 from cython cimport floating
@@ -26,7 +26,8 @@ ctypedef void (*dgemv_t)(char* trans, int* m, int* n, double* alpha, double* a, 
                          double* x, int* incx, double* beta, double* y, int* incy) noexcept nogil
 
 # A standalone .pxd cannot define variables: these are C statics of the one
-# module that cimports this file (_core), set when it is imported.
+# module that cimports this file (_core), set when it is imported. Another
+# module cimporting it would get its own copies, NULL until it set them.
 cdef extern from *:
     """
     static void *cyprop_blas_sgemm = 0, *cyprop_blas_dgemm = 0;

@@ -1,19 +1,20 @@
 """Which BLAS the core's matrix products run on, chosen once, at import.
 
 scipy's wheels bundle an OpenBLAS that lags behind OpenBLAS's releases; the
-``scipy-openblas32`` wheel, which cyprop depends on, carries a newer one with
-the same Fortran interface. On the 2-core AMD EPYC (Zen 3) machine of
-benchmarks/README.md, its sgemm (OpenBLAS 0.3.34) ran the forward products
-of the MNIST-shaped and wide-layer benchmarks (64 x 784 by 784 x 256, and
-256 x 1024 by 1024 x 1024) about 20% faster than scipy 1.17's OpenBLAS
-0.3.30, and their other products 1-7% faster. So cyprop loads it and points
-the core at it, unless the environment variable ``CYPROP_BLAS`` says:
+``scipy-openblas32`` wheel, which cyprop depends on where it has builds,
+carries a newer one with the same Fortran interface. On the 2-core AMD EPYC
+(Zen 3) machine of benchmarks/README.md, its sgemm (OpenBLAS 0.3.34) ran
+the 64-row forward product of the MNIST-shaped benchmark (64 x 784 by
+784 x 256) 20-30% faster than scipy 1.17's OpenBLAS 0.3.30, and the other
+products of the W3 and W4 benchmarks 2-10% faster. The environment variable
+``CYPROP_BLAS`` chooses:
 
-- ``scipy``: the BLAS that scipy itself calls (``scipy.linalg.cython_blas``),
-  for example when scipy is built against MKL or Accelerate;
+- unset or empty: that wheel's OpenBLAS when scipy's own BLAS is an
+  OpenBLAS too and the wheel loads; otherwise scipy's (an Accelerate or MKL
+  build of scipy keeps its library, which cyprop has not measured against);
+- ``scipy``: the BLAS that scipy itself calls (``scipy.linalg.cython_blas``);
 - ``scipy-openblas32``: that wheel's OpenBLAS, and an error if it cannot be
-  loaded;
-- unset or empty: that wheel's OpenBLAS when it loads, else scipy's.
+  loaded.
 
 The library is loaded privately (``RTLD_LOCAL``) and the package itself is
 not imported (its ``__init__`` loads the library into the global namespace,
@@ -29,6 +30,7 @@ import importlib.metadata
 import importlib.util
 import os
 import sys
+import warnings
 from typing import Any
 
 import numpy as np
@@ -70,7 +72,7 @@ def _load_scipy_openblas32() -> str:
     """Point the core at scipy-openblas32's OpenBLAS; returns its description."""
     global _sgemm
     path = _library_path()
-    library = ctypes.CDLL(path, mode=getattr(os, "RTLD_LOCAL", 0))
+    library = ctypes.CDLL(path, mode=ctypes.RTLD_LOCAL)
     addresses = []
     for name in _FUNCTIONS:
         address = ctypes.cast(getattr(library, _SYMBOL_PREFIX + name), ctypes.c_void_p).value
@@ -86,9 +88,20 @@ def _load_scipy_openblas32() -> str:
         ctypes.c_float, ctypes.c_void_p, ctypes.c_int,
     ]
     version = importlib.metadata.version("scipy-openblas32")
+    description = f"{SCIPY_OPENBLAS32} {version} ({config().decode()}), {path}"
     _core.use_blas(*addresses)
     _sgemm = (library, sgemm)
-    return f"{SCIPY_OPENBLAS32} {version} ({config().decode()}), {path}"
+    return description
+
+
+def _scipys_blas() -> str:
+    """The name of the BLAS scipy was built against ("" when scipy does not say)."""
+    try:
+        from scipy import __config__
+
+        return str(__config__.CONFIG["Build Dependencies"]["blas"]["name"])
+    except (ImportError, AttributeError, KeyError, TypeError):
+        return ""
 
 
 def _select() -> None:
@@ -100,7 +113,13 @@ def _select() -> None:
             f"{ENVIRONMENT_VARIABLE}={setting!r}: use {SCIPY_OPENBLAS32!r} or {SCIPY!r}, "
             "or leave it unset for the first that loads"
         )
-    if setting != SCIPY:
+    scipys = _scipys_blas()
+    if setting == SCIPY:
+        reason = f" ({ENVIRONMENT_VARIABLE}={SCIPY})"
+    elif setting == "" and "openblas" not in scipys.lower():
+        reason = (f"; scipy's BLAS is {scipys!r}, not OpenBLAS" if scipys
+                  else "; scipy does not say which BLAS it was built against")
+    else:
         try:
             _description = _load_scipy_openblas32()
             return
@@ -111,8 +130,10 @@ def _select() -> None:
                     f"load: {error}"
                 ) from error
             reason = f"; {SCIPY_OPENBLAS32} did not load: {error}"
-    else:
-        reason = f" ({ENVIRONMENT_VARIABLE}={SCIPY})"
+            if importlib.util.find_spec("scipy_openblas32") is not None:
+                warnings.warn(f"cyprop: {SCIPY_OPENBLAS32} is installed but its OpenBLAS did "
+                              f"not load ({error}); using scipy's BLAS", RuntimeWarning,
+                              stacklevel=2)
     _core.use_blas()
     _description = f"{SCIPY}'s own BLAS (scipy.linalg.cython_blas){reason}"
 
@@ -123,7 +144,8 @@ def blas_library() -> str:
     Products of layers of at least ``4,096`` multiply-adds per batch go to
     BLAS; smaller ones run in cyprop's own loops. The environment variable
     ``CYPROP_BLAS`` chooses the library when cyprop is imported:
-    ``scipy-openblas32`` (the default when it loads) or ``scipy``.
+    ``scipy-openblas32`` (the default when it loads and scipy's own BLAS is
+    OpenBLAS too) or ``scipy``.
 
     Returns
     -------
@@ -136,15 +158,15 @@ def blas_library() -> str:
 
 def warm_up_product() -> None:
     """One 512 x 512 x 512 float32 product through the library the core calls."""
-    ones = np.ones((512, 512), dtype=np.float32)
-    out = np.empty((512, 512), dtype=np.float32)
+    ones = np.ones((512, 512), dtype=np.float32, order="F")
+    out = np.empty((512, 512), dtype=np.float32, order="F")
     if _sgemm is None:
         from scipy.linalg import blas
 
         blas.sgemm(1.0, ones, ones)
         return
-    row_major, no_transpose = 101, 111
-    _sgemm[1](row_major, no_transpose, no_transpose, 512, 512, 512, 1.0, ones.ctypes.data,
+    column_major, no_transpose = 102, 111
+    _sgemm[1](column_major, no_transpose, no_transpose, 512, 512, 512, 1.0, ones.ctypes.data,
               512, ones.ctypes.data, 512, 0.0, out.ctypes.data, 512)
 
 

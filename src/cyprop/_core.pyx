@@ -91,13 +91,19 @@ def use_blas(size_t sgemm_address=0, size_t dgemm_address=0, size_t sgemv_addres
     """Send the core's matrix products to the BLAS functions at these addresses
     (sgemm, dgemm, sgemv and dgemv with the Fortran interface and 32-bit
     integers, as in scipy.linalg.cython_blas), or back to scipy's when all
-    are 0. cyprop._blas_library calls it once, at import, before any product.
+    are 0. cyprop._blas_library calls it once, at import, before any product:
+    a training running meanwhile in another thread could see some pointers
+    switched and others not.
     """
-    if sgemm_address == 0 and dgemm_address == 0 and sgemv_address == 0 and dgemv_address == 0:
+    cdef size_t n_set = ((sgemm_address != 0) + (dgemm_address != 0) + (sgemv_address != 0)
+                         + (dgemv_address != 0))
+    if n_set == 0:
         set_blas(<void*>sgemm, <void*>dgemm, <void*>sgemv, <void*>dgemv)
-    else:
+    elif n_set == 4:
         set_blas(<void*>sgemm_address, <void*>dgemm_address, <void*>sgemv_address,
                  <void*>dgemv_address)
+    else:
+        raise ValueError("use_blas takes four addresses, or none")
 
 
 def blas_in_use():
