@@ -1,5 +1,6 @@
 """A description of the machine and libraries, printed beside every benchmark."""
 
+import ctypes
 import os
 import platform
 import sys
@@ -71,9 +72,14 @@ def sgemm_functions():
                     overwrite_c=1)
 
     functions = {"scipy": through_scipy}
-    if _blas_library._sgemm is None:
+    if _blas_library._library is None:
         return functions
-    cblas_sgemm = _blas_library._sgemm[1]
+    cblas_sgemm = _blas_library._library.scipy_cblas_sgemm
+    cblas_sgemm.restype = None
+    cblas_sgemm.argtypes = [ctypes.c_int] * 6 + [
+        ctypes.c_float, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
+        ctypes.c_float, ctypes.c_void_p, ctypes.c_int,
+    ]
     column_major, no_transpose, transpose = 102, 111, 112
 
     def through_cyprops(alpha, a, b, c, beta=0.0, trans_a=0, trans_b=0):

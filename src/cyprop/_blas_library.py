@@ -31,7 +31,6 @@ import importlib.util
 import os
 import sys
 import warnings
-from typing import Any
 
 import numpy as np
 
@@ -47,7 +46,7 @@ _FUNCTIONS = ("sgemm_", "dgemm_", "sgemv_", "dgemv_")
 
 # Set once by _select(), at import.
 _description = ""
-_sgemm: tuple[ctypes.CDLL, Any] | None = None  # the library and its cblas sgemm
+_library: ctypes.CDLL | None = None  # scipy-openblas32's OpenBLAS, when the core calls it
 
 
 def _library_path() -> str:
@@ -70,7 +69,7 @@ def _library_path() -> str:
 
 def _load_scipy_openblas32() -> str:
     """Point the core at scipy-openblas32's OpenBLAS; returns its description."""
-    global _sgemm
+    global _library
     path = _library_path()
     library = ctypes.CDLL(path, mode=ctypes.RTLD_LOCAL)
     addresses = []
@@ -81,16 +80,10 @@ def _load_scipy_openblas32() -> str:
         addresses.append(address)
     config = library.scipy_openblas_get_config
     config.restype = ctypes.c_char_p
-    sgemm = library.scipy_cblas_sgemm
-    sgemm.restype = None
-    sgemm.argtypes = [ctypes.c_int] * 6 + [
-        ctypes.c_float, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
-        ctypes.c_float, ctypes.c_void_p, ctypes.c_int,
-    ]
     version = importlib.metadata.version("scipy-openblas32")
     description = f"{SCIPY_OPENBLAS32} {version} ({config().decode()}), {path}"
     _core.use_blas(*addresses)
-    _sgemm = (library, sgemm)
+    _library = library
     return description
 
 
@@ -157,17 +150,13 @@ def blas_library() -> str:
 
 
 def warm_up_product() -> None:
-    """One 512 x 512 x 512 float32 product through the library the core calls."""
-    ones = np.ones((512, 512), dtype=np.float32, order="F")
-    out = np.empty((512, 512), dtype=np.float32, order="F")
-    if _sgemm is None:
-        from scipy.linalg import blas
-
-        blas.sgemm(1.0, ones, ones)
-        return
-    column_major, no_transpose = 102, 111
-    _sgemm[1](column_major, no_transpose, no_transpose, 512, 512, 512, 1.0, ones.ctypes.data,
-              512, ones.ctypes.data, 512, 0.0, out.ctypes.data, 512)
+    """One 512 x 512 x 512 float32 product through the core, on the library it calls."""
+    n = 512
+    ones = np.ones((n, n), dtype=np.float32)
+    params = np.zeros(n * n + n, dtype=np.float32)
+    activations = np.array([_core.ACTIVATIONS["identity"]], dtype=np.intc)
+    _core.forward(ones, params, np.array([n, n], dtype=np.intp), activations,
+                  np.empty(n * n, dtype=np.float32))
 
 
 _select()

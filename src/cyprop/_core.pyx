@@ -83,8 +83,6 @@ cdef enum:
     BLAS_MIN_MULTIPLY_ADDS = 4096
 BLAS_MIN_PRODUCT = BLAS_MIN_MULTIPLY_ADDS
 
-set_blas(<void*>sgemm, <void*>dgemm, <void*>sgemv, <void*>dgemv)
-
 
 def use_blas(size_t sgemm_address=0, size_t dgemm_address=0, size_t sgemv_address=0,
              size_t dgemv_address=0):
@@ -104,6 +102,9 @@ def use_blas(size_t sgemm_address=0, size_t dgemm_address=0, size_t sgemv_addres
                  <void*>dgemv_address)
     else:
         raise ValueError("use_blas takes four addresses, or none")
+
+
+use_blas()
 
 
 def blas_in_use():
