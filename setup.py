@@ -2,9 +2,11 @@
 
 import os
 import sys
+import tempfile
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 # CYPROP_DEBUG_CYTHON=1 turns Cython's bounds, wraparound and initialization checks back on.
 debug = os.environ.get("CYPROP_DEBUG_CYTHON") == "1"
@@ -22,11 +24,43 @@ directives = {
 # The compiler's defaults plus optimisation only: wheels must run on any CPU of their platform.
 optimize = ["/O2"] if sys.platform == "win32" else ["-O3"]
 
+# gcc stops inlining once inlining has grown the module by a set share
+# (inline-unit-growth). The core's small products are copies fixed at each
+# size up to 4, which must be inlined to pay; with the default share, any code
+# added elsewhere in the module could push some out of line (benchmarks/
+# README.md, items 10 and 11). Compilers that refuse the option build without it.
+INLINE_BUDGET = "--param=inline-unit-growth=2000"
+
+
+def compiler_accepts(compiler, flag):
+    """Whether the C compiler builds an empty file with flag, warnings as errors."""
+    with tempfile.TemporaryDirectory() as folder:
+        source = os.path.join(folder, "empty.c")
+        with open(source, "w") as file:
+            file.write("int main(void) { return 0; }\n")
+        try:
+            compiler.compile([source], output_dir=folder, extra_postargs=[flag, "-Werror"])
+        except Exception:
+            return False
+    return True
+
+
+class BuildExt(build_ext):
+    """build_ext that adds INLINE_BUDGET where the compiler takes it."""
+
+    def build_extensions(self):
+        if not debug and self.compiler.compiler_type == "unix" and compiler_accepts(
+                self.compiler, INLINE_BUDGET):
+            for extension in self.extensions:
+                extension.extra_compile_args.append(INLINE_BUDGET)
+        super().build_extensions()
+
+
 extensions = [
     Extension(
         "cyprop._core",
         sources=["src/cyprop/_core.pyx"],
-        depends=["src/cyprop/_vector_math.h"],
+        depends=["src/cyprop/_vector_math.h", "src/cyprop/_vector_product.h"],
         extra_compile_args=[] if debug else optimize,
         # Linking libm explicitly binds exp and friends to their current
         # versioned symbols instead of glibc's slower compatibility wrappers.
@@ -34,4 +68,7 @@ extensions = [
     )
 ]
 
-setup(ext_modules=cythonize(extensions, compiler_directives=directives, include_path=["src"]))
+setup(
+    ext_modules=cythonize(extensions, compiler_directives=directives, include_path=["src"]),
+    cmdclass={"build_ext": BuildExt},
+)

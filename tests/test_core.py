@@ -150,45 +150,102 @@ def in_order_dot(a, b, dtype):
     return total
 
 
+def check_products_sum_each_entry_in_order(layer_sizes, n_rows, dtype):
+    """Every entry of every product of loss_gradient (forward, the delta below,
+    the gradients) is summed in order from 0, one rounding per operation."""
+    n_in, n_hidden, n_out = layer_sizes
+    activations = ["identity", "identity"]
+    weights, biases, X, Y, sizes, codes = make_case(layer_sizes, n_rows, activations, dtype)
+    A = activation_buffer(layer_sizes, n_rows, dtype)
+    delta = np.empty_like(A)
+    params = flatten(weights, biases, dtype)
+    grads = np.empty_like(params)
+    _core.loss_gradient(X, Y, NO_WEIGHTS[dtype], params, sizes, codes, _core.LOSSES["mse"],
+                        1.0, A, delta, grads)
+    (W1, W2), (b1, b2) = weights, biases
+    H = np.array([[dtype(in_order_dot(x, W1[:, j], dtype) + b1[j]) for j in range(n_hidden)]
+                  for x in X])
+    out = np.array([[dtype(in_order_dot(h, W2[:, j], dtype) + b2[j]) for j in range(n_out)]
+                    for h in H])
+    np.testing.assert_array_equal(A[: n_rows * n_hidden], H.ravel())
+    np.testing.assert_array_equal(A[n_rows * n_hidden:], out.ravel())
+    d_out = (out - Y).astype(dtype)  # identity: the delta is a - y
+    d_hidden = np.array([[in_order_dot(d, W2[p], dtype) for p in range(n_hidden)]
+                         for d in d_out])
+    expected = []
+    for A_prev, d, fan_in, fan_out in ((X, d_hidden, n_in, n_hidden),
+                                       (H, d_out, n_hidden, n_out)):
+        dW = [[in_order_dot(A_prev[:, p], d[:, j], dtype) for j in range(fan_out)]
+              for p in range(fan_in)]
+        db = [in_order_dot(np.ones(n_rows, dtype), d[:, j], dtype) for j in range(fan_out)]
+        expected.append(np.concatenate([np.ravel(dW), db]).astype(dtype))
+    np.testing.assert_array_equal(grads, np.concatenate(expected),
+                                  err_msg=f"sizes {layer_sizes}, {n_rows} rows")
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n_rows", [1, 2, 3, 4, 5])
 def test_small_products_sum_each_entry_in_order(dtype, n_rows):
-    """Below BLAS's threshold every entry of every product (forward, the delta
-    below, the gradients) is summed in order from 0, the bits the docstrings
-    promise, whatever the sizes: 1 to 4 run with their sizes fixed, 5 without."""
+    """Below BLAS's threshold the products give the bits the docstrings promise,
+    whatever the sizes: 1 to 4 run with their sizes fixed, 5 without."""
     for n_in in range(1, 6):
         for n_hidden in range(1, 6):
             for n_out in range(1, 6):
-                layer_sizes = [n_in, n_hidden, n_out]
-                activations = ["identity", "identity"]
-                weights, biases, X, Y, sizes, codes = make_case(
-                    layer_sizes, n_rows, activations, dtype)
-                A = activation_buffer(layer_sizes, n_rows, dtype)
-                delta = np.empty_like(A)
-                params = flatten(weights, biases, dtype)
-                grads = np.empty_like(params)
-                _core.loss_gradient(X, Y, NO_WEIGHTS[dtype], params, sizes, codes,
-                                    _core.LOSSES["mse"], 1.0, A, delta, grads)
-                (W1, W2), (b1, b2) = weights, biases
-                H = np.array([[dtype(in_order_dot(x, W1[:, j], dtype) + b1[j])
-                               for j in range(n_hidden)] for x in X])
-                out = np.array([[dtype(in_order_dot(h, W2[:, j], dtype) + b2[j])
-                                 for j in range(n_out)] for h in H])
-                np.testing.assert_array_equal(A[: n_rows * n_hidden], H.ravel())
-                np.testing.assert_array_equal(A[n_rows * n_hidden:], out.ravel())
-                d_out = (out - Y).astype(dtype)  # identity: the delta is a - y
-                d_hidden = np.array([[in_order_dot(d, W2[p], dtype) for p in range(n_hidden)]
-                                     for d in d_out])
-                expected = []
-                for A_prev, d, fan_in, fan_out in ((X, d_hidden, n_in, n_hidden),
-                                                   (H, d_out, n_hidden, n_out)):
-                    dW = [[in_order_dot(A_prev[:, p], d[:, j], dtype) for j in range(fan_out)]
-                          for p in range(fan_in)]
-                    db = [in_order_dot(np.ones(n_rows, dtype), d[:, j], dtype)
-                          for j in range(fan_out)]
-                    expected.append(np.concatenate([np.ravel(dW), db]).astype(dtype))
-                np.testing.assert_array_equal(grads, np.concatenate(expected),
-                                              err_msg=f"sizes {layer_sizes}")
+                check_products_sum_each_entry_in_order([n_in, n_hidden, n_out], n_rows, dtype)
+
+
+# Rows of 5 to 37 entries: on AVX2, groups of four vectors (16 doubles or 32
+# floats), single vectors and a masked tail of every length, each product
+# below BLAS's threshold.
+WIDE_SMALL_SHAPES = [([6, 17, 35], 3), ([35, 9, 5], 7), ([16, 33, 8], 7), ([5, 37, 1], 2),
+                     ([37, 12, 20], 1), ([7, 11, 13], 5), ([3, 32, 16], 6), ([1, 6, 31], 9)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layer_sizes, n_rows", WIDE_SMALL_SHAPES)
+def test_wider_small_products_sum_each_entry_in_order(dtype, layer_sizes, n_rows):
+    """Layers wider than 4, several entries of a row at a time on AVX2: still
+    each entry's own sum, in order."""
+    check_products_sum_each_entry_in_order(layer_sizes, n_rows, dtype)
+
+
+def products_and_training_bytes():
+    """loss_gradient's buffers and a few epochs of training on WIDE_SMALL_SHAPES
+    (batches of 1 and 3, plain SGD), in both dtypes, as one hex string per case."""
+    lines = []
+    for dtype in DTYPES:
+        for layer_sizes, n_rows in WIDE_SMALL_SHAPES:
+            weights, biases, X, Y, sizes, codes = make_case(
+                layer_sizes, n_rows, ["sigmoid", "sigmoid"], dtype)
+            A = activation_buffer(layer_sizes, n_rows, dtype)
+            delta = np.empty_like(A)
+            params = flatten(weights, biases, dtype)
+            grads = np.empty_like(params)
+            _core.loss_gradient(X, Y, NO_WEIGHTS[dtype], params, sizes, codes,
+                                _core.LOSSES["mse"], 1.0, A, delta, grads)
+            lines.append((A.tobytes() + delta.tobytes() + grads.tobytes()).hex())
+            for batch_size in (1, 3):
+                _, trained, losses, _ = run_training(
+                    dtype, layer_sizes, 9, batch_size, np.empty((2, 0), dtype=np.intp))
+                lines.append((trained.tobytes() + losses.tobytes()).hex())
+    return lines
+
+
+def test_products_without_avx2_give_the_same_bits():
+    """CYPROP_DISABLE_AVX2=1 keeps every product in the plain loops: the same
+    bits as the vector code, for the products and for training."""
+    here = products_and_training_bytes()
+    script = ("import sys\n"
+              "from tests.test_core import products_and_training_bytes\n"
+              "sys.stdout.write(chr(10).join(products_and_training_bytes()))\n")
+    root = pathlib.Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=root, env={**os.environ, "CYPROP_DISABLE_AVX2": "1"},
+                            check=True)
+    there = result.stdout.split()
+    assert len(there) == len(here)
+    for case, (line_here, line_there) in enumerate(zip(here, there)):
+        assert line_here == line_there, f"case {case}"
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
