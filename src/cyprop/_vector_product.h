@@ -24,6 +24,14 @@
 
 #include "_vector_math.h"
 
+#if defined(__GNUC__)
+#define CYPROP_NOINLINE __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define CYPROP_NOINLINE __declspec(noinline)
+#else
+#define CYPROP_NOINLINE
+#endif
+
 #if defined(CYPROP_AVX2)
 
 /* A mask with the lanes below count on (count from 1 to the width). */
@@ -168,7 +176,7 @@ CYPROP_DEFINE_PRODUCT(cyprop_vector_product_f_avx2, F8)
  * the call is smaller than the check, and every byte inlined into the
  * core's small products counts against the compiler's inlining budget
  * (benchmarks/README.md, items 10 and 11). */
-static __attribute__((noinline)) int cyprop_vector_product_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+static CYPROP_NOINLINE int cyprop_vector_product_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                                  const double* A, ptrdiff_t a_row,
                                                  ptrdiff_t a_col, const double* B,
                                                  ptrdiff_t b_row, double* C, const double* bias,
@@ -186,7 +194,7 @@ static __attribute__((noinline)) int cyprop_vector_product_d(ptrdiff_t m, ptrdif
     return 0;
 }
 
-static __attribute__((noinline)) int cyprop_vector_product_f(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+static CYPROP_NOINLINE int cyprop_vector_product_f(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                                  const float* A, ptrdiff_t a_row,
                                                  ptrdiff_t a_col, const float* B,
                                                  ptrdiff_t b_row, float* C, const float* bias,
