@@ -84,8 +84,10 @@ static CYPROP_AVX2 CYPROP_INLINE __m256i cyprop_lanes_f(ptrdiff_t count)
 /* Four vectors of a row at a time share each broadcast of A[i, p]; the
  * rest of the row goes one vector at a time, the last one masked. NAME_rows
  * is inlined into NAME once for each k up to 4, where the loop over p
- * unrolls completely (the lesson's layers: a loop of three or four passes
- * costs more than its arithmetic). C shares no memory with A, B or bias. */
+ * unrolls completely (a layer of a few inputs, or the gradient of a batch
+ * of a few samples: a loop of three or four passes costs more than its
+ * arithmetic). C shares no memory with A, B or bias in any of the core's
+ * products. */
 #define CYPROP_DEFINE_PRODUCT(NAME, P)                                                      \
     static CYPROP_AVX2 __attribute__((always_inline)) inline void NAME##_rows(              \
         ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const P##_T* A, ptrdiff_t a_row,             \
