@@ -194,11 +194,15 @@ def test_small_products_sum_each_entry_in_order(dtype, n_rows):
                 check_products_sum_each_entry_in_order([n_in, n_hidden, n_out], n_rows, dtype)
 
 
-# Rows of 5 to 37 entries: on AVX2, groups of four vectors (16 doubles or 32
-# floats), single vectors and a masked tail of every length, each product
-# below BLAS's threshold.
+# Rows of 1 to 37 entries with a size above 4: on AVX2, groups of four
+# vectors (16 doubles or 32 floats), single vectors and masked tails of every
+# length for both dtypes, inner sizes from 1 to 37 (the copies fixed at 1 to 4
+# included), each product below BLAS's threshold.
 WIDE_SMALL_SHAPES = [([6, 17, 35], 3), ([35, 9, 5], 7), ([16, 33, 8], 7), ([5, 37, 1], 2),
-                     ([37, 12, 20], 1), ([7, 11, 13], 5), ([3, 32, 16], 6), ([1, 6, 31], 9)]
+                     ([37, 12, 20], 1), ([7, 11, 13], 5), ([3, 32, 16], 6), ([1, 6, 31], 9),
+                     ([4, 10, 26], 4), ([2, 18, 34], 4)]
+# Batch sizes for training on them: the update's inner size is the batch.
+WIDE_SMALL_BATCHES = (1, 2, 3, 4, 5)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -211,7 +215,7 @@ def test_wider_small_products_sum_each_entry_in_order(dtype, layer_sizes, n_rows
 
 def products_and_training_bytes():
     """loss_gradient's buffers and a few epochs of training on WIDE_SMALL_SHAPES
-    (batches of 1 and 3, plain SGD), in both dtypes, as one hex string per case."""
+    (WIDE_SMALL_BATCHES, plain SGD), in both dtypes, as one hex string per case."""
     lines = []
     for dtype in DTYPES:
         for layer_sizes, n_rows in WIDE_SMALL_SHAPES:
@@ -224,13 +228,26 @@ def products_and_training_bytes():
             _core.loss_gradient(X, Y, NO_WEIGHTS[dtype], params, sizes, codes,
                                 _core.LOSSES["mse"], 1.0, A, delta, grads)
             lines.append((A.tobytes() + delta.tobytes() + grads.tobytes()).hex())
-            for batch_size in (1, 3):
+            for batch_size in WIDE_SMALL_BATCHES:
                 _, trained, losses, _ = run_training(
                     dtype, layer_sizes, 9, batch_size, np.empty((2, 0), dtype=np.intp))
                 lines.append((trained.tobytes() + losses.tobytes()).hex())
     return lines
 
 
+def cpu_runs_avx2_code():
+    """Whether this process takes the core's AVX2 code (numpy's CPU dispatch
+    reads the same CPUID bits)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:
+        from numpy.core._multiarray_umath import __cpu_features__
+    return (bool(__cpu_features__.get("AVX2"))
+            and os.environ.get("CYPROP_DISABLE_AVX2", "") != "1")
+
+
+@pytest.mark.skipif(not cpu_runs_avx2_code(),
+                    reason="this process runs the plain loops already: nothing to compare")
 def test_products_without_avx2_give_the_same_bits():
     """CYPROP_DISABLE_AVX2=1 keeps every product in the plain loops: the same
     bits as the vector code, for the products and for training."""

@@ -390,9 +390,9 @@ cdef inline void product_loops(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
     cdef const floating* A_row
     cdef const floating* B_p
     cdef floating* C_row
-    # Rows longer than 4 go four or eight entries at a time on AVX2, with the
-    # same sums. The test folds away in the copies with n and k fixed at 4 or
-    # less (small_product), which stay as small as they were.
+    # Products with a size above 4 go four or eight entries of a row at a time
+    # on AVX2, with the same sums. The test folds away in the copies with n and
+    # k fixed at 4 or less (small_product), which stay as small as they were.
     if (n > 4 or k > 4) and b_col == 1 and vector_product(m, n, k, A, a_row, a_col, B, b_row,
                                                           C, bias, subtract, rate, sum_row):
         return
