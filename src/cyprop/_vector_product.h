@@ -173,45 +173,34 @@ CYPROP_DEFINE_PRODUCT(cyprop_vector_product_d_avx2, D4)
 CYPROP_DEFINE_PRODUCT(cyprop_vector_product_f_avx2, F8)
 #endif
 
-/* 1 when the product was computed here, 0 when the CPU lacks AVX2 (or
- * CYPROP_DISABLE_AVX2=1 is set) and the caller must compute it. Not inline:
- * the call is smaller than the check, and every byte inlined into the
- * core's small products counts against the compiler's inlining budget
- * (benchmarks/README.md, items 10 and 11). */
-static CYPROP_NOINLINE int cyprop_vector_product_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
-                                                 const double* A, ptrdiff_t a_row,
-                                                 ptrdiff_t a_col, const double* B,
-                                                 ptrdiff_t b_row, double* C, const double* bias,
-                                                 int subtract, double rate, int sum_row)
-{
+/* NAME, for T: 1 when the product was computed here, 0 when the CPU lacks
+ * AVX2 (or CYPROP_DISABLE_AVX2=1 is set) and the caller must compute it.
+ * Not inline: the call is smaller than the check, and every byte inlined
+ * into the core's small products counts against the compiler's inlining
+ * budget (benchmarks/README.md, items 10 and 11). */
 #if defined(CYPROP_AVX2)
-    if (cyprop_cpu_has_avx2()) {
-        cyprop_vector_product_d_avx2(m, n, k, A, a_row, a_col, B, b_row, C, bias, subtract,
-                                     rate, sum_row);
-        return 1;
+#define CYPROP_TRY_AVX2(NAME, ...)             \
+    if (cyprop_cpu_has_avx2()) {               \
+        NAME##_avx2(__VA_ARGS__);              \
+        return 1;                              \
     }
+#else
+#define CYPROP_TRY_AVX2(NAME, ...)
 #endif
-    (void)m; (void)n; (void)k; (void)A; (void)a_row; (void)a_col; (void)B; (void)b_row;
-    (void)C; (void)bias; (void)subtract; (void)rate; (void)sum_row;
-    return 0;
-}
+#define CYPROP_DEFINE_PRODUCT_ENTRY(NAME, T)                                                \
+    static CYPROP_NOINLINE int NAME(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T* A,     \
+                                    ptrdiff_t a_row, ptrdiff_t a_col, const T* B,          \
+                                    ptrdiff_t b_row, T* C, const T* bias, int subtract,    \
+                                    T rate, int sum_row)                                   \
+    {                                                                                       \
+        CYPROP_TRY_AVX2(NAME, m, n, k, A, a_row, a_col, B, b_row, C, bias, subtract, rate,  \
+                        sum_row)                                                            \
+        (void)m; (void)n; (void)k; (void)A; (void)a_row; (void)a_col; (void)B;             \
+        (void)b_row; (void)C; (void)bias; (void)subtract; (void)rate; (void)sum_row;       \
+        return 0;                                                                           \
+    }
 
-static CYPROP_NOINLINE int cyprop_vector_product_f(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
-                                                 const float* A, ptrdiff_t a_row,
-                                                 ptrdiff_t a_col, const float* B,
-                                                 ptrdiff_t b_row, float* C, const float* bias,
-                                                 int subtract, float rate, int sum_row)
-{
-#if defined(CYPROP_AVX2)
-    if (cyprop_cpu_has_avx2()) {
-        cyprop_vector_product_f_avx2(m, n, k, A, a_row, a_col, B, b_row, C, bias, subtract,
-                                     rate, sum_row);
-        return 1;
-    }
-#endif
-    (void)m; (void)n; (void)k; (void)A; (void)a_row; (void)a_col; (void)B; (void)b_row;
-    (void)C; (void)bias; (void)subtract; (void)rate; (void)sum_row;
-    return 0;
-}
+CYPROP_DEFINE_PRODUCT_ENTRY(cyprop_vector_product_d, double)
+CYPROP_DEFINE_PRODUCT_ENTRY(cyprop_vector_product_f, float)
 
 #endif /* CYPROP_VECTOR_PRODUCT_H */
