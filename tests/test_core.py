@@ -150,11 +150,9 @@ def in_order_dot(a, b, dtype):
     return total
 
 
-def check_products_sum_each_entry_in_order(layer_sizes, n_rows, dtype):
-    """Every entry of every product of loss_gradient (forward, the delta below,
-    the gradients) is summed in order from 0, one rounding per operation."""
-    n_in, n_hidden, n_out = layer_sizes
-    activations = ["identity", "identity"]
+def mse_gradient_case(layer_sizes, n_rows, activations, dtype):
+    """loss_gradient under mse on make_case's data: the case's weights, biases,
+    X and Y, then the activation, delta and gradient buffers it filled."""
     weights, biases, X, Y, sizes, codes = make_case(layer_sizes, n_rows, activations, dtype)
     A = activation_buffer(layer_sizes, n_rows, dtype)
     delta = np.empty_like(A)
@@ -162,6 +160,15 @@ def check_products_sum_each_entry_in_order(layer_sizes, n_rows, dtype):
     grads = np.empty_like(params)
     _core.loss_gradient(X, Y, NO_WEIGHTS[dtype], params, sizes, codes, _core.LOSSES["mse"],
                         1.0, A, delta, grads)
+    return weights, biases, X, Y, A, delta, grads
+
+
+def check_products_sum_each_entry_in_order(layer_sizes, n_rows, dtype):
+    """Every entry of every product of loss_gradient (forward, the delta below,
+    the gradients) is summed in order from 0, one rounding per operation."""
+    n_in, n_hidden, n_out = layer_sizes
+    weights, biases, X, Y, A, _, grads = mse_gradient_case(
+        layer_sizes, n_rows, ["identity", "identity"], dtype)
     (W1, W2), (b1, b2) = weights, biases
     H = np.array([[dtype(in_order_dot(x, W1[:, j], dtype) + b1[j]) for j in range(n_hidden)]
                   for x in X])
@@ -219,14 +226,8 @@ def products_and_training_bytes():
     lines = []
     for dtype in DTYPES:
         for layer_sizes, n_rows in WIDE_SMALL_SHAPES:
-            weights, biases, X, Y, sizes, codes = make_case(
-                layer_sizes, n_rows, ["sigmoid", "sigmoid"], dtype)
-            A = activation_buffer(layer_sizes, n_rows, dtype)
-            delta = np.empty_like(A)
-            params = flatten(weights, biases, dtype)
-            grads = np.empty_like(params)
-            _core.loss_gradient(X, Y, NO_WEIGHTS[dtype], params, sizes, codes,
-                                _core.LOSSES["mse"], 1.0, A, delta, grads)
+            *_, A, delta, grads = mse_gradient_case(layer_sizes, n_rows,
+                                                    ["sigmoid", "sigmoid"], dtype)
             lines.append((A.tobytes() + delta.tobytes() + grads.tobytes()).hex())
             for batch_size in WIDE_SMALL_BATCHES:
                 _, trained, losses, _ = run_training(
