@@ -70,7 +70,8 @@ extensions = [
     Extension(
         "cyprop._core",
         sources=["src/cyprop/_core.pyx"],
-        depends=["src/cyprop/_vector_math.h", "src/cyprop/_vector_product.h"],
+        depends=["src/cyprop/_vector_math.h", "src/cyprop/_vector_product.h",
+                 "src/cyprop/_tiny_step.h"],
         extra_compile_args=[] if debug else optimize,
         # Linking libm explicitly binds exp and friends to their current
         # versioned symbols instead of glibc's slower compatibility wrappers.

@@ -1,5 +1,6 @@
 """The core's kernels, called directly, against the numpy oracle, in both dtypes."""
 
+import itertools
 import os
 import pathlib
 import subprocess
@@ -222,7 +223,9 @@ def test_wider_small_products_sum_each_entry_in_order(dtype, layer_sizes, n_rows
 
 def products_and_training_bytes():
     """loss_gradient's buffers and a few epochs of training on WIDE_SMALL_SHAPES
-    (WIDE_SMALL_BATCHES, plain SGD), in both dtypes, as one hex string per case."""
+    (WIDE_SMALL_BATCHES, plain SGD), then training of every tiny network
+    (TINY_SHAPES, TINY_BATCHES, converging and diverging), in both dtypes, as
+    one hex string per case."""
     lines = []
     for dtype in DTYPES:
         for layer_sizes, n_rows in WIDE_SMALL_SHAPES:
@@ -233,7 +236,105 @@ def products_and_training_bytes():
                 _, trained, losses, _ = run_training(
                     dtype, layer_sizes, 9, batch_size, np.empty((2, 0), dtype=np.intp))
                 lines.append((trained.tobytes() + losses.tobytes()).hex())
+        for layer_sizes in TINY_SHAPES:
+            for batch_size in TINY_BATCHES:
+                for mean in (False, True):
+                    _, trained, losses, _ = tiny_training(dtype, layer_sizes, batch_size, mean)
+                    lines.append((trained.tobytes() + losses.tobytes()).hex())
+                result, trained, losses = tiny_diverging_training(dtype, layer_sizes,
+                                                                  batch_size)
+                lines.append(repr(result).replace(" ", "")
+                             + (trained.tobytes() + losses.tobytes()).hex())
     return lines
+
+
+# Every network whose plain SGD steps the core takes whole on AVX2 (tiny_step,
+# _tiny_step.h): one sigmoid hidden layer, a sigmoid output with mse, each size
+# and the batch at most 4; and the batch sizes, on 7 rows (the last batch short).
+TINY_SHAPES = [list(sizes) for sizes in itertools.product(range(1, 5), repeat=3)]
+TINY_BATCHES = (1, 2, 3, 4)
+TINY_ROWS = 7
+
+
+def tiny_training(dtype, layer_sizes, batch_size, mean, settings=None, shuffled=False):
+    """run_training for two epochs of a sigmoid/sigmoid network on TINY_ROWS rows."""
+    rng = np.random.default_rng(batch_size)
+    if shuffled:
+        orders = np.stack([rng.permutation(TINY_ROWS) for _ in range(2)]).astype(np.intp)
+    else:
+        orders = np.empty((2, 0), dtype=np.intp)
+    return run_training(dtype, layer_sizes, TINY_ROWS, batch_size, orders, mean, rate=0.5,
+                        output="sigmoid", settings=settings, hidden="sigmoid")
+
+
+def tiny_diverging_training(dtype, layer_sizes, batch_size, settings=SGD):
+    """Four epochs of tiny_training's network, the third at an infinite learning
+    rate: (what train_epochs returns, the parameters, the losses)."""
+    activations = ["sigmoid", "sigmoid"]
+    weights, biases, X, Y, sizes, codes = make_case(layer_sizes, TINY_ROWS, activations,
+                                                    dtype, seed=3)
+    params = flatten(weights, biases, dtype)
+    losses = np.zeros(4)
+    n_buffers = _core.OPTIMIZER_STATE_BUFFERS[settings["kind"]]
+    result = _core.train_epochs(
+        X, Y, NO_WEIGHTS[dtype], np.empty((4, 0), np.intp), batch_size, params, sizes, codes,
+        _core.LOSSES["mse"], False, settings, np.array([0.5, 0.5, np.inf, 0.5]), 0,
+        np.zeros(n_buffers * params.size, dtype), np.empty((0, layer_sizes[0]), dtype),
+        np.empty((0, layer_sizes[-1]), dtype), np.empty(0, dtype),
+        activation_buffer(layer_sizes, batch_size, dtype),
+        activation_buffer(layer_sizes, batch_size, dtype), np.empty_like(params),
+        np.empty((2, params.size), dtype), losses, 1000,
+    )
+    return result, params, losses
+
+
+# momentum 0 takes the general path: the gradient, then the update.
+MOMENTUM_ZERO = {**SGD, "kind": _core.OPTIMIZERS["momentum"]}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch_size", TINY_BATCHES)
+def test_tiny_networks_train_as_the_general_path(dtype, batch_size):
+    """Plain SGD on a tiny network (whole steps on AVX2 where the CPU has it)
+    gives the general path's parameters and losses exactly, for every size and
+    batch, either reduction, in storage and shuffled order, and when it
+    diverges."""
+    for layer_sizes in TINY_SHAPES:
+        for mean, shuffled in itertools.product((False, True), repeat=2):
+            runs = [tiny_training(dtype, layer_sizes, batch_size, mean, settings, shuffled)
+                    for settings in (SGD, MOMENTUM_ZERO)]
+            (_, fused, fused_losses, _), (_, general, general_losses, _) = runs
+            np.testing.assert_array_equal(fused, general, err_msg=str(layer_sizes))
+            np.testing.assert_array_equal(fused_losses, general_losses)
+        fused_run, general_run = (tiny_diverging_training(dtype, layer_sizes, batch_size,
+                                                          settings)
+                                  for settings in (SGD, MOMENTUM_ZERO))
+        assert fused_run[0][:2] == (2, _core.STATUS["diverged"])
+        assert fused_run[0] == general_run[0]
+        np.testing.assert_array_equal(fused_run[1], general_run[1])
+        np.testing.assert_array_equal(fused_run[2], general_run[2])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layer_sizes", [[1, 1, 1], [3, 4, 1], [2, 3, 4], [4, 4, 4]])
+@pytest.mark.parametrize("batch_size", TINY_BATCHES)
+@pytest.mark.parametrize("mean", [False, True])
+def test_tiny_networks_match_the_reference(dtype, layer_sizes, batch_size, mean):
+    """Tiny networks' training against the numpy reference, shuffled."""
+    _, params, losses, (weights, biases, X, Y, activations) = tiny_training(
+        dtype, layer_sizes, batch_size, mean, shuffled=True)
+    rng = np.random.default_rng(batch_size)
+    orders = [rng.permutation(TINY_ROWS) for _ in range(2)]
+    expected_losses = [
+        reference.sgd_epoch(X, Y, weights, biases, activations, 0.5, batch_size,
+                            order=order, reduction="mean" if mean else "sum")
+        for order in orders
+    ]
+    expected_params = flatten(weights, biases, dtype)
+    rtol = 1e-10 if dtype is np.float64 else 1e-4
+    np.testing.assert_allclose(losses, expected_losses, rtol=rtol)
+    np.testing.assert_allclose(params, expected_params, rtol=rtol,
+                               atol=rtol * np.abs(expected_params).max())
 
 
 def cpu_runs_avx2_code():
@@ -250,8 +351,9 @@ def cpu_runs_avx2_code():
 @pytest.mark.skipif(not cpu_runs_avx2_code(),
                     reason="this process runs the plain loops already: nothing to compare")
 def test_products_without_avx2_give_the_same_bits():
-    """CYPROP_DISABLE_AVX2=1 keeps every product in the plain loops: the same
-    bits as the vector code, for the products and for training."""
+    """CYPROP_DISABLE_AVX2=1 keeps every product in the plain loops and every
+    tiny network in the general step: the same bits as the vector code, for the
+    products and for training."""
     here = products_and_training_bytes()
     script = ("import sys\n"
               "from tests.test_core import products_and_training_bytes\n"
@@ -430,9 +532,9 @@ def test_weight_decay_penalises_weights_not_biases(dtype):
 
 
 def run_training(dtype, layer_sizes, n_rows, batch_size, orders, mean=False, rate=0.05,
-                 loss="mse", output="tanh", sample_weight=None, settings=None):
+                 loss="mse", output="tanh", sample_weight=None, settings=None, hidden="tanh"):
     """Run the core's training loop; return what it returns and the data it used."""
-    activations = activations_for(layer_sizes, "tanh", output)
+    activations = activations_for(layer_sizes, hidden, output)
     weights, biases, X, Y, sizes, codes = make_case(layer_sizes, n_rows, activations, dtype,
                                                     loss, seed=3)
     params = flatten(weights, biases, dtype)
@@ -576,9 +678,8 @@ def test_fused_sgd_steps_match_the_general_path(dtype, layer_sizes, batch_size, 
     """Plain SGD updates each layer inside the backward pass; momentum 0 takes the
     general path (gradient, then update). In plain loops the two agree bit for bit;
     where the fused update goes to BLAS it may round the last bit differently."""
-    momentum_zero = {**SGD, "kind": _core.OPTIMIZERS["momentum"]}
     results = []
-    for settings in (SGD, momentum_zero):
+    for settings in (SGD, MOMENTUM_ZERO):
         completed, params, losses, _ = run_training(
             dtype, layer_sizes, 12, batch_size, np.empty((3, 0), dtype=np.intp),
             settings=settings)

@@ -37,6 +37,7 @@ cdef extern from "Python.h":
 
 from cyprop._blas cimport blas_dgemm, blas_dgemv, blas_sgemm, blas_sgemv, gemm, set_blas
 from cyprop._libm cimport all_finite, exp_, sigmoid_in_place, tanh_
+from cyprop._tiny_step cimport tiny_step
 from cyprop._vector_product cimport vector_product
 
 
@@ -747,6 +748,19 @@ cdef double backpropagate_and_step(const floating* X, const floating* Y,
     return loss_sum
 
 
+cdef inline bint takes_tiny_step(Py_ssize_t n_rows, const Py_ssize_t* sizes,
+                                 const int* activations, Py_ssize_t n_layers,
+                                 int loss) noexcept nogil:
+    """Whether plain SGD steps (without sample weights) on batches of up to
+    n_rows rows fit tiny_step (_tiny_step.h): one sigmoid hidden layer, a
+    sigmoid output with mse, at most 4 rows, inputs, hidden units and outputs.
+    The lesson's 3-4-1 network spent most of a general step on the calls and
+    loops around its few operations (benchmarks/README.md)."""
+    return (n_layers == 2 and loss == MSE and activations[0] == SIGMOID
+            and activations[1] == SIGMOID and n_rows <= 4 and sizes[0] <= 4
+            and sizes[1] <= 4 and sizes[2] <= 4)
+
+
 # --- 5. Optimizer updates and weight decay ---------------------------------
 
 cdef double weight_penalty(const floating* params, const Py_ssize_t* sizes,
@@ -985,6 +999,8 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
     cdef bint gather = orders.shape[1] > 0, finite = True
     cdef bint weighted = sample_weight.shape[0] > 0
     cdef bint fused_sgd = optimizer.kind == SGD and optimizer.weight_decay == 0.0
+    cdef bint tiny = fused_sgd and not weighted and takes_tiny_step(
+        min(batch_size, n_samples), &sizes[0], &activations[0], n_layers, loss)
     cdef double scale, batch_sum, batch_weight, epoch_sum, epoch_weight, batch_penalty
     cdef const floating* X_rows
     cdef const floating* Y_rows
@@ -1028,10 +1044,13 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
                 if fused_sgd:
                     # The step is taken here already; a non-finite loss below
                     # still restores the last known good parameters.
-                    batch_sum = backpropagate_and_step(
-                        X_rows, Y_rows, w_rows, n_rows, &params[0], &sizes[0],
-                        &activations[0], n_layers, loss, scale, learning_rates[epoch],
-                        &A_work[0], &delta_work[0], &grads[0])
+                    if not (tiny and tiny_step(X_rows, Y_rows, n_rows, &sizes[0], &params[0],
+                                               scale, <floating>learning_rates[epoch],
+                                               &batch_sum)):
+                        batch_sum = backpropagate_and_step(
+                            X_rows, Y_rows, w_rows, n_rows, &params[0], &sizes[0],
+                            &activations[0], n_layers, loss, scale, learning_rates[epoch],
+                            &A_work[0], &delta_work[0], &grads[0])
                     batch_penalty = 0.0
                 else:
                     batch_sum = backpropagate(X_rows, Y_rows, w_rows, n_rows, &params[0],

@@ -1,0 +1,275 @@
+/* One plain SGD step of a tiny network, whole, on AVX2 vector registers: one
+ * sigmoid hidden layer, a sigmoid output with the squared error, and at most
+ * four inputs, hidden units, outputs and rows in the batch (the lesson's
+ * 3-4-1 network on its four XOR samples is one such).
+ *
+ * The general step (backpropagate_and_step in _core.pyx) goes layer by
+ * layer through products, activations and deltas, each a call over arrays
+ * of a few values, so that on the lesson's network the calls and loops cost
+ * more than the arithmetic. Here a vector holds one unit's values for all
+ * the rows of the batch, so each unit's sum is a few vector multiplies and
+ * adds, and the whole step stays in registers. The gradient of a parameter
+ * is a sum over the rows, across a vector's lanes: four such vectors are
+ * transposed so that the sums run down the rows, in order, and four
+ * parameters take their step at once.
+ *
+ * Every value is computed with the same operations, in the same order and
+ * rounding, as in the general step (sums from 0 in order, no fused
+ * multiply-adds, the same exp as _vector_math.h's sigmoid), so the two give
+ * the same bits; tests/test_core.py checks that they do. */
+#ifndef CYPROP_TINY_STEP_H
+#define CYPROP_TINY_STEP_H
+
+#include "_vector_product.h"
+
+#if defined(CYPROP_AVX2)
+
+#define CYPROP_ALWAYS_INLINE __attribute__((always_inline)) inline
+#define CYPROP_UNROLL(n) _Pragma(CYPROP_STRING(GCC unroll n))
+#define CYPROP_STRING(x) #x
+
+static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
+{
+    return _mm_cmpgt_epi32(_mm_set1_epi32((int)count), _mm_set_epi32(3, 2, 1, 0));
+}
+
+/* Four lanes of each type: a mask of the first count lanes, conversion to
+ * and from four doubles, and a 4 x 4 transpose in place. */
+#define D4_MASK __m256i
+#define D4_FOUR_LANES cyprop_lanes_d
+#define D4_TO_DOUBLE(v) (v)
+#define D4_FROM_DOUBLE(v) (v)
+#define D4_TRANSPOSE(r0, r1, r2, r3)                                       \
+    do {                                                                   \
+        const __m256d t0_ = _mm256_unpacklo_pd(r0, r1);                    \
+        const __m256d t1_ = _mm256_unpackhi_pd(r0, r1);                    \
+        const __m256d t2_ = _mm256_unpacklo_pd(r2, r3);                    \
+        const __m256d t3_ = _mm256_unpackhi_pd(r2, r3);                    \
+        r0 = _mm256_permute2f128_pd(t0_, t2_, 0x20);                       \
+        r1 = _mm256_permute2f128_pd(t1_, t3_, 0x20);                       \
+        r2 = _mm256_permute2f128_pd(t0_, t2_, 0x31);                       \
+        r3 = _mm256_permute2f128_pd(t1_, t3_, 0x31);                       \
+    } while (0)
+
+/* a (1 - a), the sigmoid's derivative from its output a, as the general step
+ * computes it: Cython writes the 1 as 1.0, so for float it is computed in
+ * double and rounded once. */
+#define D4_SIGMOID_DERIVATIVE(a) _mm256_mul_pd(a, _mm256_sub_pd(_mm256_set1_pd(1.0), a))
+#define F4_SIGMOID_DERIVATIVE(a) _mm256_cvtpd_ps(D4_SIGMOID_DERIVATIVE(_mm256_cvtps_pd(a)))
+
+#define F4_MASK __m128i
+#define F4_FOUR_LANES cyprop_lanes_f4
+#define F4_MASKLOAD _mm_maskload_ps
+#define F4_ZERO _mm_setzero_ps
+#define F4_TO_DOUBLE _mm256_cvtps_pd
+#define F4_FROM_DOUBLE _mm256_cvtpd_ps
+#define F4_TRANSPOSE _MM_TRANSPOSE4_PS
+
+/* NAME_avx2 for the four-lane type P, with EXP its exp (_vector_math.h).
+ * Lanes are the rows of the batch; lanes past n_rows hold values computed
+ * from zero rows, which no sum reads. */
+#define CYPROP_DEFINE_TINY_STEP(NAME, P, EXP)                                               \
+    /* columns[c] = M[:, c] for M (n_rows, n_cols), row-major */                            \
+    static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_columns(                             \
+        const P##_T* M, ptrdiff_t n_rows, ptrdiff_t n_cols, P##_VEC* columns)               \
+    {                                                                                       \
+        const P##_MASK mask = P##_FOUR_LANES(n_cols);                                       \
+        P##_VEC r0 = P##_MASKLOAD(M, mask);                                                 \
+        P##_VEC r1 = n_rows > 1 ? P##_MASKLOAD(M + n_cols, mask) : P##_ZERO();              \
+        P##_VEC r2 = n_rows > 2 ? P##_MASKLOAD(M + 2 * n_cols, mask) : P##_ZERO();          \
+        P##_VEC r3 = n_rows > 3 ? P##_MASKLOAD(M + 3 * n_cols, mask) : P##_ZERO();          \
+        P##_TRANSPOSE(r0, r1, r2, r3);                                                      \
+        columns[0] = r0;                                                                    \
+        columns[1] = r1;                                                                    \
+        columns[2] = r2;                                                                    \
+        columns[3] = r3;                                                                    \
+    }                                                                                       \
+    /* params[0 .. count) -= rate * (the sum of each of the first count vectors'           \
+     * first n_rows lanes, in order, from 0; a batch of one row adds no 0, as the           \
+     * general step's one-sample update does not) */                                       \
+    static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_subtract_sums(                       \
+        P##_VEC g0, P##_VEC g1, P##_VEC g2, P##_VEC g3, ptrdiff_t count, ptrdiff_t n_rows,  \
+        P##_T rate, P##_T* params)                                                          \
+    {                                                                                       \
+        P##_VEC total;                                                                      \
+        P##_T sums[4];                                                                      \
+        ptrdiff_t c;                                                                        \
+        P##_TRANSPOSE(g0, g1, g2, g3);                                                      \
+        total = n_rows == 1 ? g0 : P##_ADD(P##_ZERO(), g0);                                 \
+        if (n_rows > 1)                                                                     \
+            total = P##_ADD(total, g1);                                                     \
+        if (n_rows > 2)                                                                     \
+            total = P##_ADD(total, g2);                                                     \
+        if (n_rows > 3)                                                                     \
+            total = P##_ADD(total, g3);                                                     \
+        if (count == 4) {                                                                   \
+            P##_STORE(params, P##_SUB(P##_LOAD(params), P##_MUL(P##_SET(rate), total)));    \
+            return;                                                                         \
+        }                                                                                   \
+        P##_STORE(sums, total);                                                             \
+        for (c = 0; c < count; c++)                                                         \
+            params[c] -= rate * sums[c];                                                    \
+    }                                                                                       \
+    /* One layer's step, W (fan_in, fan_out) followed by b (fan_out) in params:            \
+     * dW[p, k] = sum_i inputs[p][i] deltas[k][i] and db[k] = sum_i deltas[k][i],           \
+     * four entries of params at a time in their order. Inlined with fan_out fixed,        \
+     * where the loops unroll and each entry's place in its four is known. */               \
+    static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_layer_step(                          \
+        const P##_VEC* inputs, const P##_VEC* deltas, ptrdiff_t fan_in, ptrdiff_t fan_out,  \
+        ptrdiff_t n_rows, P##_T rate, P##_T* params)                                        \
+    {                                                                                       \
+        /* lanes past count come out of the sums but are never stored */                   \
+        P##_VEC g[4] = {P##_ZERO(), P##_ZERO(), P##_ZERO(), P##_ZERO()};                    \
+        ptrdiff_t p, k, count = 0;                                                          \
+        /* p == fan_in is the bias, whose input is 1 */                                     \
+        CYPROP_UNROLL(5)                                                                    \
+        for (p = 0; p <= 4; p++) {                                                          \
+            if (p > fan_in)                                                                 \
+                break;                                                                      \
+            CYPROP_UNROLL(4)                                                                \
+            for (k = 0; k < fan_out; k++) {                                                 \
+                g[count++] = p < fan_in ? P##_MUL(inputs[p], deltas[k]) : deltas[k];        \
+                if (count == 4) {                                                           \
+                    NAME##_subtract_sums(g[0], g[1], g[2], g[3], 4, n_rows, rate, params);  \
+                    params += 4;                                                            \
+                    count = 0;                                                              \
+                }                                                                           \
+            }                                                                               \
+            if (p == fan_in && count > 0)                                                   \
+                NAME##_subtract_sums(g[0], g[1], g[2], g[3], count, n_rows, rate, params);  \
+        }                                                                                   \
+    }                                                                                       \
+    /* NAME_layer_step with fan_out, from 1 to 4, fixed */                                  \
+    static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_layer_step_fixed(                    \
+        const P##_VEC* inputs, const P##_VEC* deltas, ptrdiff_t fan_in, ptrdiff_t fan_out,  \
+        ptrdiff_t n_rows, P##_T rate, P##_T* params)                                        \
+    {                                                                                       \
+        switch (fan_out) {                                                                  \
+        case 1:                                                                             \
+            NAME##_layer_step(inputs, deltas, fan_in, 1, n_rows, rate, params);             \
+            break;                                                                          \
+        case 2:                                                                             \
+            NAME##_layer_step(inputs, deltas, fan_in, 2, n_rows, rate, params);             \
+            break;                                                                          \
+        case 3:                                                                             \
+            NAME##_layer_step(inputs, deltas, fan_in, 3, n_rows, rate, params);             \
+            break;                                                                          \
+        default:                                                                            \
+            NAME##_layer_step(inputs, deltas, fan_in, 4, n_rows, rate, params);             \
+        }                                                                                   \
+    }                                                                                       \
+    /* The step; returns the batch's loss before it, sum_i 0.5 |a_i - y_i|^2                \
+     * (times nothing: scale multiplies the deltas only, as in output_delta). The         \
+     * loops run to 4, each pass taken while within its size, so that they unroll         \
+     * and the vectors stay in registers. */                                               \
+    static CYPROP_AVX2 double NAME##_avx2(const P##_T* X, const P##_T* Y, ptrdiff_t n_rows, \
+                                          const ptrdiff_t* sizes, P##_T* params,            \
+                                          double scale, P##_T rate)                         \
+    {                                                                                       \
+        const ptrdiff_t n_in = sizes[0], n_hidden = sizes[1], n_out = sizes[2];             \
+        P##_T* W1 = params;                                                                 \
+        P##_T* W2 = W1 + n_in * n_hidden + n_hidden;                                        \
+        const P##_T* b1 = W1 + n_in * n_hidden;                                             \
+        const P##_T* b2 = W2 + n_hidden * n_out;                                            \
+        const P##_VEC one = P##_SET(1.0), zero = P##_ZERO();                                \
+        /* x and hidden have a fifth vector, which the pass of layer_step's unrolled     \
+         * loop that takes the bias names but never reads; all start at zero, so that    \
+         * no vector read only under a test that its size holds is uninitialized. */     \
+        P##_VEC x[5] = {zero, zero, zero, zero, zero}, y[4] = {zero, zero, zero, zero};   \
+        P##_VEC hidden[5] = {zero, zero, zero, zero, zero};                              \
+        P##_VEC out[4] = {zero, zero, zero, zero}, delta[4] = {zero, zero, zero, zero};   \
+        P##_VEC delta_hidden[4] = {zero, zero, zero, zero}, t;                           \
+        __m256d squares = _mm256_setzero_pd();                                              \
+        double losses[4], total = 0.0;                                                      \
+        ptrdiff_t i, j, k, p;                                                               \
+        NAME##_columns(X, n_rows, n_in, x);                                                 \
+        NAME##_columns(Y, n_rows, n_out, y);                                                \
+        /* hidden = sigmoid(X @ W1 + b1), out = sigmoid(hidden @ W2 + b2) */                \
+        CYPROP_UNROLL(4)                                                                    \
+        for (j = 0; j < 4; j++) {                                                           \
+            if (j < n_hidden) {                                                             \
+                t = zero;                                                                   \
+                CYPROP_UNROLL(4)                                                            \
+                for (p = 0; p < 4; p++)                                                     \
+                    if (p < n_in)                                                           \
+                        t = P##_ADD(t, P##_MUL(x[p], P##_SET(W1[p * n_hidden + j])));       \
+                t = P##_ADD(t, P##_SET(b1[j]));                                             \
+                hidden[j] = P##_DIV(one, P##_ADD(one, EXP(P##_SUB(zero, t))));              \
+            }                                                                               \
+        }                                                                                   \
+        CYPROP_UNROLL(4)                                                                    \
+        for (k = 0; k < 4; k++) {                                                           \
+            if (k < n_out) {                                                                \
+                t = zero;                                                                   \
+                CYPROP_UNROLL(4)                                                            \
+                for (j = 0; j < 4; j++)                                                     \
+                    if (j < n_hidden)                                                       \
+                        t = P##_ADD(t, P##_MUL(hidden[j], P##_SET(W2[j * n_out + k])));     \
+                t = P##_ADD(t, P##_SET(b2[k]));                                             \
+                out[k] = P##_DIV(one, P##_ADD(one, EXP(P##_SUB(zero, t))));                 \
+            }                                                                               \
+        }                                                                                   \
+        /* each row's loss, in double; delta = scale (out - y) out (1 - out) */             \
+        CYPROP_UNROLL(4)                                                                    \
+        for (k = 0; k < 4; k++) {                                                           \
+            if (k < n_out) {                                                                \
+                const __m256d error = _mm256_sub_pd(P##_TO_DOUBLE(out[k]),                  \
+                                                    P##_TO_DOUBLE(y[k]));                   \
+                squares = _mm256_add_pd(squares, _mm256_mul_pd(error, error));              \
+                delta[k] = P##_MUL(P##_SUB(out[k], y[k]), P##_SIGMOID_DERIVATIVE(out[k]));  \
+                if (scale != 1.0)                                                           \
+                    delta[k] = P##_FROM_DOUBLE(_mm256_mul_pd(P##_TO_DOUBLE(delta[k]),       \
+                                                             _mm256_set1_pd(scale)));       \
+            }                                                                               \
+        }                                                                                   \
+        _mm256_storeu_pd(losses, _mm256_mul_pd(_mm256_set1_pd(0.5), squares));              \
+        for (i = 0; i < n_rows; i++)                                                        \
+            total += losses[i];                                                             \
+        /* delta_hidden = (delta @ W2.T) hidden (1 - hidden), from W2 before its step */    \
+        CYPROP_UNROLL(4)                                                                    \
+        for (j = 0; j < 4; j++) {                                                           \
+            if (j < n_hidden) {                                                             \
+                t = zero;                                                                   \
+                CYPROP_UNROLL(4)                                                            \
+                for (k = 0; k < 4; k++)                                                     \
+                    if (k < n_out)                                                          \
+                        t = P##_ADD(t, P##_MUL(delta[k], P##_SET(W2[j * n_out + k])));      \
+                delta_hidden[j] = P##_MUL(t, P##_SIGMOID_DERIVATIVE(hidden[j]));            \
+            }                                                                               \
+        }                                                                                   \
+        NAME##_layer_step_fixed(hidden, delta, n_hidden, n_out, n_rows, rate, W2);          \
+        NAME##_layer_step_fixed(x, delta_hidden, n_in, n_hidden, n_rows, rate, W1);         \
+        return total;                                                                       \
+    }
+
+CYPROP_DEFINE_TINY_STEP(cyprop_tiny_step_d, D4, cyprop_sigmoid_d_avx2_exp)
+CYPROP_DEFINE_TINY_STEP(cyprop_tiny_step_f, F4, cyprop_sigmoid_f_base_exp)
+#endif
+
+/* NAME, for T: 1, with the batch's loss in loss_out, when the step was taken
+ * here; 0, with nothing touched, when the CPU lacks AVX2 (or
+ * CYPROP_DISABLE_AVX2=1 is set) and the caller must take it. */
+#if defined(CYPROP_AVX2)
+#define CYPROP_TRY_TINY_STEP(NAME, ...)            \
+    if (cyprop_cpu_has_avx2()) {                   \
+        *loss_out = NAME##_avx2(__VA_ARGS__);      \
+        return 1;                                  \
+    }
+#else
+#define CYPROP_TRY_TINY_STEP(NAME, ...)
+#endif
+#define CYPROP_DEFINE_TINY_STEP_ENTRY(NAME, T)                                              \
+    static CYPROP_NOINLINE int NAME(const T* X, const T* Y, ptrdiff_t n_rows,              \
+                                    const ptrdiff_t* sizes, T* params, double scale,       \
+                                    T rate, double* loss_out)                              \
+    {                                                                                       \
+        CYPROP_TRY_TINY_STEP(NAME, X, Y, n_rows, sizes, params, scale, rate)                \
+        (void)X; (void)Y; (void)n_rows; (void)sizes; (void)params; (void)scale;            \
+        (void)rate; (void)loss_out;                                                         \
+        return 0;                                                                           \
+    }
+
+CYPROP_DEFINE_TINY_STEP_ENTRY(cyprop_tiny_step_d, double)
+CYPROP_DEFINE_TINY_STEP_ENTRY(cyprop_tiny_step_f, float)
+
+#endif /* CYPROP_TINY_STEP_H */
