@@ -224,8 +224,8 @@ def test_wider_small_products_sum_each_entry_in_order(dtype, layer_sizes, n_rows
 def products_and_training_bytes():
     """loss_gradient's buffers and a few epochs of training on WIDE_SMALL_SHAPES
     (WIDE_SMALL_BATCHES, plain SGD), then training of every tiny network
-    (TINY_SHAPES, TINY_BATCHES, converging and diverging), in both dtypes, as
-    one hex string per case."""
+    (TINY_SHAPES, TINY_BATCHES; converging, diverging, and on data that makes
+    zeros of both signs), in both dtypes, as one hex string per case."""
     lines = []
     for dtype in DTYPES:
         for layer_sizes, n_rows in WIDE_SMALL_SHAPES:
@@ -241,10 +241,13 @@ def products_and_training_bytes():
                 for mean in (False, True):
                     _, trained, losses, _ = tiny_training(dtype, layer_sizes, batch_size, mean)
                     lines.append((trained.tobytes() + losses.tobytes()).hex())
-                result, trained, losses = tiny_diverging_training(dtype, layer_sizes,
-                                                                  batch_size)
-                lines.append(repr(result).replace(" ", "")
-                             + (trained.tobytes() + losses.tobytes()).hex())
+                runs = [tiny_diverging_training(dtype, layer_sizes, batch_size)]
+                runs += [tiny_epochs(dtype, layer_sizes, batch_size, [0.5, 2.0, 0.25],
+                                     tiny_signed_zero_data(layer_sizes, seed))
+                         for seed in range(3)]
+                for result, trained, losses in runs:
+                    lines.append(repr(result).replace(" ", "")
+                                 + (trained.tobytes() + losses.tobytes()).hex())
     return lines
 
 
@@ -267,18 +270,24 @@ def tiny_training(dtype, layer_sizes, batch_size, mean, settings=None, shuffled=
                         output="sigmoid", settings=settings, hidden="sigmoid")
 
 
-def tiny_diverging_training(dtype, layer_sizes, batch_size, settings=SGD):
-    """Four epochs of tiny_training's network, the third at an infinite learning
-    rate: (what train_epochs returns, the parameters, the losses)."""
-    activations = ["sigmoid", "sigmoid"]
-    weights, biases, X, Y, sizes, codes = make_case(layer_sizes, TINY_ROWS, activations,
-                                                    dtype, seed=3)
-    params = flatten(weights, biases, dtype)
-    losses = np.zeros(4)
+def tiny_epochs(dtype, layer_sizes, batch_size, learning_rates, data=None, settings=SGD):
+    """len(learning_rates) epochs of tiny_training's network in storage order, on
+    its data or on data = (params, X, Y): (what train_epochs returns, the
+    parameters, the losses)."""
+    if data is None:
+        weights, biases, X, Y, *_ = make_case(layer_sizes, TINY_ROWS, ["sigmoid", "sigmoid"],
+                                              dtype, seed=3)
+        params = flatten(weights, biases, dtype)
+    else:
+        params, X, Y = (np.array(values, dtype=dtype) for values in data)
+    sizes = np.array(layer_sizes, dtype=np.intp)
+    codes = np.full(2, _core.ACTIVATIONS["sigmoid"], dtype=np.intc)
+    n_epochs = len(learning_rates)
+    losses = np.zeros(n_epochs)
     n_buffers = _core.OPTIMIZER_STATE_BUFFERS[settings["kind"]]
     result = _core.train_epochs(
-        X, Y, NO_WEIGHTS[dtype], np.empty((4, 0), np.intp), batch_size, params, sizes, codes,
-        _core.LOSSES["mse"], False, settings, np.array([0.5, 0.5, np.inf, 0.5]), 0,
+        X, Y, NO_WEIGHTS[dtype], np.empty((n_epochs, 0), np.intp), batch_size, params, sizes,
+        codes, _core.LOSSES["mse"], False, settings, np.asarray(learning_rates, np.float64), 0,
         np.zeros(n_buffers * params.size, dtype), np.empty((0, layer_sizes[0]), dtype),
         np.empty((0, layer_sizes[-1]), dtype), np.empty(0, dtype),
         activation_buffer(layer_sizes, batch_size, dtype),
@@ -286,6 +295,25 @@ def tiny_diverging_training(dtype, layer_sizes, batch_size, settings=SGD):
         np.empty((2, params.size), dtype), losses, 1000,
     )
     return result, params, losses
+
+
+def tiny_diverging_training(dtype, layer_sizes, batch_size, settings=SGD):
+    """Four epochs of tiny_training's network, the third at an infinite learning rate."""
+    return tiny_epochs(dtype, layer_sizes, batch_size, [0.5, 0.5, np.inf, 0.5],
+                       settings=settings)
+
+
+def tiny_signed_zero_data(layer_sizes, seed):
+    """(params, X, Y) drawn from values that make exact zeros of both signs in the
+    products and sums (0, -0, +-1, +-0.5) and sigmoids that saturate to 0 or 1
+    (weights of +-800), for tiny_epochs."""
+    rng = np.random.default_rng(seed)
+    n_in, n_hidden, n_out = layer_sizes
+    n_params = n_in * n_hidden + n_hidden + n_hidden * n_out + n_out
+    params = rng.choice([0.0, -0.0, 1.0, -1.0, 0.5, -800.0, 800.0], n_params)
+    X = rng.choice([0.0, -0.0, 1.0, -1.0, 0.5], (TINY_ROWS, n_in))
+    Y = rng.choice([0.0, -0.0, 1.0, 0.5], (TINY_ROWS, n_out))
+    return params, X, Y
 
 
 # momentum 0 takes the general path: the gradient, then the update.
@@ -296,9 +324,11 @@ MOMENTUM_ZERO = {**SGD, "kind": _core.OPTIMIZERS["momentum"]}
 @pytest.mark.parametrize("batch_size", TINY_BATCHES)
 def test_tiny_networks_train_as_the_general_path(dtype, batch_size):
     """Plain SGD on a tiny network (whole steps on AVX2 where the CPU has it)
-    gives the general path's parameters and losses exactly, for every size and
-    batch, either reduction, in storage and shuffled order, and when it
-    diverges."""
+    gives the general path's parameters and losses, for every size and batch,
+    either reduction, in storage and shuffled order, and when it diverges.
+    Equal as values: momentum 0 adds its step to the parameter, which turns a
+    parameter of -0 into +0 where plain SGD's subtraction keeps it; the bytes
+    are compared in test_products_without_avx2_give_the_same_bits."""
     for layer_sizes in TINY_SHAPES:
         for mean, shuffled in itertools.product((False, True), repeat=2):
             runs = [tiny_training(dtype, layer_sizes, batch_size, mean, settings, shuffled)
@@ -335,6 +365,49 @@ def test_tiny_networks_match_the_reference(dtype, layer_sizes, batch_size, mean)
     np.testing.assert_allclose(losses, expected_losses, rtol=rtol)
     np.testing.assert_allclose(params, expected_params, rtol=rtol,
                                atol=rtol * np.abs(expected_params).max())
+
+
+def test_tiny_sgd_step_is_taken_exactly_where_it_applies():
+    """The tiny network's step runs for every network and batch it covers when
+    the CPU has AVX2, and for nothing else; where it runs, it is one epoch of
+    the general path's training."""
+    taken = cpu_runs_avx2_code()
+    sigmoid, tanh = _core.ACTIVATIONS["sigmoid"], _core.ACTIVATIONS["tanh"]
+    for dtype in DTYPES:
+        for layer_sizes in TINY_SHAPES:
+            for n_rows in TINY_BATCHES:
+                weights, biases, X, Y, sizes, codes = make_case(
+                    layer_sizes, n_rows, ["sigmoid", "sigmoid"], dtype, seed=n_rows)
+                params = flatten(weights, biases, dtype)
+                loss = _core.tiny_sgd_step(X, Y, params, sizes, codes, _core.LOSSES["mse"],
+                                           1.0, 0.5)
+                (_, general, general_losses, _) = run_training(
+                    dtype, layer_sizes, n_rows, n_rows, np.empty((1, 0), np.intp), rate=0.5,
+                    output="sigmoid", settings=MOMENTUM_ZERO, hidden="sigmoid",
+                    seed=n_rows)
+                if taken:
+                    assert loss == general_losses[0]
+                    np.testing.assert_array_equal(params, general)
+                else:
+                    assert loss is None
+                    np.testing.assert_array_equal(params, flatten(weights, biases, dtype))
+        # Outside what it covers: too many rows, inputs, hidden units or outputs,
+        # another activation or loss, another depth.
+        mse = _core.LOSSES["mse"]
+        for layer_sizes, n_rows, codes, loss in [
+            ([3, 4, 1], 5, [sigmoid, sigmoid], mse), ([5, 4, 1], 4, [sigmoid, sigmoid], mse),
+            ([3, 5, 1], 4, [sigmoid, sigmoid], mse), ([3, 4, 5], 4, [sigmoid, sigmoid], mse),
+            ([3, 4, 1], 4, [tanh, sigmoid], mse), ([3, 4, 1], 4, [sigmoid, tanh], mse),
+            ([3, 4, 2], 4, [sigmoid, sigmoid], _core.LOSSES["binary_cross_entropy"]),
+            ([3, 4, 4, 1], 4, [sigmoid, sigmoid, sigmoid], mse),
+        ]:
+            activations = [next(a for a, c in _core.ACTIVATIONS.items() if c == code)
+                           for code in codes]
+            weights, biases, X, Y, sizes, codes = make_case(layer_sizes, n_rows, activations,
+                                                            dtype)
+            params = flatten(weights, biases, dtype)
+            assert _core.tiny_sgd_step(X, Y, params, sizes, codes, loss, 1.0, 0.5) is None
+            np.testing.assert_array_equal(params, flatten(weights, biases, dtype))
 
 
 def cpu_runs_avx2_code():
@@ -532,11 +605,12 @@ def test_weight_decay_penalises_weights_not_biases(dtype):
 
 
 def run_training(dtype, layer_sizes, n_rows, batch_size, orders, mean=False, rate=0.05,
-                 loss="mse", output="tanh", sample_weight=None, settings=None, hidden="tanh"):
+                 loss="mse", output="tanh", sample_weight=None, settings=None, hidden="tanh",
+                 seed=3):
     """Run the core's training loop; return what it returns and the data it used."""
     activations = activations_for(layer_sizes, hidden, output)
     weights, biases, X, Y, sizes, codes = make_case(layer_sizes, n_rows, activations, dtype,
-                                                    loss, seed=3)
+                                                    loss, seed=seed)
     params = flatten(weights, biases, dtype)
     gather = orders.shape[1] > 0
     weighted = sample_weight is not None

@@ -62,6 +62,16 @@ def optimizer_step(
     learning_rate: float,
     step: int,
 ) -> None: ...
+def tiny_sgd_step(
+    X: _Floats,
+    Y: _Floats,
+    params: _Floats,
+    sizes: _Sizes,
+    activations: _Codes,
+    loss: int,
+    scale: float,
+    learning_rate: float,
+) -> float | None: ...
 def train_epochs(
     X: _Floats,
     Y: _Floats,

@@ -757,8 +757,8 @@ cdef inline bint takes_tiny_step(Py_ssize_t n_rows, const Py_ssize_t* sizes,
     The lesson's 3-4-1 network spent most of a general step on the calls and
     loops around its few operations (benchmarks/README.md)."""
     return (n_layers == 2 and loss == MSE and activations[0] == SIGMOID
-            and activations[1] == SIGMOID and n_rows <= 4 and sizes[0] <= 4
-            and sizes[1] <= 4 and sizes[2] <= 4)
+            and activations[1] == SIGMOID and 1 <= n_rows <= 4 and 1 <= sizes[0] <= 4
+            and 1 <= sizes[1] <= 4 and 1 <= sizes[2] <= 4)
 
 
 # --- 5. Optimizer updates and weight decay ---------------------------------
@@ -947,6 +947,23 @@ def optimizer_step(Optimizer optimizer, floating[::1] params, const floating[::1
     with nogil:
         update(&optimizer, &params[0], &grads[0], state_ptr, params.shape[0],
                learning_rate, step)
+
+
+def tiny_sgd_step(const floating[:, ::1] X, const floating[:, ::1] Y, floating[::1] params,
+                  const Py_ssize_t[::1] sizes, const int[::1] activations, int loss,
+                  double scale, double learning_rate):
+    """One plain SGD step on the rows of X, updating params in place, through the
+    tiny network's whole step (_tiny_step.h) as train_epochs takes it; returns the
+    batch's loss, or None, with params untouched, where the network, the batch or
+    the CPU does not take that step (takes_tiny_step)."""
+    cdef double total = 0.0
+    cdef bint taken = False
+    with nogil:
+        if takes_tiny_step(X.shape[0], &sizes[0], &activations[0], activations.shape[0],
+                           loss):
+            taken = tiny_step(&X[0, 0], &Y[0, 0], X.shape[0], &sizes[0], &params[0], scale,
+                              <floating>learning_rate, &total)
+    return total if taken else None
 
 
 # --- 7. The training loop ------------------------------------------------

@@ -16,7 +16,11 @@
  * Every value is computed with the same operations, in the same order and
  * rounding, as in the general step (sums from 0 in order, no fused
  * multiply-adds, the same exp as _vector_math.h's sigmoid), so the two give
- * the same bits; tests/test_core.py checks that they do. */
+ * the same bits; tests/test_core.py checks that they do, zeros' signs
+ * included. Only the payload of a NaN may differ (which of two NaNs an
+ * operation passes on), and no NaN leaves the training loop: a non-finite
+ * loss or parameter restores the last good parameters. Sizes and n_rows are
+ * from 1 to 4 (takes_tiny_step in _core.pyx). */
 #ifndef CYPROP_TINY_STEP_H
 #define CYPROP_TINY_STEP_H
 
