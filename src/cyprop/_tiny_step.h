@@ -163,7 +163,7 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         }                                                                                   \
     }                                                                                       \
     /* The step; returns the batch's loss before it, sum_i 0.5 |a_i - y_i|^2                \
-     * (times nothing: scale multiplies the deltas only, as in output_delta). The         \
+     * (unscaled: scale multiplies the deltas only, as in output_delta). The              \
      * loops run to 4, each pass taken while within its size, so that they unroll         \
      * and the vectors stay in registers. */                                               \
     static CYPROP_AVX2 double NAME##_avx2(const P##_T* X, const P##_T* Y, ptrdiff_t n_rows, \
