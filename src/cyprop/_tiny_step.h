@@ -122,8 +122,11 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         const P##_VEC* inputs, const P##_VEC* deltas, ptrdiff_t fan_in, ptrdiff_t fan_out,  \
         ptrdiff_t n_rows, P##_T rate, P##_T* params)                                        \
     {                                                                                       \
-        /* lanes past count come out of the sums but are never stored */                   \
+        /* lanes past count come out of the sums but are never stored. The empty asm      \
+         * hides that they start at zero, which gcc used to shorten the float             \
+         * transpose with a vmovq that valgrind 3.19 cannot decode. */                    \
         P##_VEC g[4] = {P##_ZERO(), P##_ZERO(), P##_ZERO(), P##_ZERO()};                    \
+        __asm__("" : "+x"(g[0]), "+x"(g[1]), "+x"(g[2]), "+x"(g[3]));                       \
         ptrdiff_t p, k, count = 0;                                                          \
         /* p == fan_in is the bias, whose input is 1 */                                     \
         CYPROP_UNROLL(5)                                                                    \
