@@ -282,18 +282,9 @@ def tiny_epochs(dtype, layer_sizes, batch_size, learning_rates, data=None, setti
         params, X, Y = (np.array(values, dtype=dtype) for values in data)
     sizes = np.array(layer_sizes, dtype=np.intp)
     codes = np.full(2, _core.ACTIVATIONS["sigmoid"], dtype=np.intc)
-    n_epochs = len(learning_rates)
-    losses = np.zeros(n_epochs)
-    n_buffers = _core.OPTIMIZER_STATE_BUFFERS[settings["kind"]]
-    result = _core.train_epochs(
-        X, Y, NO_WEIGHTS[dtype], np.empty((n_epochs, 0), np.intp), batch_size, params, sizes,
-        codes, _core.LOSSES["mse"], False, settings, np.asarray(learning_rates, np.float64), 0,
-        np.zeros(n_buffers * params.size, dtype), np.empty((0, layer_sizes[0]), dtype),
-        np.empty((0, layer_sizes[-1]), dtype), np.empty(0, dtype),
-        activation_buffer(layer_sizes, batch_size, dtype),
-        activation_buffer(layer_sizes, batch_size, dtype), np.empty_like(params),
-        np.empty((2, params.size), dtype), losses, 1000,
-    )
+    result, losses = call_train_epochs(
+        X, Y, params, sizes, codes, "mse", np.empty((len(learning_rates), 0), np.intp),
+        batch_size, learning_rates, settings=settings)
     return result, params, losses
 
 
@@ -604,6 +595,32 @@ def test_weight_decay_penalises_weights_not_biases(dtype):
     np.testing.assert_allclose(grads, expected_grads, rtol=1e-6)
 
 
+def call_train_epochs(X, Y, params, sizes, codes, loss, orders, batch_size, learning_rates,
+                      mean=False, settings=SGD, sample_weight=None, backup=None,
+                      signal_interval=1000):
+    """_core.train_epochs with every buffer it needs allocated here; params are
+    trained in place. Returns what it returns and the epochs' losses."""
+    dtype = params.dtype
+    gather = orders.shape[1] > 0
+    weighted = sample_weight is not None
+    layer_sizes = list(sizes)
+    losses = np.zeros(orders.shape[0])
+    n_buffers = _core.OPTIMIZER_STATE_BUFFERS[settings["kind"]]
+    result = _core.train_epochs(
+        X, Y, sample_weight if weighted else NO_WEIGHTS[dtype.type], orders, batch_size,
+        params, sizes, codes, _core.LOSSES[loss], mean, settings,
+        np.asarray(learning_rates, np.float64), 0, np.zeros(n_buffers * params.size, dtype),
+        np.empty((batch_size if gather else 0, X.shape[1]), dtype),
+        np.empty((batch_size if gather else 0, Y.shape[1]), dtype),
+        np.empty(batch_size if gather and weighted else 0, dtype),
+        activation_buffer(layer_sizes, batch_size, dtype),
+        activation_buffer(layer_sizes, batch_size, dtype), np.empty_like(params),
+        np.empty((2, params.size), dtype) if backup is None else backup, losses,
+        signal_interval,
+    )
+    return result, losses
+
+
 def run_training(dtype, layer_sizes, n_rows, batch_size, orders, mean=False, rate=0.05,
                  loss="mse", output="tanh", sample_weight=None, settings=None, hidden="tanh",
                  seed=3):
@@ -612,22 +629,9 @@ def run_training(dtype, layer_sizes, n_rows, batch_size, orders, mean=False, rat
     weights, biases, X, Y, sizes, codes = make_case(layer_sizes, n_rows, activations, dtype,
                                                     loss, seed=seed)
     params = flatten(weights, biases, dtype)
-    gather = orders.shape[1] > 0
-    weighted = sample_weight is not None
-    losses = np.empty(orders.shape[0])
-    settings = SGD if settings is None else settings
-    n_buffers = _core.OPTIMIZER_STATE_BUFFERS[settings["kind"]]
-    completed, status, step, _ = _core.train_epochs(
-        X, Y, sample_weight if weighted else NO_WEIGHTS[dtype], orders, batch_size, params,
-        sizes, codes, _core.LOSSES[loss], mean, settings, np.full(orders.shape[0], rate), 0,
-        np.zeros(n_buffers * params.size, dtype),
-        np.empty((batch_size if gather else 0, X.shape[1]), dtype),
-        np.empty((batch_size if gather else 0, Y.shape[1]), dtype),
-        np.empty(batch_size if gather and weighted else 0, dtype),
-        activation_buffer(layer_sizes, batch_size, dtype),
-        activation_buffer(layer_sizes, batch_size, dtype),
-        np.empty_like(params), np.empty((2, params.size), dtype), losses, 1000,
-    )
+    (completed, status, step, _), losses = call_train_epochs(
+        X, Y, params, sizes, codes, loss, orders, batch_size, np.full(orders.shape[0], rate),
+        mean, SGD if settings is None else settings, sample_weight)
     assert status == _core.STATUS["completed"]
     assert step == completed * -(-n_rows // batch_size)
     return completed, params, losses, (weights, biases, X, Y, activations)
@@ -699,7 +703,6 @@ def test_train_epochs_stops_on_divergence_and_restores_parameters(dtype, batch_s
     initial = flatten(weights, biases, dtype)
     settings = SGD if optimizer == "sgd" else {**SGD, "kind": _core.OPTIMIZERS[optimizer],
                                                 "momentum": 0.5}
-    n_buffers = _core.OPTIMIZER_STATE_BUFFERS[settings["kind"]]
     if rates == "too large":
         learning_rates = np.full(n_epochs, 0.2)
     else:
@@ -707,17 +710,10 @@ def test_train_epochs_stops_on_divergence_and_restores_parameters(dtype, batch_s
         learning_rates[3] = np.inf
 
     def train(params, epochs):
-        losses = np.zeros(epochs)
         backup = np.empty((2, params.size), dtype)
-        result = _core.train_epochs(
-            X, Y, NO_WEIGHTS[dtype], np.empty((epochs, 0), np.intp), batch_size, params,
-            sizes, codes, _core.LOSSES["mse"], False, settings, learning_rates[:epochs], 0,
-            np.zeros(n_buffers * params.size, dtype), np.empty((0, 3), dtype),
-            np.empty((0, 2), dtype), np.empty(0, dtype),
-            activation_buffer(layer_sizes, batch_size, dtype),
-            activation_buffer(layer_sizes, batch_size, dtype), np.empty_like(params), backup,
-            losses, 1,
-        )
+        result, losses = call_train_epochs(
+            X, Y, params, sizes, codes, "mse", np.empty((epochs, 0), np.intp), batch_size,
+            learning_rates[:epochs], settings=settings, backup=backup, signal_interval=1)
         return result, losses, backup
 
     params = initial.copy()
