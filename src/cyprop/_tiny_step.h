@@ -165,20 +165,40 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
             NAME##_layer_step(inputs, deltas, fan_in, 4, n_rows, rate, params);             \
         }                                                                                   \
     }                                                                                       \
-    /* The step; returns the batch's loss before it, sum_i 0.5 |a_i - y_i|^2                \
+    /* outputs[k] = sigmoid(sum_p inputs[p] W[p, k] + b[k]) for W (fan_in, fan_out)        \
+     * followed by b in params, each sum from 0 in order, then the bias */                  \
+    static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_sigmoid_layer(                       \
+        const P##_VEC* inputs, const P##_T* params, ptrdiff_t fan_in, ptrdiff_t fan_out,    \
+        P##_VEC* outputs)                                                                   \
+    {                                                                                       \
+        const P##_VEC one = P##_SET(1.0), zero = P##_ZERO();                                \
+        const P##_T* b = params + fan_in * fan_out;                                         \
+        ptrdiff_t p, k;                                                                     \
+        CYPROP_UNROLL(4)                                                                    \
+        for (k = 0; k < 4; k++) {                                                           \
+            if (k < fan_out) {                                                              \
+                P##_VEC t = zero;                                                           \
+                CYPROP_UNROLL(4)                                                            \
+                for (p = 0; p < 4; p++)                                                     \
+                    if (p < fan_in)                                                         \
+                        t = P##_ADD(t, P##_MUL(inputs[p], P##_SET(params[p * fan_out + k]))); \
+                t = P##_ADD(t, P##_SET(b[k]));                                              \
+                outputs[k] = P##_DIV(one, P##_ADD(one, EXP(P##_SUB(zero, t))));            \
+            }                                                                               \
+        }                                                                                   \
+    }                                                                                       \
+    /* The step; loss_out receives the batch's loss before it, sum_i 0.5 |a_i - y_i|^2     \
      * (unscaled: scale multiplies the deltas only, as in output_delta). The              \
      * loops run to 4, each pass taken while within its size, so that they unroll         \
      * and the vectors stay in registers. */                                               \
-    static CYPROP_AVX2 double NAME##_avx2(const P##_T* X, const P##_T* Y, ptrdiff_t n_rows, \
-                                          const ptrdiff_t* sizes, P##_T* params,            \
-                                          double scale, P##_T rate)                         \
+    static CYPROP_AVX2 void NAME##_avx2(const P##_T* X, const P##_T* Y, ptrdiff_t n_rows,   \
+                                        const ptrdiff_t* sizes, P##_T* params,              \
+                                        double scale, P##_T rate, double* loss_out)         \
     {                                                                                       \
         const ptrdiff_t n_in = sizes[0], n_hidden = sizes[1], n_out = sizes[2];             \
         P##_T* W1 = params;                                                                 \
         P##_T* W2 = W1 + n_in * n_hidden + n_hidden;                                        \
-        const P##_T* b1 = W1 + n_in * n_hidden;                                             \
-        const P##_T* b2 = W2 + n_hidden * n_out;                                            \
-        const P##_VEC one = P##_SET(1.0), zero = P##_ZERO();                                \
+        const P##_VEC zero = P##_ZERO();                                                    \
         /* x and hidden have a fifth vector, which the pass of layer_step's unrolled     \
          * loop that takes the bias names but never reads; all start at zero, so that    \
          * no vector read only under a test that its size holds is uninitialized. */     \
@@ -188,34 +208,12 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         P##_VEC delta_hidden[4] = {zero, zero, zero, zero}, t;                           \
         __m256d squares = _mm256_setzero_pd();                                              \
         double losses[4], total = 0.0;                                                      \
-        ptrdiff_t i, j, k, p;                                                               \
+        ptrdiff_t i, j, k;                                                                  \
         NAME##_columns(X, n_rows, n_in, x);                                                 \
         NAME##_columns(Y, n_rows, n_out, y);                                                \
         /* hidden = sigmoid(X @ W1 + b1), out = sigmoid(hidden @ W2 + b2) */                \
-        CYPROP_UNROLL(4)                                                                    \
-        for (j = 0; j < 4; j++) {                                                           \
-            if (j < n_hidden) {                                                             \
-                t = zero;                                                                   \
-                CYPROP_UNROLL(4)                                                            \
-                for (p = 0; p < 4; p++)                                                     \
-                    if (p < n_in)                                                           \
-                        t = P##_ADD(t, P##_MUL(x[p], P##_SET(W1[p * n_hidden + j])));       \
-                t = P##_ADD(t, P##_SET(b1[j]));                                             \
-                hidden[j] = P##_DIV(one, P##_ADD(one, EXP(P##_SUB(zero, t))));              \
-            }                                                                               \
-        }                                                                                   \
-        CYPROP_UNROLL(4)                                                                    \
-        for (k = 0; k < 4; k++) {                                                           \
-            if (k < n_out) {                                                                \
-                t = zero;                                                                   \
-                CYPROP_UNROLL(4)                                                            \
-                for (j = 0; j < 4; j++)                                                     \
-                    if (j < n_hidden)                                                       \
-                        t = P##_ADD(t, P##_MUL(hidden[j], P##_SET(W2[j * n_out + k])));     \
-                t = P##_ADD(t, P##_SET(b2[k]));                                             \
-                out[k] = P##_DIV(one, P##_ADD(one, EXP(P##_SUB(zero, t))));                 \
-            }                                                                               \
-        }                                                                                   \
+        NAME##_sigmoid_layer(x, W1, n_in, n_hidden, hidden);                                \
+        NAME##_sigmoid_layer(hidden, W2, n_hidden, n_out, out);                             \
         /* each row's loss, in double; delta = scale (out - y) out (1 - out) */             \
         CYPROP_UNROLL(4)                                                                    \
         for (k = 0; k < 4; k++) {                                                           \
@@ -246,7 +244,7 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         }                                                                                   \
         NAME##_layer_step_fixed(hidden, delta, n_hidden, n_out, n_rows, rate, W2);          \
         NAME##_layer_step_fixed(x, delta_hidden, n_in, n_hidden, n_rows, rate, W1);         \
-        return total;                                                                       \
+        *loss_out = total;                                                                  \
     }
 
 CYPROP_DEFINE_TINY_STEP(cyprop_tiny_step_d, D4, cyprop_sigmoid_d_avx2_exp)
@@ -255,22 +253,14 @@ CYPROP_DEFINE_TINY_STEP(cyprop_tiny_step_f, F4, cyprop_sigmoid_f_base_exp)
 
 /* NAME, for T: 1, with the batch's loss in loss_out, when the step was taken
  * here; 0, with nothing touched, when the CPU lacks AVX2 (or
- * CYPROP_DISABLE_AVX2=1 is set) and the caller must take it. */
-#if defined(CYPROP_AVX2)
-#define CYPROP_TRY_TINY_STEP(NAME, ...)            \
-    if (cyprop_cpu_has_avx2()) {                   \
-        *loss_out = NAME##_avx2(__VA_ARGS__);      \
-        return 1;                                  \
-    }
-#else
-#define CYPROP_TRY_TINY_STEP(NAME, ...)
-#endif
+ * CYPROP_DISABLE_AVX2=1 is set) and the caller must take it
+ * (CYPROP_TRY_AVX2: _vector_product.h). */
 #define CYPROP_DEFINE_TINY_STEP_ENTRY(NAME, T)                                              \
     static CYPROP_NOINLINE int NAME(const T* X, const T* Y, ptrdiff_t n_rows,              \
                                     const ptrdiff_t* sizes, T* params, double scale,       \
                                     T rate, double* loss_out)                              \
     {                                                                                       \
-        CYPROP_TRY_TINY_STEP(NAME, X, Y, n_rows, sizes, params, scale, rate)                \
+        CYPROP_TRY_AVX2(NAME, X, Y, n_rows, sizes, params, scale, rate, loss_out)           \
         (void)X; (void)Y; (void)n_rows; (void)sizes; (void)params; (void)scale;            \
         (void)rate; (void)loss_out;                                                         \
         return 0;                                                                           \
