@@ -32,9 +32,9 @@ optimize = ["/O2"] if sys.platform == "win32" else ["-O3"]
 # without it.
 INLINE_BUDGET = "--param=inline-unit-growth=2000"
 # The kernels promise each multiply and add rounded on its own, the same bits
-# on every CPU (_vector_math.h, _vector_product.h). gcc and clang fuse them
-# into one rounding where the target has FMA (aarch64, or CFLAGS such as
-# -march=haswell) unless told not to.
+# on every CPU (_vector_math.h, _vector_product.h, _tiny_step.h). gcc and
+# clang fuse them into one rounding where the target has FMA (aarch64, or
+# CFLAGS such as -march=haswell) unless told not to.
 NO_FUSED_MULTIPLY_ADD = "-ffp-contract=off"
 
 
