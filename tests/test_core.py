@@ -270,21 +270,27 @@ def tiny_training(dtype, layer_sizes, batch_size, mean, settings=None, shuffled=
                         output="sigmoid", settings=settings, hidden="sigmoid")
 
 
-def tiny_epochs(dtype, layer_sizes, batch_size, learning_rates, data=None, settings=SGD):
-    """len(learning_rates) epochs of tiny_training's network in storage order, on
+def tiny_epochs(dtype, layer_sizes, batch_size, learning_rates, data=None, settings=SGD,
+                n_rows=TINY_ROWS, mean=False, gathered=False, signal_interval=1000):
+    """len(learning_rates) epochs of tiny_training's network on n_rows rows in
+    storage order (gathered through an identity order when gathered is set), on
     its data or on data = (params, X, Y): (what train_epochs returns, the
     parameters, the losses)."""
     if data is None:
-        weights, biases, X, Y, *_ = make_case(layer_sizes, TINY_ROWS, ["sigmoid", "sigmoid"],
+        weights, biases, X, Y, *_ = make_case(layer_sizes, n_rows, ["sigmoid", "sigmoid"],
                                               dtype, seed=3)
         params = flatten(weights, biases, dtype)
     else:
         params, X, Y = (np.array(values, dtype=dtype) for values in data)
     sizes = np.array(layer_sizes, dtype=np.intp)
     codes = np.full(2, _core.ACTIVATIONS["sigmoid"], dtype=np.intc)
+    n_epochs = len(learning_rates)
+    orders = np.empty((n_epochs, 0), np.intp)
+    if gathered:
+        orders = np.tile(np.arange(X.shape[0], dtype=np.intp), (n_epochs, 1))
     result, losses = call_train_epochs(
-        X, Y, params, sizes, codes, "mse", np.empty((len(learning_rates), 0), np.intp),
-        batch_size, learning_rates, settings=settings)
+        X, Y, params, sizes, codes, "mse", orders, batch_size, learning_rates, mean=mean,
+        settings=settings, signal_interval=signal_interval)
     return result, params, losses
 
 
@@ -334,6 +340,110 @@ def test_tiny_networks_train_as_the_general_path(dtype, batch_size):
         assert fused_run[0] == general_run[0]
         np.testing.assert_array_equal(fused_run[1], general_run[1])
         np.testing.assert_array_equal(fused_run[2], general_run[2])
+
+
+def assert_same_training(run, expected, same_bits=True):
+    """Two tiny_epochs runs agree: what train_epochs returned, the parameters and
+    the losses, as bytes (zeros' signs and all) or as values."""
+    assert run[0] == expected[0]
+    for got, want in zip(run[1:], expected[1:]):
+        if same_bits:
+            assert got.tobytes() == want.tobytes()
+        else:
+            np.testing.assert_array_equal(got, want)
+
+
+def full_batch_runs(dtype, layer_sizes, rates, data=None, n_rows=None, **options):
+    """tiny_epochs with one batch of all the rows an epoch, taken three ways: the
+    rows in storage order, where the loop of epochs is _tiny_step.h's; the same
+    steps one at a time, the rows gathered through an identity order; the
+    general path (momentum 0)."""
+    if data is not None:
+        n_rows = np.shape(data[1])[0]
+    return [tiny_epochs(dtype, layer_sizes, n_rows, rates, data=data, n_rows=n_rows,
+                        gathered=gathered, settings=settings, **options)
+            for gathered, settings in [(False, SGD), (True, SGD), (False, MOMENTUM_ZERO)]]
+
+
+# Epoch counts that leave the loop's three sets of parameters in each of their
+# turns, with signal checks that split the loop into calls of 1 to 3 epochs.
+FULL_BATCH_EPOCHS = [(1, 1000), (2, 1000), (3, 1000), (4, 1), (5, 2), (7, 3)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_rows", TINY_BATCHES)
+def test_tiny_full_batch_epochs_give_the_single_steps_bits(dtype, n_rows):
+    """Full-batch training of a tiny network gives the bits of the same steps
+    taken one at a time, and the general path's values, for every size, both
+    reductions, any number of epochs and of signal checks, on random data and on
+    data that makes signed zeros and saturated sigmoids."""
+    for layer_sizes in TINY_SHAPES:
+        signed_zeros = tiny_signed_zero_data(layer_sizes, seed=sum(layer_sizes) + n_rows)
+        for data, mean in itertools.product(
+                [None, (signed_zeros[0], *(values[:n_rows] for values in signed_zeros[1:]))],
+                (False, True)):
+            for n_epochs, signal_interval in FULL_BATCH_EPOCHS:
+                rates = np.linspace(0.5, 0.2, n_epochs)
+                whole, stepwise, general = full_batch_runs(
+                    dtype, layer_sizes, rates, data, n_rows, mean=mean,
+                    signal_interval=signal_interval)
+                assert whole[0] == (n_epochs, _core.STATUS["completed"], n_epochs,
+                                    n_epochs - 1)
+                assert_same_training(whole, stepwise)
+                assert_same_training(whole, general, same_bits=False)
+
+
+# Data on which a full batch's loss becomes NaN in the second epoch while the
+# parameters stay finite (the first step's products overflow with opposite
+# signs); in float32 its inputs are infinite, and the first loss is NaN.
+NAN_LOSS_AFTER_ONE_STEP = (
+    [4, 1, 2],
+    [0.5, -1.0, -1.0, -1.0, 0.5, -2.0, -1.0, 1.0, -1.0],
+    [[1.0, -1e200, 1e200, 1.0], [-1.0, 1e200, 1e200, -1e200], [1e200, -1.0, 1.0, 1.0],
+     [-1e200, -1e200, 1e200, -1e200]],
+    [[1.0, 1.0], [1.0, 0.0], [1.0, 0.0], [1.0, 1.0]],
+)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("signal_interval", [1, 2, 1000])
+def test_tiny_full_batch_epochs_diverge_as_the_single_steps(dtype, signal_interval):
+    """When full-batch training of a tiny network diverges, in the loss or in the
+    parameters, in any epoch, it stops in the same epoch as the single steps and
+    the general path, restoring the same parameters and reporting the same."""
+    diverged = _core.STATUS["diverged"]
+    for layer_sizes in [[1, 1, 1], [3, 4, 1], [4, 4, 4]]:
+        for n_rows, bad_epoch in itertools.product(TINY_BATCHES, range(4)):
+            # an infinite rate makes parameters infinite or NaN: diverged in the
+            # update, after a finite loss, so bad_epoch counts as a step
+            rates = [0.5] * 5
+            rates[bad_epoch] = np.inf
+            whole, stepwise, general = full_batch_runs(
+                dtype, layer_sizes, rates, n_rows=n_rows, signal_interval=signal_interval)
+            assert whole[0] == (bad_epoch, diverged, bad_epoch + 1, bad_epoch)
+            assert np.isnan(whole[2][bad_epoch])
+            assert_same_training(whole, stepwise)
+            assert_same_training(whole, general, same_bits=False)
+        # a NaN input: the first loss is NaN, the parameters on entry come back
+        weights, biases, X, Y, *_ = make_case(layer_sizes, 3, ["sigmoid", "sigmoid"], dtype)
+        X[1, 0] = np.nan
+        data = (flatten(weights, biases, dtype), X, Y)
+        whole, stepwise, general = full_batch_runs(dtype, layer_sizes, [0.5] * 3, data,
+                                                   signal_interval=signal_interval)
+        assert whole[0] == (0, diverged, 0, -1)
+        assert whole[1].tobytes() == data[0].tobytes()
+        assert_same_training(whole, stepwise)
+        assert_same_training(whole, general, same_bits=False)
+    layer_sizes, *data = NAN_LOSS_AFTER_ONE_STEP
+    with np.errstate(over="ignore"):  # in float32, 1e200 rounds to infinity
+        data = [np.array(values, dtype=dtype) for values in data]
+    whole, stepwise, general = full_batch_runs(dtype, layer_sizes, [1.0] * 4, data,
+                                               signal_interval=signal_interval)
+    completed = 1 if dtype is np.float64 else 0
+    assert whole[0] == (completed, diverged, completed, completed - 1)
+    assert np.isfinite(whole[1]).all()
+    assert_same_training(whole, stepwise)
+    assert_same_training(whole, general, same_bits=False)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

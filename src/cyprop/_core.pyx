@@ -37,7 +37,7 @@ cdef extern from "Python.h":
 
 from cyprop._blas cimport blas_dgemm, blas_dgemv, blas_sgemm, blas_sgemv, gemm, set_blas
 from cyprop._libm cimport all_finite, exp_, sigmoid_in_place, tanh_
-from cyprop._tiny_step cimport tiny_step
+from cyprop._tiny_step cimport tiny_epochs, tiny_step
 from cyprop._vector_product cimport vector_product
 
 
@@ -968,6 +968,51 @@ def tiny_sgd_step(const floating[:, ::1] X, const floating[:, ::1] Y, floating[:
 
 # --- 7. The training loop ------------------------------------------------
 
+cdef bint train_tiny_epochs(const floating* X, const floating* Y, Py_ssize_t n_rows,
+                            const Py_ssize_t* sizes, floating* params, floating* rows,
+                            bint mean_reduction, const double* learning_rates,
+                            Py_ssize_t n_epochs, double* losses_out, Py_ssize_t signal_interval,
+                            Py_ssize_t* completed, int* status,
+                            Py_ssize_t* good_epoch) noexcept nogil:
+    """train_epochs for a network that tiny_step takes, trained on one batch of all
+    n_rows rows an epoch in storage order, with the same steps, losses, restoring
+    and results; rows is params_backup. The loop stays in _tiny_step.h, which
+    keeps the batch in registers and needs no copy of the parameters an epoch.
+    It looks for signals after every signal_interval epochs and stops after the
+    epoch it has finished. False, with nothing touched, when the CPU lacks AVX2."""
+    cdef Py_ssize_t n_params = (sizes[0] * sizes[1] + sizes[1] + sizes[1] * sizes[2]
+                                + sizes[2])
+    cdef Py_ssize_t done = 0, count, chunk_done = 0
+    cdef int chunk_status = 0
+    cdef double scale = 1.0 / n_rows if mean_reduction else 1.0
+    status[0] = COMPLETED
+    # The second row holds the last known good parameters: on entry, these.
+    memcpy(rows + n_params, params, n_params * sizeof(floating))
+    while done < n_epochs:
+        count = min(signal_interval, n_epochs - done)
+        if not tiny_epochs(X, Y, n_rows, sizes, params, rows, scale, mean_reduction,
+                           &learning_rates[done], count, &losses_out[done], &chunk_done,
+                           &chunk_status):
+            return False
+        done += chunk_done
+        if chunk_status != 0:
+            losses_out[done] = NAN
+            status[0] = DIVERGED
+            break
+        if count == signal_interval:
+            with gil:
+                if PyErr_CheckSignals() != 0:
+                    PyErr_Clear()
+                    status[0] = INTERRUPTED
+            if status[0] == INTERRUPTED:
+                break
+    completed[0] = done
+    # After a diverged parameter update, the epoch's loss was finite: its start
+    # is the last known good.
+    good_epoch[0] = done - 1 + (chunk_status == 2)
+    return True
+
+
 def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
                  const floating[::1] sample_weight, const Py_ssize_t[:, ::1] orders,
                  Py_ssize_t batch_size, floating[::1] params, const Py_ssize_t[::1] sizes,
@@ -1025,6 +1070,15 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
     cdef floating* state_ptr = NULL
     if state.shape[0] > 0:
         state_ptr = &state[0]
+    if tiny and not gather and batch_size >= n_samples and n_epochs > 0:
+        with nogil:
+            tiny = train_tiny_epochs(&X[0, 0], &Y[0, 0], n_samples, &sizes[0], &params[0],
+                                     &params_backup[0, 0], mean_reduction, &learning_rates[0],
+                                     n_epochs, &losses_out[0], signal_interval, &completed,
+                                     &status, &good_epoch)
+        if tiny:
+            # an update that diverged in parameters counts as a step, as below
+            return completed, status, first_step + good_epoch + 1, good_epoch
     with nogil:
         memcpy(known_good, &params[0], n_params * sizeof(floating))
         memcpy(epoch_start, &params[0], n_params * sizeof(floating))

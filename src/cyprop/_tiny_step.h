@@ -24,6 +24,9 @@
 #ifndef CYPROP_TINY_STEP_H
 #define CYPROP_TINY_STEP_H
 
+#include <math.h>
+#include <string.h>
+
 #include "_vector_product.h"
 
 #if defined(CYPROP_AVX2)
@@ -69,10 +72,14 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
 #define F4_FROM_DOUBLE _mm256_cvtpd_ps
 #define F4_TRANSPOSE _MM_TRANSPOSE4_PS
 
+/* whether no lane of v is NaN */
+#define D4_ALL_ORDERED(v) (_mm256_movemask_pd(_mm256_cmp_pd(v, v, _CMP_ORD_Q)) == 15)
+#define F4_ALL_ORDERED(v) (_mm_movemask_ps(_mm_cmpord_ps(v, v)) == 15)
+
 /* NAME_avx2 for the four-lane type P, with EXP its exp (_vector_math.h).
  * Lanes are the rows of the batch; lanes past n_rows hold values computed
  * from zero rows, which no sum reads. */
-#define CYPROP_DEFINE_TINY_STEP(NAME, P, EXP)                                               \
+#define CYPROP_DEFINE_TINY_STEP(NAME, EPOCHS, P, EXP)                                               \
     /* columns[c] = M[:, c] for M (n_rows, n_cols), row-major */                            \
     static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_columns(                             \
         const P##_T* M, ptrdiff_t n_rows, ptrdiff_t n_cols, P##_VEC* columns)               \
@@ -88,15 +95,16 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         columns[2] = r2;                                                                    \
         columns[3] = r3;                                                                    \
     }                                                                                       \
-    /* params[0 .. count) -= rate * (the sum of each of the first count vectors'           \
-     * first n_rows lanes, in order, from 0; a batch of one row adds no 0, as the           \
-     * general step's one-sample update does not) */                                       \
+    /* dst[0 .. count) = src[0 .. count) - rate * (the sum of each of the first count     \
+     * vectors' first n_rows lanes, in order, from 0; a batch of one row adds no 0, as     \
+     * the general step's one-sample update does not). check accumulates v - v over the   \
+     * new values v: it stays zero while they are all finite. */                           \
     static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_subtract_sums(                       \
         P##_VEC g0, P##_VEC g1, P##_VEC g2, P##_VEC g3, ptrdiff_t count, ptrdiff_t n_rows,  \
-        P##_T rate, P##_T* params)                                                          \
+        P##_T rate, const P##_T* src, P##_T* dst, P##_VEC* check)                           \
     {                                                                                       \
-        P##_VEC total;                                                                      \
-        P##_T sums[4];                                                                      \
+        P##_VEC total, updated;                                                             \
+        P##_T values[4];                                                                    \
         ptrdiff_t c;                                                                        \
         P##_TRANSPOSE(g0, g1, g2, g3);                                                      \
         total = n_rows == 1 ? g0 : P##_ADD(P##_ZERO(), g0);                                 \
@@ -106,28 +114,33 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
             total = P##_ADD(total, g2);                                                     \
         if (n_rows > 3)                                                                     \
             total = P##_ADD(total, g3);                                                     \
+        /* lanes past count: 0 - rate * 0 */                                                \
+        updated = P##_SUB(count == 4 ? P##_LOAD(src) : P##_MASKLOAD(src, P##_FOUR_LANES(count)), \
+                          P##_MUL(P##_SET(rate), total));                                   \
+        *check = P##_ADD(*check, P##_SUB(updated, updated));                                \
         if (count == 4) {                                                                   \
-            P##_STORE(params, P##_SUB(P##_LOAD(params), P##_MUL(P##_SET(rate), total)));    \
+            P##_STORE(dst, updated);                                                        \
             return;                                                                         \
         }                                                                                   \
-        P##_STORE(sums, total);                                                             \
+        /* stored one by one: a masked store is slow on some CPUs */                        \
+        P##_STORE(values, updated);                                                         \
         for (c = 0; c < count; c++)                                                         \
-            params[c] -= rate * sums[c];                                                    \
+            dst[c] = values[c];                                                             \
     }                                                                                       \
-    /* One layer's step, W (fan_in, fan_out) followed by b (fan_out) in params:            \
+    /* One layer's step, W (fan_in, fan_out) followed by b (fan_out), from src to dst:     \
      * dW[p, k] = sum_i inputs[p][i] deltas[k][i] and db[k] = sum_i deltas[k][i],           \
-     * four entries of params at a time in their order. Inlined with fan_out fixed,        \
-     * where the loops unroll and each entry's place in its four is known. */               \
+     * four entries of the parameters at a time in their order. Inlined with fan_out       \
+     * fixed, where the loops unroll and each entry's place in its four is known. */        \
     static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_layer_step(                          \
         const P##_VEC* inputs, const P##_VEC* deltas, ptrdiff_t fan_in, ptrdiff_t fan_out,  \
-        ptrdiff_t n_rows, P##_T rate, P##_T* params)                                        \
+        ptrdiff_t n_rows, P##_T rate, const P##_T* src, P##_T* dst, P##_VEC* check)         \
     {                                                                                       \
         /* lanes past count come out of the sums but are never stored. The empty asm      \
          * hides that they start at zero, which gcc used to shorten the float             \
          * transpose with a vmovq that valgrind 3.19 cannot decode. */                    \
         P##_VEC g[4] = {P##_ZERO(), P##_ZERO(), P##_ZERO(), P##_ZERO()};                    \
         __asm__("" : "+x"(g[0]), "+x"(g[1]), "+x"(g[2]), "+x"(g[3]));                       \
-        ptrdiff_t p, k, count = 0;                                                          \
+        ptrdiff_t p, k, count = 0, done = 0;                                                \
         /* p == fan_in is the bias, whose input is 1 */                                     \
         CYPROP_UNROLL(5)                                                                    \
         for (p = 0; p <= 4; p++) {                                                          \
@@ -137,32 +150,34 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
             for (k = 0; k < fan_out; k++) {                                                 \
                 g[count++] = p < fan_in ? P##_MUL(inputs[p], deltas[k]) : deltas[k];        \
                 if (count == 4) {                                                           \
-                    NAME##_subtract_sums(g[0], g[1], g[2], g[3], 4, n_rows, rate, params);  \
-                    params += 4;                                                            \
+                    NAME##_subtract_sums(g[0], g[1], g[2], g[3], 4, n_rows, rate,           \
+                                         src + done, dst + done, check);                    \
+                    done += 4;                                                              \
                     count = 0;                                                              \
                 }                                                                           \
             }                                                                               \
             if (p == fan_in && count > 0)                                                   \
-                NAME##_subtract_sums(g[0], g[1], g[2], g[3], count, n_rows, rate, params);  \
+                NAME##_subtract_sums(g[0], g[1], g[2], g[3], count, n_rows, rate,           \
+                                     src + done, dst + done, check);                        \
         }                                                                                   \
     }                                                                                       \
     /* NAME_layer_step with fan_out, from 1 to 4, fixed */                                  \
     static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_layer_step_fixed(                    \
         const P##_VEC* inputs, const P##_VEC* deltas, ptrdiff_t fan_in, ptrdiff_t fan_out,  \
-        ptrdiff_t n_rows, P##_T rate, P##_T* params)                                        \
+        ptrdiff_t n_rows, P##_T rate, const P##_T* src, P##_T* dst, P##_VEC* check)         \
     {                                                                                       \
         switch (fan_out) {                                                                  \
         case 1:                                                                             \
-            NAME##_layer_step(inputs, deltas, fan_in, 1, n_rows, rate, params);             \
+            NAME##_layer_step(inputs, deltas, fan_in, 1, n_rows, rate, src, dst, check);    \
             break;                                                                          \
         case 2:                                                                             \
-            NAME##_layer_step(inputs, deltas, fan_in, 2, n_rows, rate, params);             \
+            NAME##_layer_step(inputs, deltas, fan_in, 2, n_rows, rate, src, dst, check);    \
             break;                                                                          \
         case 3:                                                                             \
-            NAME##_layer_step(inputs, deltas, fan_in, 3, n_rows, rate, params);             \
+            NAME##_layer_step(inputs, deltas, fan_in, 3, n_rows, rate, src, dst, check);    \
             break;                                                                          \
         default:                                                                            \
-            NAME##_layer_step(inputs, deltas, fan_in, 4, n_rows, rate, params);             \
+            NAME##_layer_step(inputs, deltas, fan_in, 4, n_rows, rate, src, dst, check);    \
         }                                                                                   \
     }                                                                                       \
     /* outputs[k] = sigmoid(sum_p inputs[p] W[p, k] + b[k]) for W (fan_in, fan_out)        \
@@ -187,30 +202,32 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
             }                                                                               \
         }                                                                                   \
     }                                                                                       \
-    /* The step; loss_out receives the batch's loss before it, sum_i 0.5 |a_i - y_i|^2     \
-     * (unscaled: scale multiplies the deltas only, as in output_delta). The              \
-     * loops run to 4, each pass taken while within its size, so that they unroll         \
-     * and the vectors stay in registers. */                                               \
-    static CYPROP_AVX2 void NAME##_avx2(const P##_T* X, const P##_T* Y, ptrdiff_t n_rows,   \
-                                        const ptrdiff_t* sizes, P##_T* params,              \
-                                        double scale, P##_T rate, double* loss_out)         \
+    /* The step from the parameters src to dst, which are the same array or two that do   \
+     * not overlap, on the batch whose columns are x and y (NAME_columns; x has a fifth    \
+     * vector, zero). loss_out receives the batch's loss before the step,                  \
+     * sum_i 0.5 |a_i - y_i|^2 (unscaled: scale multiplies the deltas only, as in          \
+     * output_delta); check, as in NAME_subtract_sums. The loops run to 4, each pass       \
+     * taken while within its size, so that they unroll and the vectors stay in            \
+     * registers. */                                                                        \
+    static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_step(                                \
+        const P##_VEC* x, const P##_VEC* y, ptrdiff_t n_rows, const ptrdiff_t* sizes,       \
+        const P##_T* src, P##_T* dst, double scale, P##_T rate, double* loss_out,           \
+        P##_VEC* check)                                                                     \
     {                                                                                       \
         const ptrdiff_t n_in = sizes[0], n_hidden = sizes[1], n_out = sizes[2];             \
-        P##_T* W1 = params;                                                                 \
-        P##_T* W2 = W1 + n_in * n_hidden + n_hidden;                                        \
+        const ptrdiff_t layer_2 = n_in * n_hidden + n_hidden;                               \
+        const P##_T* W1 = src;                                                              \
+        const P##_T* W2 = src + layer_2;                                                    \
         const P##_VEC zero = P##_ZERO();                                                    \
-        /* x and hidden have a fifth vector, which the pass of layer_step's unrolled     \
-         * loop that takes the bias names but never reads; all start at zero, so that    \
-         * no vector read only under a test that its size holds is uninitialized. */     \
-        P##_VEC x[5] = {zero, zero, zero, zero, zero}, y[4] = {zero, zero, zero, zero};   \
+        /* hidden has a fifth vector, which the pass of layer_step's unrolled loop that  \
+         * takes the bias names but never reads; all start at zero, so that no vector    \
+         * read only under a test that its size holds is uninitialized. */               \
         P##_VEC hidden[5] = {zero, zero, zero, zero, zero};                              \
         P##_VEC out[4] = {zero, zero, zero, zero}, delta[4] = {zero, zero, zero, zero};   \
         P##_VEC delta_hidden[4] = {zero, zero, zero, zero}, t;                           \
         __m256d squares = _mm256_setzero_pd();                                              \
         double losses[4], total = 0.0;                                                      \
         ptrdiff_t i, j, k;                                                                  \
-        NAME##_columns(X, n_rows, n_in, x);                                                 \
-        NAME##_columns(Y, n_rows, n_out, y);                                                \
         /* hidden = sigmoid(X @ W1 + b1), out = sigmoid(hidden @ W2 + b2) */                \
         NAME##_sigmoid_layer(x, W1, n_in, n_hidden, hidden);                                \
         NAME##_sigmoid_layer(hidden, W2, n_hidden, n_out, out);                             \
@@ -242,13 +259,84 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
                 delta_hidden[j] = P##_MUL(t, P##_SIGMOID_DERIVATIVE(hidden[j]));            \
             }                                                                               \
         }                                                                                   \
-        NAME##_layer_step_fixed(hidden, delta, n_hidden, n_out, n_rows, rate, W2);          \
-        NAME##_layer_step_fixed(x, delta_hidden, n_in, n_hidden, n_rows, rate, W1);         \
+        NAME##_layer_step_fixed(hidden, delta, n_hidden, n_out, n_rows, rate, W2,           \
+                                dst + layer_2, check);                                      \
+        NAME##_layer_step_fixed(x, delta_hidden, n_in, n_hidden, n_rows, rate, W1, dst,     \
+                                check);                                                     \
         *loss_out = total;                                                                  \
+    }                                                                                       \
+    /* One step, params updated in place */                                                 \
+    static CYPROP_AVX2 void NAME##_avx2(const P##_T* X, const P##_T* Y, ptrdiff_t n_rows,   \
+                                        const ptrdiff_t* sizes, P##_T* params,              \
+                                        double scale, P##_T rate, double* loss_out)         \
+    {                                                                                       \
+        const P##_VEC zero = P##_ZERO();                                                    \
+        P##_VEC x[5] = {zero, zero, zero, zero, zero}, y[4], check = zero;                  \
+        NAME##_columns(X, n_rows, sizes[0], x);                                             \
+        NAME##_columns(Y, n_rows, sizes[2], y);                                             \
+        NAME##_step(x, y, n_rows, sizes, params, params, scale, rate, loss_out, &check);    \
+    }                                                                                       \
+    /* Full-batch training, train_epochs' loop for one batch an epoch: epoch i is one     \
+     * step on all n_rows rows at the rate rates[i], and losses[i] is its loss, divided    \
+     * by n_rows when mean is set. rows holds two more sets of parameters, the second of   \
+     * which, on entry, holds the last known good: those to restore should the first       \
+     * epoch's loss not be finite. The three sets take turns, each step reading one and    \
+     * writing the next, so that the parameters at the start of the last two epochs are    \
+     * at hand without copies. Stops after n_epochs, or at the first epoch whose loss or   \
+     * new parameters are not finite: *status is then 1 (loss), with params restored to   \
+     * the last known good, or 2 (parameters), with params restored to those at the        \
+     * epoch's start; else 0. *completed receives the number of epochs completed, and the  \
+     * second set in rows the last known good on return. */                                \
+    static CYPROP_AVX2 void EPOCHS##_avx2(                                                  \
+        const P##_T* X, const P##_T* Y, ptrdiff_t n_rows, const ptrdiff_t* sizes,           \
+        P##_T* params, P##_T* rows, double scale, int mean, const double* rates,            \
+        ptrdiff_t n_epochs, double* losses, ptrdiff_t* completed, int* status)              \
+    {                                                                                       \
+        const ptrdiff_t n_params = sizes[0] * sizes[1] + sizes[1] + sizes[1] * sizes[2]     \
+                                   + sizes[2];                                              \
+        const P##_VEC zero = P##_ZERO();                                                    \
+        P##_VEC x[5] = {zero, zero, zero, zero, zero}, y[4], check;                         \
+        P##_T *known_good = rows + n_params, *src = params, *dst = rows, *spare;            \
+        double loss;                                                                        \
+        ptrdiff_t i;                                                                        \
+        *status = 0;                                                                        \
+        NAME##_columns(X, n_rows, sizes[0], x);                                             \
+        NAME##_columns(Y, n_rows, sizes[2], y);                                             \
+        for (i = 0; i < n_epochs; i++) {                                                    \
+            check = zero;                                                                   \
+            NAME##_step(x, y, n_rows, sizes, src, dst, scale, (P##_T)rates[i], &loss,       \
+                        &check);                                                            \
+            if (!isfinite(loss)) {                                                          \
+                *status = 1;                                                                \
+                break;                                                                      \
+            }                                                                               \
+            if (!P##_ALL_ORDERED(check)) {                                                  \
+                *status = 2;                                                                \
+                known_good = src;                                                           \
+                break;                                                                      \
+            }                                                                               \
+            losses[i] = mean ? loss / (double)n_rows : loss;                                \
+            spare = known_good;                                                             \
+            known_good = src;                                                               \
+            src = dst;                                                                      \
+            dst = spare;                                                                    \
+        }                                                                                   \
+        *completed = i;                                                                     \
+        if (*status != 0)                                                                   \
+            src = known_good;                                                               \
+        /* params <- src and rows' second set <- known_good, with dst free */               \
+        if (src != params && known_good == params) {                                        \
+            memcpy(dst, known_good, n_params * sizeof(P##_T));                              \
+            known_good = dst;                                                               \
+        }                                                                                   \
+        if (src != params)                                                                  \
+            memcpy(params, src, n_params * sizeof(P##_T));                                  \
+        if (*status == 0 && known_good != rows + n_params)                                  \
+            memcpy(rows + n_params, known_good, n_params * sizeof(P##_T));                  \
     }
 
-CYPROP_DEFINE_TINY_STEP(cyprop_tiny_step_d, D4, cyprop_sigmoid_d_avx2_exp)
-CYPROP_DEFINE_TINY_STEP(cyprop_tiny_step_f, F4, cyprop_sigmoid_f_base_exp)
+CYPROP_DEFINE_TINY_STEP(cyprop_tiny_step_d, cyprop_tiny_epochs_d, D4, cyprop_sigmoid_d_avx2_exp)
+CYPROP_DEFINE_TINY_STEP(cyprop_tiny_step_f, cyprop_tiny_epochs_f, F4, cyprop_sigmoid_f_base_exp)
 #endif
 
 /* NAME, for T: 1, with the batch's loss in loss_out, when the step was taken
@@ -266,7 +354,25 @@ CYPROP_DEFINE_TINY_STEP(cyprop_tiny_step_f, F4, cyprop_sigmoid_f_base_exp)
         return 0;                                                                           \
     }
 
+/* The same for NAME_avx2 of the epochs' loop. */
+#define CYPROP_DEFINE_TINY_EPOCHS_ENTRY(NAME, T)                                            \
+    static CYPROP_NOINLINE int NAME(const T* X, const T* Y, ptrdiff_t n_rows,              \
+                                    const ptrdiff_t* sizes, T* params, T* rows,            \
+                                    double scale, int mean, const double* rates,           \
+                                    ptrdiff_t n_epochs, double* losses,                    \
+                                    ptrdiff_t* completed, int* status)                     \
+    {                                                                                       \
+        CYPROP_TRY_AVX2(NAME, X, Y, n_rows, sizes, params, rows, scale, mean, rates,        \
+                        n_epochs, losses, completed, status)                                \
+        (void)X; (void)Y; (void)n_rows; (void)sizes; (void)params; (void)rows;             \
+        (void)scale; (void)mean; (void)rates; (void)n_epochs; (void)losses;                \
+        (void)completed; (void)status;                                                      \
+        return 0;                                                                           \
+    }
+
 CYPROP_DEFINE_TINY_STEP_ENTRY(cyprop_tiny_step_d, double)
 CYPROP_DEFINE_TINY_STEP_ENTRY(cyprop_tiny_step_f, float)
+CYPROP_DEFINE_TINY_EPOCHS_ENTRY(cyprop_tiny_epochs_d, double)
+CYPROP_DEFINE_TINY_EPOCHS_ENTRY(cyprop_tiny_epochs_f, float)
 
 #endif /* CYPROP_TINY_STEP_H */

@@ -24,3 +24,30 @@ cdef inline bint tiny_step(const floating* X, const floating* Y, Py_ssize_t n_ro
         return tiny_step_float(X, Y, n_rows, sizes, params, scale, rate, loss_out)
     else:
         return tiny_step_double(X, Y, n_rows, sizes, params, scale, rate, loss_out)
+
+
+cdef extern from "_tiny_step.h" nogil:
+    bint tiny_epochs_double "cyprop_tiny_epochs_d"(
+        const double* X, const double* Y, Py_ssize_t n_rows, const Py_ssize_t* sizes,
+        double* params, double* rows, double scale, bint mean, const double* rates,
+        Py_ssize_t n_epochs, double* losses, Py_ssize_t* completed, int* status)
+    bint tiny_epochs_float "cyprop_tiny_epochs_f"(
+        const float* X, const float* Y, Py_ssize_t n_rows, const Py_ssize_t* sizes,
+        float* params, float* rows, double scale, bint mean, const double* rates,
+        Py_ssize_t n_epochs, double* losses, Py_ssize_t* completed, int* status)
+
+
+cdef inline bint tiny_epochs(const floating* X, const floating* Y, Py_ssize_t n_rows,
+                             const Py_ssize_t* sizes, floating* params, floating* rows,
+                             double scale, bint mean, const double* rates, Py_ssize_t n_epochs,
+                             double* losses, Py_ssize_t* completed, int* status) noexcept nogil:
+    """Up to n_epochs epochs of full-batch plain SGD on the network tiny_step takes,
+    each one step on all n_rows rows (cyprop_tiny_epochs_d in _tiny_step.h says how
+    rows, completed and status are used); False, with nothing touched, when the CPU
+    lacks AVX2."""
+    if floating is float:
+        return tiny_epochs_float(X, Y, n_rows, sizes, params, rows, scale, mean, rates,
+                                 n_epochs, losses, completed, status)
+    else:
+        return tiny_epochs_double(X, Y, n_rows, sizes, params, rows, scale, mean, rates,
+                                  n_epochs, losses, completed, status)
