@@ -1047,7 +1047,10 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
     whose starting parameters were restored or -1 for those on entry).
     Status "diverged" means the next epoch produced a non-finite loss or
     parameter: it is abandoned and params go back to the last known good.
-    Status "interrupted" means a signal arrived during the next epoch.
+    Status "interrupted" means a signal arrived during the next epoch; a
+    tiny network trained full batch (one native loop over the epochs, one
+    batch each) looks after every signal_interval epochs, and counts the
+    epochs it finished before looking as completed.
     """
     cdef Py_ssize_t n_samples = X.shape[0], n_features = X.shape[1]
     cdef Py_ssize_t n_outputs = Y.shape[1], n_layers = activations.shape[0]
