@@ -23,9 +23,10 @@ def scipy_addresses():
     return tuple(get_pointer(capsule, get_name(capsule)) for capsule in capsules)
 
 
-def library_addresses(path):
-    """The addresses of the four functions in the scipy-openblas build at path (loaded
-    once more, which in the same process gives the same handle and addresses)."""
+def library_addresses(path, prefix="scipy_"):
+    """The addresses of the four functions in the library at path, whose symbols carry
+    prefix (scipy-openblas builds: "scipy_"; MKL: none), loaded once more, which in
+    the same process gives the same handle and addresses."""
     library = ctypes.CDLL(path, mode=ctypes.RTLD_LOCAL)
-    return tuple(ctypes.cast(getattr(library, f"scipy_{name}_"), ctypes.c_void_p).value
+    return tuple(ctypes.cast(getattr(library, f"{prefix}{name}_"), ctypes.c_void_p).value
                  for name in FUNCTIONS)

@@ -25,6 +25,25 @@ needs_default_wheel = pytest.mark.skipif(
     reason="scipy-openblas32 is not the default here (not installed, or scipy's BLAS is not "
            "OpenBLAS)")
 
+# oneMKL, an optional extra (cyprop[mkl]); .ci/run installs it for these tests.
+try:
+    importlib.metadata.distribution("mkl")
+    HAS_MKL = True
+except importlib.metadata.PackageNotFoundError:
+    HAS_MKL = False
+needs_mkl = pytest.mark.skipif(not HAS_MKL, reason="the mkl wheel is not installed")
+
+# Hides the mkl wheel's metadata, by which cyprop finds its library, in a child process.
+HIDE_MKL = (
+    "import importlib.metadata\n"
+    "distribution = importlib.metadata.distribution\n"
+    "def hidden(name):\n"
+    "    if name == 'mkl':\n"
+    "        raise importlib.metadata.PackageNotFoundError(name)\n"
+    "    return distribution(name)\n"
+    "importlib.metadata.distribution = hidden\n"
+)
+
 # Hides the scipy-openblas32 wheel from cyprop's search for it, in a child process.
 HIDE_WHEEL = (
     "import importlib.util\n"
@@ -91,7 +110,7 @@ def trained(setting=None, prefix="", dtype="float64"):
     return library, on_scipy == "True", np.array([float(v) for v in values.split()])
 
 
-def openblas32_path():
+def library_path():
     return cyprop.blas_library().rsplit(", ", 1)[1]
 
 
@@ -100,17 +119,19 @@ def test_the_newer_openblas_is_the_default():
     """scipy-openblas32 is a dependency: without CYPROP_BLAS the core runs on it."""
     version = importlib.metadata.version("scipy-openblas32")
     assert tuple(int(part) for part in version.split(".")[:3]) >= (0, 3, 31)
-    if os.environ.get("CYPROP_BLAS", "") == "scipy":
-        pytest.skip("CYPROP_BLAS=scipy is set for this run")
+    if os.environ.get("CYPROP_BLAS", "") in ("scipy", "mkl"):
+        pytest.skip(f"CYPROP_BLAS={os.environ['CYPROP_BLAS']} is set for this run")
     description = cyprop.blas_library()
     assert description.startswith(f"scipy-openblas32 {version} (OpenBLAS ")
-    assert os.path.isfile(openblas32_path())
+    assert os.path.isfile(library_path())
 
 
 def test_the_core_calls_the_library_it_names():
     if cyprop.blas_library().startswith("scipy-openblas32"):
-        assert _core.blas_in_use() == library_addresses(openblas32_path())
+        assert _core.blas_in_use() == library_addresses(library_path())
         assert _core.blas_in_use() != scipy_addresses()
+    elif cyprop.blas_library().startswith("mkl "):
+        assert _core.blas_in_use() == library_addresses(library_path(), prefix="")
     else:
         assert _core.blas_in_use() == scipy_addresses()
 
@@ -127,9 +148,9 @@ def test_the_core_can_go_back_to_scipys_blas():
 
 def test_threadpoolctl_sets_the_thread_count_of_the_library_in_use():
     """The documented thread control reaches the library the products run on."""
-    if not cyprop.blas_library().startswith("scipy-openblas32"):
+    if not cyprop.blas_library().startswith(("scipy-openblas32", "mkl ")):
         pytest.skip("the core runs on scipy's BLAS in this run")
-    path = os.path.realpath(openblas32_path())
+    path = os.path.realpath(library_path())
 
     def threads():
         found = [info["num_threads"] for info in threadpool_info()
@@ -220,12 +241,12 @@ def test_asking_for_the_wheel_without_it_fails_at_import():
         result.stderr
 
 
-@pytest.mark.parametrize("setting", ["mkl", "SCIPY", "scipy_openblas32"])
+@pytest.mark.parametrize("setting", ["MKL", "SCIPY", "scipy_openblas32", "openblas"])
 def test_an_unknown_setting_fails_at_import(setting):
     result = run_child("import cyprop\n", setting)
     assert result.returncode != 0
-    assert f"ValueError: CYPROP_BLAS='{setting}': use 'scipy-openblas32' or 'scipy'" in \
-        result.stderr
+    assert (f"ValueError: CYPROP_BLAS='{setting}': use 'scipy-openblas32', 'scipy' or "
+            "'mkl'") in result.stderr
 
 
 @needs_default_wheel
@@ -240,3 +261,75 @@ def test_the_core_refuses_some_addresses_without_the_others(given):
     with pytest.raises(ValueError, match="four addresses, or none"):
         _core.use_blas(*addresses)
     assert _core.blas_in_use() == before
+
+
+@needs_mkl
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_mkl_on_request_trains_to_the_same_result(dtype):
+    """CYPROP_BLAS=mkl sends the products to oneMKL; the training agrees with the
+    default library's to rounding, and repeats bit for bit."""
+    library, on_scipy, params = trained("mkl", dtype=dtype)
+    assert library.startswith("mkl ")
+    assert "Math Kernel Library" in library
+    assert not on_scipy
+    _, _, again = trained("mkl", dtype=dtype)
+    np.testing.assert_array_equal(again, params)
+    _, _, default_params = trained(dtype=dtype)
+    np.testing.assert_allclose(params, default_params, rtol=TOLERANCES[dtype],
+                               atol=TOLERANCES[dtype] / 100)
+
+
+# In a child process on MKL: the addresses the core calls against MKL's own, then
+# MKL's thread count as threadpoolctl reports it inside and after a limit of 1.
+ON_MKL = (
+    "import ctypes, os, sys\n"
+    f"sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})\n"
+    "import cyprop\n"
+    "from cyprop import _core\n"
+    "from threadpoolctl import threadpool_info, threadpool_limits\n"
+    "path = cyprop.blas_library().rsplit(', ', 1)[1]\n"
+    "library = ctypes.CDLL(path, mode=ctypes.RTLD_LOCAL)\n"
+    "mine = tuple(ctypes.cast(getattr(library, name + '_'), ctypes.c_void_p).value\n"
+    "             for name in ('sgemm', 'dgemm', 'sgemv', 'dgemv'))\n"
+    "print(_core.blas_in_use() == mine)\n"
+    "def threads():\n"
+    "    found = [i['num_threads'] for i in threadpool_info()\n"
+    "             if os.path.realpath(i['filepath']) == os.path.realpath(path)]\n"
+    "    assert len(found) == 1, threadpool_info()\n"
+    "    return found[0]\n"
+    "initial = threads()\n"
+    "with threadpool_limits(1):\n"
+    "    print(threads())\n"
+    "print(threads() == initial)\n"
+)
+
+
+@needs_mkl
+def test_mkl_is_the_library_the_core_calls_and_threadpoolctl_reaches_it():
+    result = run_child(ON_MKL, "mkl")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "1", "True"]
+
+
+@needs_mkl
+def test_mkl_runs_on_32_bit_integers_whatever_the_environment_asks():
+    """MKL_INTERFACE_LAYER=ILP64 would have MKL read the core's 32-bit sizes as 64-bit
+    ones; cyprop sets the interface itself, before MKL's first call."""
+    code = ("import numpy as np, cyprop\n"
+            "rng = np.random.default_rng(1)\n"
+            "W, b = rng.standard_normal((70, 90)), rng.standard_normal(90)\n"
+            "X = rng.standard_normal((64, 70))\n"
+            "net = cyprop.Network.from_weights([W], [b], output_activation='identity')\n"
+            "print(np.abs(net.predict(X) - (X @ W + b)).max())\n")
+    environment = dict(os.environ, CYPROP_BLAS="mkl", MKL_INTERFACE_LAYER="ILP64")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=environment)
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout) < 1e-12
+
+
+def test_asking_for_mkl_without_it_fails_at_import():
+    result = run_child(HIDE_MKL + "import cyprop\n", "mkl")
+    assert result.returncode != 0
+    assert "ImportError: CYPROP_BLAS=mkl but MKL did not load: the mkl package is not " \
+        "installed (pip install 'cyprop[mkl]')" in result.stderr

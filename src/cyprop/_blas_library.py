@@ -14,7 +14,13 @@ products of the W3 and W4 benchmarks 2-10% faster. The environment variable
   build of scipy keeps its library, which cyprop has not measured against);
 - ``scipy``: the BLAS that scipy itself calls (``scipy.linalg.cython_blas``);
 - ``scipy-openblas32``: that wheel's OpenBLAS, and an error if it cannot be
-  loaded.
+  loaded;
+- ``mkl``: Intel's oneMKL from the ``mkl`` wheel (``pip install
+  'cyprop[mkl]'``), and an error if it cannot be loaded. Never the default:
+  the wheel is large, its licence is not BSD, and it is tuned for Intel's
+  CPUs. On the 2-core Intel Xeon (Sapphire Rapids) machine of
+  benchmarks/README.md it ran the products of the MNIST-shaped benchmark
+  about 25% faster than OpenBLAS 0.3.34.
 
 The library is loaded privately (``RTLD_LOCAL``) and the package itself is
 not imported (its ``__init__`` loads the library into the global namespace,
@@ -31,6 +37,7 @@ import importlib.util
 import os
 import sys
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 
@@ -39,14 +46,22 @@ from cyprop import _core
 ENVIRONMENT_VARIABLE = "CYPROP_BLAS"
 SCIPY = "scipy"
 SCIPY_OPENBLAS32 = "scipy-openblas32"
+MKL = "mkl"
 
 # The Fortran-interface symbols of the scipy-openblas builds carry this prefix.
 _SYMBOL_PREFIX = "scipy_"
 _FUNCTIONS = ("sgemm_", "dgemm_", "sgemv_", "dgemv_")
 
-# Set once by _select(), at import.
+# Set by _select(), at import.
 _description = ""
-_library: ctypes.CDLL | None = None  # scipy-openblas32's OpenBLAS, when the core calls it
+_library: ctypes.CDLL | None = None  # the loaded library, when the core calls one
+_in_use = ""  # the setting whose library the core calls, for benchmarks/
+# Each library loaded so far, by setting: (description, handle, function addresses).
+_Opened = tuple[str, ctypes.CDLL, tuple[int, ...]]
+_loaded: dict[str, _Opened] = {}
+
+# mkl_set_interface_layer's value for 32-bit integers, the width the core passes.
+_MKL_INTERFACE_LP64 = 0
 
 
 def _library_path() -> str:
@@ -67,23 +82,73 @@ def _library_path() -> str:
     return os.path.join(directory, names[0])
 
 
-def _load_scipy_openblas32() -> str:
-    """Point the core at scipy-openblas32's OpenBLAS; returns its description."""
-    global _library
-    path = _library_path()
-    library = ctypes.CDLL(path, mode=ctypes.RTLD_LOCAL)
+def _addresses(library: ctypes.CDLL, path: str, prefix: str) -> tuple[int, ...]:
+    """Where the four Fortran-interface functions the core calls are in library."""
     addresses = []
     for name in _FUNCTIONS:
-        address = ctypes.cast(getattr(library, _SYMBOL_PREFIX + name), ctypes.c_void_p).value
+        address = ctypes.cast(getattr(library, prefix + name), ctypes.c_void_p).value
         if not address:
-            raise OSError(f"{path}: {_SYMBOL_PREFIX + name} is at address 0")
+            raise OSError(f"{path}: {prefix + name} is at address 0")
         addresses.append(address)
+    return tuple(addresses)
+
+
+def _open_scipy_openblas32() -> _Opened:
+    """scipy-openblas32's OpenBLAS: its description, handle and function addresses."""
+    path = _library_path()
+    library = ctypes.CDLL(path, mode=ctypes.RTLD_LOCAL)
+    addresses = _addresses(library, path, _SYMBOL_PREFIX)
     config = library.scipy_openblas_get_config
     config.restype = ctypes.c_char_p
     version = importlib.metadata.version("scipy-openblas32")
-    description = f"{SCIPY_OPENBLAS32} {version} ({config().decode()}), {path}"
+    return f"{SCIPY_OPENBLAS32} {version} ({config().decode()}), {path}", library, addresses
+
+
+def _mkl_library_path() -> str:
+    """libmkl_rt (mkl_rt on Windows) from the installed mkl wheel, which puts its
+    libraries beside the environment's, not inside site-packages."""
+    try:
+        files = importlib.metadata.distribution("mkl").files or []
+    except importlib.metadata.PackageNotFoundError:
+        raise ImportError(
+            "the mkl package is not installed (pip install 'cyprop[mkl]')") from None
+    for file in files:
+        name = file.name
+        if (name.startswith(("libmkl_rt.", "mkl_rt.")) and not name.endswith((".a", ".lib"))
+                and (".so" in name or name.endswith((".dll", ".dylib")))):
+            return os.path.normpath(str(file.locate()))
+    raise ImportError("mkl is installed, but without its mkl_rt library")
+
+
+def _open_mkl() -> _Opened:
+    """oneMKL through its single dynamic library, on 32-bit integers."""
+    path = _mkl_library_path()
+    library = ctypes.CDLL(path, mode=ctypes.RTLD_LOCAL)
+    # Before any other call: the core passes 32-bit integers, and MKL_INTERFACE_LAYER
+    # in the environment, or an earlier user of the same library, could ask for 64.
+    set_layer = library.MKL_Set_Interface_Layer
+    set_layer.restype = ctypes.c_int
+    set_layer.argtypes = [ctypes.c_int]
+    layer = set_layer(_MKL_INTERFACE_LP64)
+    if layer != _MKL_INTERFACE_LP64:
+        raise ImportError(f"{path}: MKL's interface layer is {layer}, not LP64 (32-bit "
+                          "integers): another user of MKL in this process chose it first")
+    addresses = _addresses(library, path, "")
+    text = ctypes.create_string_buffer(256)
+    library.MKL_Get_Version_String(text, ctypes.c_int(len(text)))
+    version = importlib.metadata.version("mkl")
+    return f"{MKL} {version} ({text.value.decode().strip()}), {path}", library, addresses
+
+
+def _use(setting: str, opener: Callable[[], _Opened]) -> str:
+    """Point the core at the library that opener loads (once a process); returns
+    its description."""
+    global _library, _in_use
+    if setting not in _loaded:
+        _loaded[setting] = opener()
+    description, library, addresses = _loaded[setting]
     _core.use_blas(*addresses)
-    _library = library
+    _library, _in_use = library, setting
     return description
 
 
@@ -97,15 +162,24 @@ def _scipys_blas() -> str:
         return ""
 
 
-def _select() -> None:
-    """Point the core at the library that CYPROP_BLAS asks for, and describe it."""
-    global _description
-    setting = os.environ.get(ENVIRONMENT_VARIABLE, "").strip()
-    if setting not in ("", SCIPY, SCIPY_OPENBLAS32):
+def _select(setting: str | None = None) -> None:
+    """Point the core at the library that setting (by default, CYPROP_BLAS) asks for,
+    and describe it. Benchmarks call it again to compare libraries in one process."""
+    global _description, _library, _in_use
+    if setting is None:
+        setting = os.environ.get(ENVIRONMENT_VARIABLE, "").strip()
+    if setting not in ("", SCIPY, SCIPY_OPENBLAS32, MKL):
         raise ValueError(
-            f"{ENVIRONMENT_VARIABLE}={setting!r}: use {SCIPY_OPENBLAS32!r} or {SCIPY!r}, "
-            "or leave it unset for the first that loads"
+            f"{ENVIRONMENT_VARIABLE}={setting!r}: use {SCIPY_OPENBLAS32!r}, {SCIPY!r} or "
+            f"{MKL!r}, or leave it unset for the first that loads"
         )
+    if setting == MKL:
+        try:
+            _description = _use(MKL, _open_mkl)
+        except (ImportError, OSError, AttributeError) as error:
+            raise ImportError(f"{ENVIRONMENT_VARIABLE}={MKL} but MKL did not load: "
+                              f"{error}") from error
+        return
     scipys = _scipys_blas()
     if setting == SCIPY:
         reason = f" ({ENVIRONMENT_VARIABLE}={SCIPY})"
@@ -114,7 +188,7 @@ def _select() -> None:
                   else "; scipy does not say which BLAS it was built against")
     else:
         try:
-            _description = _load_scipy_openblas32()
+            _description = _use(SCIPY_OPENBLAS32, _open_scipy_openblas32)
             return
         except (ImportError, OSError, AttributeError) as error:
             if setting == SCIPY_OPENBLAS32:
@@ -128,6 +202,7 @@ def _select() -> None:
                               f"not load ({error}); using scipy's BLAS", RuntimeWarning,
                               stacklevel=2)
     _core.use_blas()
+    _library, _in_use = None, SCIPY
     _description = f"{SCIPY}'s own BLAS (scipy.linalg.cython_blas){reason}"
 
 
@@ -138,7 +213,8 @@ def blas_library() -> str:
     BLAS; smaller ones run in cyprop's own loops. The environment variable
     ``CYPROP_BLAS`` chooses the library when cyprop is imported:
     ``scipy-openblas32`` (the default when it loads and scipy's own BLAS is
-    OpenBLAS too) or ``scipy``.
+    OpenBLAS too), ``scipy``, or ``mkl`` (oneMKL, from ``pip install
+    'cyprop[mkl]'``).
 
     Returns
     -------
