@@ -55,8 +55,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
 
-    from machine import describe, limit_threads
+    from machine import describe, limit_threads, load_mkl
 
+    load_mkl()  # MKL's rows too, when the mkl wheel is installed
     print("\n".join(describe()))
     rng = np.random.default_rng(0)
     with limit_threads(args.threads):

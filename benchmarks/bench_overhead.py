@@ -32,10 +32,11 @@ import numpy as np
 
 def replay_products(workload, X):
     """A function that runs one epoch of the workload's products on X (float32)."""
+    from cyprop import _blas_library
     from machine import sgemm_functions
 
     functions = sgemm_functions()
-    sgemm = functions.get("cyprop", functions["scipy"])
+    sgemm = functions[_blas_library._in_use]
 
     sizes = workload.layer_sizes
     batch = workload.batch_size

@@ -35,7 +35,7 @@ from importlib import import_module
 import numpy as np
 
 import workloads
-from machine import describe, limit_threads, peer_versions
+from machine import describe, limit_threads, load_mkl, peer_versions
 from peers import MODULES, NotYetAvailable, Unsupported
 
 # Rows whose single run took over 5 s on the 2-core machine of README.md;
@@ -63,8 +63,8 @@ def load_contenders(names_to_skip):
 
 
 def measure_peak(threads, size=2048, repeats=5):
-    """Best float32 matmul rate (flop/s) of scipy's BLAS and of cyprop's, when that is
-    another library: the higher of the two makes the limit."""
+    """Best float32 matmul rate (flop/s) of scipy's BLAS and of every library cyprop has
+    loaded (its default, and MKL for its rows): the highest makes the limit."""
     from machine import sgemm_functions
 
     rng = np.random.default_rng(0)
@@ -203,8 +203,8 @@ def run_training(workload, contenders, args, threads, peaks):
     limit_seconds = flops / peak if peak else None
     if limit_seconds:
         print(f"   {flops:.4g} flops of matrix products; at the peak of {peak / 1e9:.1f} GFLOP/s "
-              "(best sgemm 2048^2 seen so far at this thread count, scipy's BLAS or "
-              f"cyprop's) that is {limit_seconds * 1e3:.0f} ms (the limit)")
+              "(best sgemm 2048^2 seen so far at this thread count, of scipy's BLAS and "
+              f"the libraries cyprop loaded) that is {limit_seconds * 1e3:.0f} ms (the limit)")
     print(f"   {round_index} rounds; 'vs cyprop' = row's median / median of cyprop "
           f"{workload.dtype} (above 1: cyprop is faster); 'final loss' = mean per-sample "
           "loss over the training set after training, from the row's own predictions; "
@@ -347,8 +347,11 @@ def main():
 
         genann_cynn.ALLOW_SHIM = tinn_cynn.ALLOW_SHIM = False
     contenders = load_contenders(args.skip)
+    mkl = None if "cyprop MKL" in args.skip else load_mkl()
     for line in describe():
         print(line)
+    if mkl:
+        print(f"cyprop's MKL rows: {mkl}")
     for line in peer_versions(contenders):
         print(line)
     print(f"command: {' '.join(sys.argv)}")
@@ -382,8 +385,8 @@ def main():
                     all_results[name] = run_training(get(name), contenders, args, threads, peaks)
             if peaks:
                 print()
-                print(f"-- peak float32 matmul at {threads} thread(s) (sgemm 2048^2, scipy's "
-                      f"BLAS or cyprop's, best of {len(peaks)} rounds): "
+                print(f"-- peak float32 matmul at {threads} thread(s) (sgemm 2048^2, the best "
+                      f"of scipy's BLAS and cyprop's, MKL included, best of {len(peaks)} rounds): "
                       f"{max(peaks) / 1e9:.1f} GFLOP/s; the median of the per-round "
                       f"measurements: {statistics.median(peaks) / 1e9:.1f} GFLOP/s")
             summarize(all_results, threads)

@@ -59,10 +59,11 @@ def describe():
 
 
 def sgemm_functions():
-    """sgemm of scipy's BLAS and, when it is another library, of cyprop's: a dict of
-    name to function(alpha, a, b, c, beta=0.0, trans_a=0, trans_b=0), which sets
-    c = alpha op(a) @ op(b) + beta c in place on Fortran-ordered float32 arrays,
-    as scipy.linalg.blas.sgemm does with overwrite_c."""
+    """sgemm of scipy's BLAS and of every other library cyprop has loaded (its default,
+    and MKL once a benchmark has asked for it): a dict of name to function(alpha, a, b,
+    c, beta=0.0, trans_a=0, trans_b=0), which sets c = alpha op(a) @ op(b) + beta c in
+    place on Fortran-ordered float32 arrays, as scipy.linalg.blas.sgemm does with
+    overwrite_c."""
     from scipy.linalg.blas import sgemm as scipy_sgemm
 
     from cyprop import _blas_library
@@ -72,9 +73,14 @@ def sgemm_functions():
                     overwrite_c=1)
 
     functions = {"scipy": through_scipy}
-    if _blas_library._library is None:
-        return functions
-    cblas_sgemm = _blas_library._library.scipy_cblas_sgemm
+    for setting, (_, library, _) in _blas_library._loaded.items():
+        prefix = _blas_library._SYMBOL_PREFIX if setting == "scipy-openblas32" else ""
+        functions[setting] = _cblas_sgemm(getattr(library, prefix + "cblas_sgemm"))
+    return functions
+
+
+def _cblas_sgemm(cblas_sgemm):
+    """A sgemm_functions() entry calling the C interface's cblas_sgemm."""
     cblas_sgemm.restype = None
     cblas_sgemm.argtypes = [ctypes.c_int] * 6 + [
         ctypes.c_float, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
@@ -82,7 +88,7 @@ def sgemm_functions():
     ]
     column_major, no_transpose, transpose = 102, 111, 112
 
-    def through_cyprops(alpha, a, b, c, beta=0.0, trans_a=0, trans_b=0):
+    def through_library(alpha, a, b, c, beta=0.0, trans_a=0, trans_b=0):
         assert a.flags.f_contiguous and b.flags.f_contiguous and c.flags.f_contiguous
         m, k = a.shape[::-1] if trans_a else a.shape
         n = b.shape[0] if trans_b else b.shape[1]
@@ -91,8 +97,25 @@ def sgemm_functions():
                     transpose if trans_b else no_transpose, m, n, k, alpha, a.ctypes.data,
                     a.shape[0], b.ctypes.data, b.shape[0], beta, c.ctypes.data, m)
 
-    functions["cyprop"] = through_cyprops
-    return functions
+    return through_library
+
+
+def load_mkl():
+    """Load oneMKL beside cyprop's default BLAS, warm it up, and return its description
+    (None when the mkl wheel is not installed or does not load, with the reason
+    printed). Called before threads are limited, so that the limits reach it too;
+    cyprop's products go back to the default library."""
+    from cyprop import _blas_library
+
+    try:
+        _blas_library._select("mkl")
+    except ImportError as error:
+        print(f"cyprop MKL rows: not run ({error})")
+        return None
+    _blas_library.warm_up_product()
+    description = _blas_library.blas_library()
+    _blas_library._select()
+    return description
 
 
 def limit_threads(n_threads=1):

@@ -65,12 +65,49 @@ class Contender:
 
     def variants(self, workload):
         order = ("float64", "float32") if workload.dtype == "float64" else ("float32", "float64")
-        return [(f"cyprop {dtype}", {"dtype": dtype}) for dtype in order]
+        rows = [(f"cyprop {dtype}", {"dtype": dtype}) for dtype in order]
+        # Only W3, W4 and inference reach BLAS; MKL rows when load_mkl() loaded it.
+        if workload.name in ("W3", "W4") and "mkl" in _blas_library()._loaded:
+            rows += [(f"cyprop {dtype} MKL", {"dtype": dtype, "blas": "mkl"})
+                     for dtype in order]
+        return rows
 
-    def prepare(self, workload, threads, dtype):
-        return Run(workload, dtype)
+    def prepare(self, workload, threads, dtype, blas=None):
+        return _on_blas(Run(workload, dtype), blas)
 
     inference_variants = variants
 
-    def prepare_inference(self, workload, threads, dtype):
-        return InferenceRun(workload, dtype)
+    def prepare_inference(self, workload, threads, dtype, blas=None):
+        return _on_blas(InferenceRun(workload, dtype), blas)
+
+
+def _blas_library():
+    from cyprop import _blas_library
+
+    return _blas_library
+
+
+class _OnBlas:
+    """A run whose train() and predict() send cyprop's products to another BLAS, and
+    then back to the default (a switch of four function pointers)."""
+
+    def __init__(self, run, setting):
+        self.run, self.setting = run, setting
+
+    def _call(self, method, *args):
+        library = _blas_library()
+        library._select(self.setting)
+        try:
+            return getattr(self.run, method)(*args)
+        finally:
+            library._select()
+
+    def train(self):
+        return self._call("train")
+
+    def predict(self, X):
+        return self._call("predict", X)
+
+
+def _on_blas(run, setting):
+    return run if setting is None else _OnBlas(run, setting)
