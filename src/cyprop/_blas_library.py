@@ -54,7 +54,6 @@ _FUNCTIONS = ("sgemm_", "dgemm_", "sgemv_", "dgemv_")
 
 # Set by _select(), at import.
 _description = ""
-_library: ctypes.CDLL | None = None  # the loaded library, when the core calls one
 _in_use = ""  # the setting whose library the core calls, for benchmarks/
 # Each library loaded so far, by setting: (description, handle, function addresses).
 _Opened = tuple[str, ctypes.CDLL, tuple[int, ...]]
@@ -143,12 +142,12 @@ def _open_mkl() -> _Opened:
 def _use(setting: str, opener: Callable[[], _Opened]) -> str:
     """Point the core at the library that opener loads (once a process); returns
     its description."""
-    global _library, _in_use
+    global _in_use
     if setting not in _loaded:
         _loaded[setting] = opener()
-    description, library, addresses = _loaded[setting]
+    description, _, addresses = _loaded[setting]
     _core.use_blas(*addresses)
-    _library, _in_use = library, setting
+    _in_use = setting
     return description
 
 
@@ -165,7 +164,7 @@ def _scipys_blas() -> str:
 def _select(setting: str | None = None) -> None:
     """Point the core at the library that setting (by default, CYPROP_BLAS) asks for,
     and describe it. Benchmarks call it again to compare libraries in one process."""
-    global _description, _library, _in_use
+    global _description, _in_use
     if setting is None:
         setting = os.environ.get(ENVIRONMENT_VARIABLE, "").strip()
     if setting not in ("", SCIPY, SCIPY_OPENBLAS32, MKL):
@@ -202,7 +201,7 @@ def _select(setting: str | None = None) -> None:
                               f"not load ({error}); using scipy's BLAS", RuntimeWarning,
                               stacklevel=2)
     _core.use_blas()
-    _library, _in_use = None, SCIPY
+    _in_use = SCIPY
     _description = f"{SCIPY}'s own BLAS (scipy.linalg.cython_blas){reason}"
 
 
