@@ -616,6 +616,28 @@ def test_sigmoid_gives_the_same_bits_wherever_a_value_sits(dtype):
             np.testing.assert_array_equal(part, whole[start : start + n])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sigmoid_takes_its_short_path_to_the_same_bits(dtype):
+    """A vector whose values all lie well inside exp's range takes a shorter path
+    (no clamps, 2^k in one piece); a value beyond that range sends its whole
+    vector down the full path. Each value next to 1000 must come out as alone."""
+    z = sigmoid_arguments(dtype)
+    z = z[np.abs(z) <= (700 if dtype == np.float64 else 80)]
+    paired = np.empty(2 * z.size, dtype)
+    paired[0::2], paired[1::2] = z, 1000
+    bits = np.uint64 if dtype == np.float64 else np.uint32
+    alone, beside_far = core_sigmoid(z, dtype), core_sigmoid(paired, dtype)[0::2]
+    np.testing.assert_array_equal(alone.view(bits), beside_far.view(bits))
+    # the shape's edges: 2^k at the ends of the normal range, where the path changes
+    edge = 709.0 if dtype == np.float64 else 88.0
+    near = np.concatenate([np.linspace(-edge - 2, -edge + 2, 4001),
+                           np.linspace(edge - 3, edge + 1, 4001)]).astype(dtype)
+    paired = np.empty(2 * near.size, dtype)
+    paired[0::2], paired[1::2] = near, 1000
+    np.testing.assert_array_equal(core_sigmoid(paired, dtype)[0::2].view(bits),
+                                  core_sigmoid(near, dtype).view(bits))
+
+
 def test_sigmoid_without_avx2_gives_the_same_bits():
     """CYPROP_DISABLE_AVX2=1 selects the SSE2 code (or the scalar code off x86):
     every CPU gets the same results."""

@@ -76,10 +76,11 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
 #define D4_ALL_ORDERED(v) (_mm256_movemask_pd(_mm256_cmp_pd(v, v, _CMP_ORD_Q)) == 15)
 #define F4_ALL_ORDERED(v) (_mm_movemask_ps(_mm_cmpord_ps(v, v)) == 15)
 
-/* NAME_avx2 for the four-lane type P, with EXP its exp (_vector_math.h).
+/* NAME_avx2 for the four-lane type P, with SIGMOID its sigmoid of a vector
+ * (NAME_vec in _vector_math.h).
  * Lanes are the rows of the batch; lanes past n_rows hold values computed
  * from zero rows, which no sum reads. */
-#define CYPROP_DEFINE_TINY_STEP(NAME, EPOCHS, P, EXP)                                               \
+#define CYPROP_DEFINE_TINY_STEP(NAME, EPOCHS, P, SIGMOID)                                           \
     /* columns[c] = M[:, c] for M (n_rows, n_cols), row-major */                            \
     static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_columns(                             \
         const P##_T* M, ptrdiff_t n_rows, ptrdiff_t n_cols, P##_VEC* columns)               \
@@ -186,7 +187,7 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         const P##_VEC* inputs, const P##_T* params, ptrdiff_t fan_in, ptrdiff_t fan_out,    \
         P##_VEC* outputs)                                                                   \
     {                                                                                       \
-        const P##_VEC one = P##_SET(1.0), zero = P##_ZERO();                                \
+        const P##_VEC zero = P##_ZERO();                                                     \
         const P##_T* b = params + fan_in * fan_out;                                         \
         ptrdiff_t p, k;                                                                     \
         CYPROP_UNROLL(4)                                                                    \
@@ -198,7 +199,7 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
                     if (p < fan_in)                                                         \
                         t = P##_ADD(t, P##_MUL(inputs[p], P##_SET(params[p * fan_out + k]))); \
                 t = P##_ADD(t, P##_SET(b[k]));                                              \
-                outputs[k] = P##_DIV(one, P##_ADD(one, EXP(P##_SUB(zero, t))));            \
+                outputs[k] = SIGMOID(t);                                                    \
             }                                                                               \
         }                                                                                   \
     }                                                                                       \
@@ -335,8 +336,8 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
             memcpy(rows + n_params, known_good, n_params * sizeof(P##_T));                  \
     }
 
-CYPROP_DEFINE_TINY_STEP(cyprop_tiny_step_d, cyprop_tiny_epochs_d, D4, cyprop_sigmoid_d_avx2_exp)
-CYPROP_DEFINE_TINY_STEP(cyprop_tiny_step_f, cyprop_tiny_epochs_f, F4, cyprop_sigmoid_f_base_exp)
+CYPROP_DEFINE_TINY_STEP(cyprop_tiny_step_d, cyprop_tiny_epochs_d, D4, cyprop_sigmoid_d_avx2_vec)
+CYPROP_DEFINE_TINY_STEP(cyprop_tiny_step_f, cyprop_tiny_epochs_f, F4, cyprop_sigmoid_f_base_vec)
 #endif
 
 /* NAME, for T: 1, with the batch's loss in loss_out, when the step was taken

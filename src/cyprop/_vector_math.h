@@ -22,7 +22,10 @@
  *    subnormal range and overflow to infinity come out right.
  * x is first clamped to [-746, 709.8] ([-104, 88.8] for float), beyond
  * which exp is 0 or infinite anyway, keeping k in range; NaN passes the
- * clamps and gives NaN.
+ * clamps and gives NaN. Where 2^k is a normal number, as it is for almost
+ * every argument a network sees, the sigmoid reaches the same bits by a
+ * shorter path (NAME_vec below): the chain of dependent steps, which bounds
+ * a tiny network's training step, is about a fifth shorter.
  *
  * Accuracy, against glibc's exp and expf on 2e7 arguments each: within 1
  * unit in the last place, equal in about 90% of cases. On x86-64 the sigmoid
@@ -56,36 +59,38 @@
  * Estrin's scheme: pairs c + c' r, then pairs of those with r^2, r^4, r^8.
  * Horner's scheme is one chain of 26 dependent operations per value (the
  * double sigmoid written that way ran no faster than libm's exp), and
- * adding the 1 and the r last keeps the rounding of the small terms small. */
-#define CYPROP_EXP_POLY_D(VEC, MUL, ADD, SET, r, p)                                 \
+ * adding the 1 and the r last keeps the rounding of the small terms small.
+ * ADDR is ADD for the polynomial in r, and SUB for the same polynomial in
+ * u = -r: each odd term subtracted instead of added, which rounds the same. */
+#define CYPROP_EXP_POLY_D(VEC, MUL, ADD, ADDR, SET, r, p)                          \
     do {                                                                         \
         VEC r2 = MUL(r, r), r4, r8, q0, q1, q2, q3, q4, q5;                      \
         r4 = MUL(r2, r2);                                                        \
         r8 = MUL(r4, r4);                                                        \
-        q0 = ADD(SET(1.0 / 2.0), MUL(SET(1.0 / 6.0), r));                        \
-        q1 = ADD(SET(1.0 / 24.0), MUL(SET(1.0 / 120.0), r));                     \
-        q2 = ADD(SET(1.0 / 720.0), MUL(SET(1.0 / 5040.0), r));                   \
-        q3 = ADD(SET(1.0 / 40320.0), MUL(SET(1.0 / 362880.0), r));               \
-        q4 = ADD(SET(1.0 / 3628800.0), MUL(SET(1.0 / 39916800.0), r));           \
-        q5 = ADD(SET(1.0 / 479001600.0), MUL(SET(1.0 / 6227020800.0), r));       \
+        q0 = ADDR(SET(1.0 / 2.0), MUL(SET(1.0 / 6.0), r));                       \
+        q1 = ADDR(SET(1.0 / 24.0), MUL(SET(1.0 / 120.0), r));                    \
+        q2 = ADDR(SET(1.0 / 720.0), MUL(SET(1.0 / 5040.0), r));                  \
+        q3 = ADDR(SET(1.0 / 40320.0), MUL(SET(1.0 / 362880.0), r));              \
+        q4 = ADDR(SET(1.0 / 3628800.0), MUL(SET(1.0 / 39916800.0), r));          \
+        q5 = ADDR(SET(1.0 / 479001600.0), MUL(SET(1.0 / 6227020800.0), r));      \
         q0 = ADD(q0, MUL(q1, r2));                                               \
         q2 = ADD(q2, MUL(q3, r2));                                               \
         q4 = ADD(q4, MUL(q5, r2));                                               \
         q0 = ADD(q0, MUL(q2, r4));                                               \
         q0 = ADD(q0, MUL(q4, r8));                                               \
-        p = ADD(SET(1.0), ADD(r, MUL(r2, q0)));                                  \
+        p = ADD(SET(1.0), ADDR(MUL(r2, q0), r));                                 \
     } while (0)
 
-#define CYPROP_EXP_POLY_F(VEC, MUL, ADD, SET, r, p)                                 \
+#define CYPROP_EXP_POLY_F(VEC, MUL, ADD, ADDR, SET, r, p)                          \
     do {                                                                         \
         VEC r2 = MUL(r, r), r4, q0, q1, q2;                                      \
         r4 = MUL(r2, r2);                                                        \
-        q0 = ADD(SET(1.0f / 2.0f), MUL(SET(1.0f / 6.0f), r));                    \
-        q1 = ADD(SET(1.0f / 24.0f), MUL(SET(1.0f / 120.0f), r));                 \
-        q2 = ADD(SET(1.0f / 720.0f), MUL(SET(1.0f / 5040.0f), r));               \
+        q0 = ADDR(SET(1.0f / 2.0f), MUL(SET(1.0f / 6.0f), r));                   \
+        q1 = ADDR(SET(1.0f / 24.0f), MUL(SET(1.0f / 120.0f), r));                \
+        q2 = ADDR(SET(1.0f / 720.0f), MUL(SET(1.0f / 5040.0f), r));              \
         q0 = ADD(q0, MUL(q1, r2));                                               \
         q0 = ADD(q0, MUL(q2, r4));                                               \
-        p = ADD(SET(1.0f), ADD(r, MUL(r2, q0)));                                 \
+        p = ADD(SET(1.0f), ADDR(MUL(r2, q0), r));                                \
     } while (0)
 
 /* Each instruction set below names the same operations; CYPROP_DEFINE_SIGMOID
@@ -117,6 +122,8 @@ static CYPROP_INLINE float cyprop_from_bits_f(uint32_t b) { float x; memcpy(&x, 
 #define SD_IADD(a, b) ((a) + (b))
 #define SD_ISUB(a, b) ((a) - (b))
 #define SD_ISHL(a, n) ((a) << (n))
+#define SD_IT uint64_t
+#define SD_ALL_WITHIN(z, low, high) ((z) >= (low) && (z) <= (high))
 
 #define SF_WIDTH 1
 #define SF_T float
@@ -137,13 +144,16 @@ static CYPROP_INLINE float cyprop_from_bits_f(uint32_t b) { float x; memcpy(&x, 
 #define SF_IADD SD_IADD
 #define SF_ISUB SD_ISUB
 #define SF_ISHL SD_ISHL
+#define SF_IT uint32_t
+#define SF_ALL_WITHIN SD_ALL_WITHIN
 
 /* Per dtype: the rounding shift, the clamps, ln 2 in two parts, the
- * exponent's bias and position, the polynomial. */
+ * exponent's bias and position, the polynomial, and the range of z over which
+ * the sigmoid takes its short path (NAME_vec). */
 #define CYPROP_D_CONSTANTS CYPROP_SHIFT_D, -746.0, 709.8, CYPROP_LN2_HI_D, CYPROP_LN2_LO_D, \
-    1023, 52, CYPROP_EXP_POLY_D
+    1023, 52, CYPROP_EXP_POLY_D, -709.0, 708.0
 #define CYPROP_F_CONSTANTS CYPROP_SHIFT_F, -104.0f, 88.8f, CYPROP_LN2_HI_F, CYPROP_LN2_LO_F, \
-    127, 23, CYPROP_EXP_POLY_F
+    127, 23, CYPROP_EXP_POLY_F, -88.0f, 87.0f
 
 /* The outer macro expands its arguments (the instruction set's name, the
  * constants' list) before the inner one pastes and splits them; CYPROP_EXPAND
@@ -151,7 +161,7 @@ static CYPROP_INLINE float cyprop_from_bits_f(uint32_t b) { float x; memcpy(&x, 
 #define CYPROP_EXPAND(x) x
 #define CYPROP_DEFINE_SIGMOID(...) CYPROP_EXPAND(CYPROP_DEFINE_SIGMOID_(__VA_ARGS__))
 #define CYPROP_DEFINE_SIGMOID_(NAME, ATTRIBUTES, P, SHIFT, LOW, HIGH, LN2_HI, LN2_LO,    \
-                               BIAS, MANTISSA, POLY)                                    \
+                               BIAS, MANTISSA, POLY, SHORT_LOW, SHORT_HIGH)             \
     static ATTRIBUTES CYPROP_INLINE P##_VEC NAME##_exp(P##_VEC x)                               \
     {                                                                                    \
         const P##_VEC shift = P##_SET(SHIFT);                                            \
@@ -164,7 +174,7 @@ static CYPROP_INLINE float cyprop_from_bits_f(uint32_t b) { float x; memcpy(&x, 
         k = P##_SUB(t, shift);                                                           \
         r = P##_SUB(x, P##_MUL(k, P##_SET(LN2_HI)));                                     \
         r = P##_SUB(r, P##_MUL(k, P##_SET(LN2_LO)));                                     \
-        POLY(P##_VEC, P##_MUL, P##_ADD, P##_SET, r, p);                                  \
+        POLY(P##_VEC, P##_MUL, P##_ADD, P##_ADD, P##_SET, r, p);                         \
         half = P##_ADD(P##_MUL(k, P##_SET(0.5)), shift);                                 \
         k1 = P##_ISUB(P##_BITS(half), shift_bits);                                       \
         k2 = P##_ISUB(P##_ISUB(P##_BITS(t), shift_bits), k1);                            \
@@ -172,20 +182,38 @@ static CYPROP_INLINE float cyprop_from_bits_f(uint32_t b) { float x; memcpy(&x, 
                                                           MANTISSA))),                   \
                        P##_FROM_BITS(P##_ISHL(P##_IADD(k2, P##_ISET(BIAS)), MANTISSA))); \
     }                                                                                    \
+    /* 1 / (1 + exp(-z)). When every lane of z is within [SHORT_LOW, SHORT_HIGH], as  \
+     * almost always, the same value comes out of fewer dependent steps: no clamps;    \
+     * x = -z folded into the signs (u = -r, the polynomial's odd terms subtracted:    \
+     * the same roundings); and 2^k, a normal number there, built in one piece from    \
+     * t's low bits (the shift's own low bits are zero) and applied in one exact       \
+     * multiplication, where the two halves round once, at the same place. */         \
+    static ATTRIBUTES CYPROP_INLINE P##_VEC NAME##_vec(P##_VEC z)                               \
+    {                                                                                    \
+        const P##_VEC one = P##_SET(1.0), shift = P##_SET(SHIFT);                        \
+        P##_VEC t, k, u, p;                                                              \
+        if (!P##_ALL_WITHIN(z, SHORT_LOW, SHORT_HIGH))                                   \
+            return P##_DIV(one, P##_ADD(one, NAME##_exp(P##_SUB(P##_SET(0.0), z))));     \
+        t = P##_SUB(shift, P##_MUL(z, P##_SET(CYPROP_LOG2E)));                           \
+        k = P##_SUB(t, shift);                                                           \
+        u = P##_ADD(z, P##_MUL(k, P##_SET(LN2_HI)));                                     \
+        u = P##_ADD(u, P##_MUL(k, P##_SET(LN2_LO)));                                     \
+        POLY(P##_VEC, P##_MUL, P##_ADD, P##_SUB, P##_SET, u, p);                         \
+        p = P##_MUL(p, P##_FROM_BITS(P##_IADD(P##_ISHL(P##_BITS(t), MANTISSA),           \
+                                              P##_ISET((P##_IT)BIAS << MANTISSA))));     \
+        return P##_DIV(one, P##_ADD(one, p));                                            \
+    }                                                                                    \
     /* The last n % width values go through the same code from a padded copy. */        \
     static ATTRIBUTES void NAME(P##_T* Z, ptrdiff_t n)                                   \
     {                                                                                    \
-        const P##_VEC one = P##_SET(1.0), zero = P##_SET(0.0);                           \
         P##_T tail[P##_WIDTH];                                                           \
         ptrdiff_t i = 0, j;                                                              \
         for (; i + P##_WIDTH <= n; i += P##_WIDTH)                                       \
-            P##_STORE(Z + i, P##_DIV(one, P##_ADD(one, NAME##_exp(                       \
-                P##_SUB(zero, P##_LOAD(Z + i))))));                                      \
+            P##_STORE(Z + i, NAME##_vec(P##_LOAD(Z + i)));                               \
         if (i < n) {                                                                     \
             for (j = 0; j < P##_WIDTH; j++)                                              \
                 tail[j] = i + j < n ? Z[i + j] : 0;                                      \
-            P##_STORE(tail, P##_DIV(one, P##_ADD(one, NAME##_exp(                        \
-                P##_SUB(zero, P##_LOAD(tail))))));                                       \
+            P##_STORE(tail, NAME##_vec(P##_LOAD(tail)));                                 \
             for (j = 0; i + j < n; j++)                                                  \
                 Z[i + j] = tail[j];                                                      \
         }                                                                                \
@@ -215,6 +243,9 @@ static CYPROP_INLINE float cyprop_from_bits_f(uint32_t b) { float x; memcpy(&x, 
 #define D2_IADD _mm_add_epi64
 #define D2_ISUB _mm_sub_epi64
 #define D2_ISHL _mm_slli_epi64
+#define D2_IT uint64_t
+#define D2_ALL_WITHIN(z, low, high) \
+    (_mm_movemask_pd(_mm_and_pd(_mm_cmpge_pd(z, _mm_set1_pd(low)), _mm_cmple_pd(z, _mm_set1_pd(high)))) == 3)
 
 #define F4_WIDTH 4
 #define F4_T float
@@ -235,6 +266,9 @@ static CYPROP_INLINE float cyprop_from_bits_f(uint32_t b) { float x; memcpy(&x, 
 #define F4_IADD _mm_add_epi32
 #define F4_ISUB _mm_sub_epi32
 #define F4_ISHL _mm_slli_epi32
+#define F4_IT uint32_t
+#define F4_ALL_WITHIN(z, low, high) \
+    (_mm_movemask_ps(_mm_and_ps(_mm_cmpge_ps(z, _mm_set1_ps(low)), _mm_cmple_ps(z, _mm_set1_ps(high)))) == 15)
 #else
 #define CYPROP_BASE_D SD
 #define CYPROP_BASE_F SF
@@ -269,6 +303,10 @@ CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_f_base, , CYPROP_BASE_F, CYPROP_F_CONSTANTS
 #define D4_IADD _mm256_add_epi64
 #define D4_ISUB _mm256_sub_epi64
 #define D4_ISHL _mm256_slli_epi64
+#define D4_IT uint64_t
+#define D4_ALL_WITHIN(z, low, high)                                         \
+    (_mm256_movemask_pd(_mm256_and_pd(_mm256_cmp_pd(z, _mm256_set1_pd(low), _CMP_GE_OQ),   \
+                                      _mm256_cmp_pd(z, _mm256_set1_pd(high), _CMP_LE_OQ))) == 15)
 
 #define F8_WIDTH 8
 #define F8_T float
@@ -289,6 +327,10 @@ CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_f_base, , CYPROP_BASE_F, CYPROP_F_CONSTANTS
 #define F8_IADD _mm256_add_epi32
 #define F8_ISUB _mm256_sub_epi32
 #define F8_ISHL _mm256_slli_epi32
+#define F8_IT uint32_t
+#define F8_ALL_WITHIN(z, low, high)                                         \
+    (_mm256_movemask_ps(_mm256_and_ps(_mm256_cmp_ps(z, _mm256_set1_ps(low), _CMP_GE_OQ),   \
+                                      _mm256_cmp_ps(z, _mm256_set1_ps(high), _CMP_LE_OQ))) == 255)
 
 CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_d_avx2, CYPROP_AVX2, D4, CYPROP_D_CONSTANTS)
 CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_f_avx2, CYPROP_AVX2, F8, CYPROP_F_CONSTANTS)
