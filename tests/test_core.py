@@ -676,6 +676,23 @@ def test_all_finite_values(dtype):
                 assert _core.all_finite_values(spoiled) is False
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_all_finite_values_of_a_long_array(dtype):
+    """Long arrays take a vector loop with several sums and a tail: a bad value
+    anywhere in either is found, and the largest finite values are finite."""
+    info = np.finfo(dtype)
+    for n in [255, 256, 257, 300, 511, 512, 1000, 4099]:
+        values = np.linspace(-1, 1, n).astype(dtype) * info.max
+        values[n // 3] = -0.0
+        values[n // 2] = info.smallest_subnormal
+        assert _core.all_finite_values(values) is True
+        for position in sorted({*range(0, 40, 4), 63, 64, 127, 128, 200, n - 33, n - 2, n - 1}):
+            for bad in [np.nan, np.inf, -np.inf]:
+                spoiled = values.copy()
+                spoiled[position] = bad
+                assert _core.all_finite_values(spoiled) is False, (n, position, bad)
+
+
 def optimizer_settings(kind, **values):
     return {**SGD, "kind": _core.OPTIMIZERS[kind], **values}
 
