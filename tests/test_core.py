@@ -746,7 +746,7 @@ def test_weight_decay_penalises_weights_not_biases(dtype):
 
 def call_train_epochs(X, Y, params, sizes, codes, loss, orders, batch_size, learning_rates,
                       mean=False, settings=SGD, sample_weight=None, backup=None,
-                      signal_interval=1000):
+                      signal_interval=1000, check_inputs=False):
     """_core.train_epochs with every buffer it needs allocated here; params are
     trained in place. Returns what it returns and the epochs' losses."""
     dtype = params.dtype
@@ -765,9 +765,58 @@ def call_train_epochs(X, Y, params, sizes, codes, loss, orders, batch_size, lear
         activation_buffer(layer_sizes, batch_size, dtype),
         activation_buffer(layer_sizes, batch_size, dtype), np.empty_like(params),
         np.empty((2, params.size), dtype) if backup is None else backup, losses,
-        signal_interval,
+        signal_interval, check_inputs,
     )
     return result, losses
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layer_sizes, n_rows, batch_size", [
+    ([3, 4, 1], 8, 8),  # the tiny network's native loop
+    ([3, 4, 1], 8, 2),
+    ([20, 33, 17, 5], 50, 10),
+    ([200, 30, 1], 60, 20),
+])
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_train_epochs_checks_each_batch_of_the_first_epoch(dtype, layer_sizes, n_rows,
+                                                           batch_size, shuffled):
+    """With check_inputs, a batch holding NaN or infinity stops the loop before it
+    is used: the batches before it are trained, as a run over them alone trains
+    them. Without, or with the bad row, the training is the same as ever."""
+    weights, biases, X, Y, sizes, codes = make_case(
+        layer_sizes, n_rows, activations_for(layer_sizes, "sigmoid", "sigmoid"), dtype)
+    rng = np.random.default_rng(8)
+    n_epochs = 2
+    order = (rng.permutation(n_rows) if shuffled else np.arange(n_rows)).astype(np.intp)
+    orders = np.tile(order, (n_epochs, 1)) if shuffled else np.empty((n_epochs, 0), np.intp)
+    rates = np.full(n_epochs, 0.1)
+    clean = flatten(weights, biases, dtype)
+    clean_result, clean_losses = call_train_epochs(X, Y, clean, sizes, codes, "mse", orders,
+                                                   batch_size, rates, check_inputs=True)
+    plain = flatten(weights, biases, dtype)
+    plain_result, plain_losses = call_train_epochs(X, Y, plain, sizes, codes, "mse", orders,
+                                                   batch_size, rates)
+    assert clean_result == plain_result
+    assert clean_result[:2] == (n_epochs, _core.STATUS["completed"])
+    np.testing.assert_array_equal(clean, plain)
+    np.testing.assert_array_equal(clean_losses, plain_losses)
+    for bad_batch in sorted({0, n_rows // batch_size - 1, 1 % (n_rows // batch_size)}):
+        for bad in [np.nan, np.inf, -np.inf]:
+            spoiled = X.copy()
+            spoiled[order[bad_batch * batch_size + batch_size // 2], -1] = bad
+            params = flatten(weights, biases, dtype)
+            (completed, status, step, _), _ = call_train_epochs(
+                spoiled, Y, params, sizes, codes, "mse", orders, batch_size, rates,
+                check_inputs=True)
+            assert (completed, status, step) == (0, _core.STATUS["input_not_finite"],
+                                                 bad_batch)
+            # the batches before the bad one, and nothing else
+            rows = order[: bad_batch * batch_size]
+            expected = flatten(weights, biases, dtype)
+            if rows.size:
+                call_train_epochs(X[rows], Y[rows], expected, sizes, codes, "mse",
+                                  np.empty((1, 0), np.intp), batch_size, rates[:1])
+            np.testing.assert_array_equal(params, expected)
 
 
 def run_training(dtype, layer_sizes, n_rows, batch_size, orders, mean=False, rate=0.05,

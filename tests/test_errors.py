@@ -1,5 +1,7 @@
 """Bad input raises a clear ValueError or TypeError that names the problem."""
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -100,6 +102,82 @@ def test_bad_targets(net, y, error, message):
     for method in (net.fit, net.loss, net.gradients):
         with pytest.raises(error, match=message):
             method(X_GOOD, y)
+
+
+def parameter_bits(net):
+    return [w.view(np.uint64 if w.dtype == np.float64 else np.uint32).copy()
+            for w in net.weights + net.biases]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("layer_sizes, options", [
+    ([3, 4, 1], {"batch_size": 17}),  # the tiny network's native loop, full batch
+    ([3, 4, 1], {"batch_size": 3, "shuffle": False}),
+    ([3, 4, 1], {"batch_size": 3, "shuffle": True}),
+    ([3, 4, 1], {"batch_size": 2, "optimizer": "adam"}),
+    ([3, 300, 2], {"batch_size": 5, "optimizer": "momentum", "shuffle": True}),
+    ([3, 300, 2], {"batch_size": 17, "optimizer": "sgd"}),
+])
+def test_fit_refuses_values_not_finite_and_leaves_the_network_as_it_was(
+        dtype, layer_sizes, options):
+    """X's values are checked as the first epoch reads each batch: a bad one in
+    any batch is reported as before training, and the parameters, the
+    optimizer's state and the shuffling generator are as they were."""
+    rng = np.random.default_rng(3)
+    X = rng.uniform(-1, 1, (17, 3))
+    y = rng.uniform(0, 1, (17, layer_sizes[-1]))
+    net = Network(layer_sizes, seed=0, dtype=dtype)
+    net.fit(X, y, epochs=2, learning_rate=0.1, **options)
+    for row, column, bad in [(0, 0, np.nan), (7, 1, np.inf), (15, 2, -np.inf), (9, 1, 1e300)]:
+        spoiled = X.copy()
+        spoiled[row, column] = bad
+        spoiled[16, 2] = np.nan  # a later one: the message names the first
+        before = copy.deepcopy(net)
+        with pytest.raises(ValueError, match=rf"X contains NaN or infinity \(first at index "
+                                             rf"\({row}, {column}\)\)"
+                           if (bad != 1e300 or dtype == "float32") else
+                           r"X contains NaN or infinity \(first at index \(16, 2\)\)"):
+            net.fit(spoiled, y, epochs=3, learning_rate=0.1, **options)
+        for got, expected in zip(parameter_bits(net), parameter_bits(before)):
+            np.testing.assert_array_equal(got, expected)
+        # the same training from here on gives the same bits
+        net.fit(X, y, epochs=2, learning_rate=0.1, **options)
+        before.fit(X, y, epochs=2, learning_rate=0.1, **options)
+        for got, expected in zip(parameter_bits(net), parameter_bits(before)):
+            np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("options", [
+    {"optimizer": "lbfgs"},
+    {"learning_rate": 0.1, "validation_fraction": 0.25},
+    {"learning_rate": 0.1, "early_stopping": True},
+    {"learning_rate": 1e30},  # diverges on the first batch, before the bad one
+])
+def test_fit_refuses_values_not_finite_whatever_the_options(options):
+    X = np.random.default_rng(4).uniform(-1, 1, (16, 3))
+    X[12, 2] = np.nan
+    net = Network([3, 4, 1], seed=0)
+    before = parameter_bits(net)
+    with pytest.raises(ValueError, match=r"X contains NaN or infinity \(first at index "
+                                         r"\(12, 2\)\)"):
+        net.fit(X, np.zeros(16), epochs=2, batch_size=4, **options)
+    for got, expected in zip(parameter_bits(net), before):
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("batch_size", [None, 2])
+def test_partial_fit_refuses_values_not_finite(batch_size):
+    net = Network([3, 4, 1], seed=0)
+    net.partial_fit(X_GOOD, Y_GOOD, optimizer="adam", learning_rate=0.1)
+    before = copy.deepcopy(net)
+    X = np.ones((4, 3))
+    X[3, 1] = np.inf
+    with pytest.raises(ValueError, match=r"X contains NaN or infinity \(first at index \(3, 1\)"):
+        net.partial_fit(X, Y_GOOD, optimizer="adam", learning_rate=0.1, batch_size=batch_size)
+    net.partial_fit(X_GOOD, Y_GOOD, optimizer="adam", learning_rate=0.1)
+    before.partial_fit(X_GOOD, Y_GOOD, optimizer="adam", learning_rate=0.1)
+    for got, expected in zip(parameter_bits(net), parameter_bits(before)):
+        np.testing.assert_array_equal(got, expected)
 
 
 def test_one_dimensional_targets_need_one_output():

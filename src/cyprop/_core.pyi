@@ -96,4 +96,5 @@ def train_epochs(
     params_backup: _Floats,
     losses_out: NDArray[np.float64],
     signal_interval: int,
+    check_inputs: bool = ...,
 ) -> tuple[int, int, int, int]: ...

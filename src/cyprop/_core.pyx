@@ -58,6 +58,7 @@ cdef enum:
     COMPLETED = 0
     DIVERGED = 1
     INTERRUPTED = 2
+    INPUT_NOT_FINITE = 3
 
 cdef enum:
     SGD = 0
@@ -70,7 +71,8 @@ ACTIVATIONS = {"identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH, "relu": R
                "leaky_relu": LEAKY_RELU, "softmax": SOFTMAX}
 LOSSES = {"mse": MSE, "binary_cross_entropy": BINARY_CROSS_ENTROPY,
           "cross_entropy": CROSS_ENTROPY}
-STATUS = {"completed": COMPLETED, "diverged": DIVERGED, "interrupted": INTERRUPTED}
+STATUS = {"completed": COMPLETED, "diverged": DIVERGED, "interrupted": INTERRUPTED,
+          "input_not_finite": INPUT_NOT_FINITE}
 OPTIMIZERS = {"sgd": SGD, "momentum": MOMENTUM, "nesterov": NESTEROV, "adam": ADAM,
               "irprop-": IRPROP_MINUS}
 #: Buffers of optimizer state, each the size of the parameters.
@@ -1022,7 +1024,7 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
                  floating[:, ::1] Y_batch, floating[::1] weight_batch,
                  floating[::1] A_work, floating[::1] delta_work, floating[::1] grads,
                  floating[:, ::1] params_backup, double[::1] losses_out,
-                 Py_ssize_t signal_interval):
+                 Py_ssize_t signal_interval, bint check_inputs=False):
     """Minibatch training for len(losses_out) epochs, updating params in place.
 
     Epoch e visits the rows of X in the order orders[e], or in storage order
@@ -1045,6 +1047,13 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
 
     Returns (epochs completed, status, optimizer steps taken so far, epoch
     whose starting parameters were restored or -1 for those on entry).
+    With check_inputs set, the first epoch checks each batch's rows of X for
+    NaN and infinity before it uses them, where the batch is read anyway,
+    instead of a separate pass over all of X beforehand (which, on data
+    larger than the caches, costs a few percent of an epoch). Status
+    "input_not_finite" means a batch held such a value: the loop stops
+    before that batch, the earlier batches' updates made, and the caller
+    restores what it saved and reports the input.
     Status "diverged" means the next epoch produced a non-finite loss or
     parameter: it is abandoned and params go back to the last known good.
     Status "interrupted" means a signal arrived during the next epoch; a
@@ -1074,6 +1083,8 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
     if state.shape[0] > 0:
         state_ptr = &state[0]
     if tiny and not gather and batch_size >= n_samples and n_epochs > 0:
+        if check_inputs and not all_finite(&X[0, 0], NULL, n_samples * n_features):
+            return 0, INPUT_NOT_FINITE, first_step, -1
         with nogil:
             tiny = train_tiny_epochs(&X[0, 0], &Y[0, 0], n_samples, &sizes[0], &params[0],
                                      &params_backup[0, 0], mean_reduction, &learning_rates[0],
@@ -1107,6 +1118,10 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
                     Y_rows = &Y[start, 0]
                     if weighted:
                         w_rows = &sample_weight[start]
+                if check_inputs and epoch == 0 and not all_finite(X_rows, NULL,
+                                                                  n_rows * n_features):
+                    status = INPUT_NOT_FINITE
+                    break
                 batch_weight = n_rows
                 if weighted:
                     batch_weight = 0.0
@@ -1164,7 +1179,7 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
                             status = INTERRUPTED
                     if status == INTERRUPTED:
                         break
-            if status == INTERRUPTED:
+            if status == INTERRUPTED or status == INPUT_NOT_FINITE:
                 break
             # The check also copies the parameters to where the next epoch
             # keeps its start: after this epoch's first batch, that row is

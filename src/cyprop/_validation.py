@@ -187,12 +187,14 @@ def _as_numeric_array(values: Any, name: str) -> np.ndarray:
 
 
 def check_features(X: Any, n_features: int, dtype: np.dtype, name: str = "X",
-                   all_finite: Callable[[np.ndarray], bool] | None = None) -> np.ndarray:
+                   all_finite: Callable[[np.ndarray], bool] | None = None,
+                   finite: bool = True) -> np.ndarray:
     """Return ``X`` as a C-contiguous (n_samples, n_features) array of ``dtype``.
 
     ``all_finite``, when given, tells whether a flat array holds only finite
     values, faster than numpy (the core's check); numpy then runs only to
-    find the first bad entry for the message.
+    find the first bad entry for the message. With ``finite`` false the
+    values are not checked here: the caller checks them (:func:`check_finite`).
     """
     X = _as_numeric_array(X, name)
     if X.ndim != 2:
@@ -210,7 +212,8 @@ def check_features(X: Any, n_features: int, dtype: np.dtype, name: str = "X",
     if X.shape[0] > MAX_DIMENSION:
         raise ValueError(f"{name} has more than {MAX_DIMENSION} samples")
     converted = _converted(X, dtype)
-    _check_finite(converted, name, all_finite)
+    if finite:
+        check_finite(converted, name, all_finite)
     return converted
 
 
@@ -236,7 +239,7 @@ def check_targets(
             f"{name} has {y.shape[1]} columns but the network has {n_outputs} outputs"
         )
     converted = _converted(y, dtype)
-    _check_finite(converted, name)
+    check_finite(converted, name)
     return converted
 
 
@@ -266,10 +269,11 @@ def _converted(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
 _FINITE_CHECK_CHUNK = 1 << 16
 
 
-def _check_finite(array: np.ndarray, name: str,
-                  all_finite: Callable[[np.ndarray], bool] | None = None) -> None:
-    """Raise when ``array`` holds NaN or infinity (including float64 values too
-    large for float32, which became infinite in the conversion)."""
+def check_finite(array: np.ndarray, name: str,
+                 all_finite: Callable[[np.ndarray], bool] | None = None) -> None:
+    """Raise ValueError when the C-contiguous ``array`` holds NaN or infinity
+    (including float64 values too large for float32, which became infinite in
+    the conversion), naming the first such entry."""
     flat = array.reshape(-1)  # a view: the array is C-contiguous
     if all_finite is not None and all_finite(flat):
         return
@@ -296,7 +300,7 @@ def check_sample_weight(sample_weight: Any, n_samples: int, dtype: np.dtype,
     if weights.shape[0] != n_samples:
         raise ValueError(f"X has {n_samples} samples but {name} has {weights.shape[0]}")
     weights = _converted(weights, dtype)
-    _check_finite(weights, name)
+    check_finite(weights, name)
     if (weights < 0).any():
         raise ValueError(f"{name} must not be negative")
     if not weights.any():

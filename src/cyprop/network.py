@@ -24,6 +24,7 @@ from cyprop._validation import (
     check_choice,
     check_dtype,
     check_features,
+    check_finite,
     check_integer,
     check_layer_sizes,
     check_non_negative_float,
@@ -382,11 +383,16 @@ class Network:
         return -(-n_samples // n_chunks)
 
     def _check_data(
-        self, X: Any, y: Any, sample_weight: Any = None, name: str = ""
+        self, X: Any, y: Any, sample_weight: Any = None, name: str = "",
+        finite_X: bool = True,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """X, y and sample weights as the core needs them (no weights: an empty array)."""
+        """X, y and sample weights as the core needs them (no weights: an empty array).
+
+        With ``finite_X`` false, X's values are left for the caller to check
+        for NaN and infinity (:meth:`_check_X_values`, or the epoch loop).
+        """
         X = check_features(X, self._layer_sizes[0], self._dtype, f"{name}X",
-                           _core.all_finite_values)
+                           _core.all_finite_values, finite=finite_X)
         y = check_targets(y, X.shape[0], self._layer_sizes[-1], self._dtype, f"{name}y")
         if self._loss in LOSS_OUTPUT_ACTIVATION and (y.min() < 0 or y.max() > 1):
             raise ValueError(
@@ -399,6 +405,11 @@ class Network:
             weights = check_sample_weight(sample_weight, X.shape[0], self._dtype,
                                           f"{name}sample_weight")
         return X, y, weights
+
+    @staticmethod
+    def _check_X_values(X: np.ndarray) -> None:
+        """Raise ValueError, naming the first, if X holds NaN or infinity."""
+        check_finite(X, "X", _core.all_finite_values)
 
     def _check_overflow(self, values: np.ndarray, what: str) -> None:
         """Refuse to hand back NaN or infinity computed from finite inputs."""
@@ -757,6 +768,11 @@ class Network:
 
         Raises
         ------
+        ValueError
+            If ``X`` holds NaN or infinity, naming the first such entry. The
+            first epoch checks each batch as it reads it, rather than all of
+            ``X`` in a pass of its own; a bad value leaves the network as it
+            was before the call (parameters, optimizer state, shuffling).
         FloatingPointError
             If the loss or a parameter becomes NaN or infinite. The
             parameters go back to the last values whose loss was measured
@@ -777,7 +793,7 @@ class Network:
         >>> bool(history[-1] < 1e-6 < history[0])
         True
         """
-        X, y, weights = self._check_data(X, y, sample_weight)
+        X, y, weights = self._check_data(X, y, sample_weight, finite_X=False)
         epochs = check_integer(epochs, "epochs")
         if learning_rate is not None:
             learning_rate = check_positive_float(learning_rate, "learning_rate")
@@ -793,6 +809,13 @@ class Network:
             raise ValueError("give validation_data or validation_fraction, not both")
         if early_stopping and validation_data is None and validation_fraction is None:
             validation_fraction = 0.1
+        # The epoch loop checks X's values as it reads each batch of the first
+        # epoch, saving a pass over the data; where it would not read all of X
+        # first (no epochs, L-BFGS, rows held out for validation), check here.
+        check_X_in_loop = (epochs > 0 and validation_fraction is None
+                           and not isinstance(optimizer, LBFGS))
+        if not check_X_in_loop:
+            self._check_X_values(X)
 
         with self._training():
             if validation_fraction is not None:
@@ -809,7 +832,8 @@ class Network:
                 self._fit_lbfgs(X, y, weights, optimizer, run)
             else:
                 self._fit_epochs(X, y, weights, optimizer, batch_size,
-                                 shuffle and batch_size < X.shape[0], run)
+                                 shuffle and batch_size < X.shape[0], run,
+                                 check_X=check_X_in_loop)
             return run.finish(self)
 
     def partial_fit(
@@ -850,7 +874,7 @@ class Network:
         >>> for X_part, y_part in [([[0, 1]], [3]), ([[1, 0]], [-1])]:
         ...     loss = net.partial_fit(X_part, y_part, learning_rate=0.5)
         """
-        X, y, weights = self._check_data(X, y, sample_weight)
+        X, y, weights = self._check_data(X, y, sample_weight, finite_X=False)
         if learning_rate is not None:
             learning_rate = check_positive_float(learning_rate, "learning_rate")
         optimizer = make_optimizer(optimizer, learning_rate)
@@ -860,7 +884,7 @@ class Network:
         with self._training():
             run = _Run(1, None, False, 1, 0.0, [], 0)
             self._fit_epochs(X, y, weights, optimizer, batch_size, False, run,
-                             count_epochs=False)
+                             count_epochs=False, check_X=True)
             return float(run.losses[0][0])
 
     @contextlib.contextmanager
@@ -919,9 +943,18 @@ class Network:
         shuffle: bool,
         run: _Run,
         count_epochs: bool = True,
+        check_X: bool = False,
     ) -> None:
-        """Gradient-based training, handing the core as many epochs per call as it can."""
+        """Gradient-based training, handing the core as many epochs per call as it can.
+
+        With ``check_X``, X's values have not been checked yet: the core's first
+        epoch checks each batch before using it. Should one hold NaN or infinity,
+        the parameters, the optimizer's state and the random generator go back
+        to what they were on entry, and ValueError names the first such value,
+        as if X had been checked before training.
+        """
         n_samples = X.shape[0]
+        before = _Saved(self) if check_X else None
         state = self._state_for(optimizer)
         settings = _core_settings(optimizer)
         # Everything the core writes during training is allocated here, once.
@@ -956,7 +989,20 @@ class Network:
                 self._activation_codes, self._loss_code, self._reduction == "mean",
                 settings, rates, state.step, state.buffers.reshape(-1), X_batch, y_batch,
                 weight_batch, A_work, delta_work, grads, backup, losses, signal_interval,
+                before is not None,
             )
+            if before is not None:
+                # A first epoch that stopped early may not have read all of X.
+                if completed == 0 and status != _core.STATUS["interrupted"]:
+                    try:
+                        self._check_X_values(X)
+                    except ValueError:
+                        before.restore(self)
+                        raise
+                    if status == _core.STATUS["input_not_finite"]:
+                        raise RuntimeError("the core found a value in X that is not "
+                                           "finite, but numpy did not")
+                before = None
             if count_epochs:
                 state.epoch += completed
             run.record_many(self, losses[:completed], rates[:completed])
@@ -1200,6 +1246,25 @@ class GradientCheck(NamedTuple):
     def worst(self) -> float:
         """The largest error over every layer."""
         return max(self.weights + self.biases)
+
+
+class _Saved:
+    """What training changes in a network, saved to put back should its data
+    turn out to be invalid: parameters, optimizer state, random generator."""
+
+    def __init__(self, net: Network) -> None:
+        self.params = net._params.copy()
+        self.optimizer_state = net._optimizer_state
+        self.optimizer_values = (None if net._optimizer_state is None
+                                 else net._optimizer_state.copy().__dict__)
+        self.rng_state = net._rng.bit_generator.state
+
+    def restore(self, net: Network) -> None:
+        net._params[...] = self.params
+        net._optimizer_state = self.optimizer_state
+        if self.optimizer_state is not None and self.optimizer_values is not None:
+            self.optimizer_state.__dict__.update(self.optimizer_values)
+        net._rng.bit_generator.state = self.rng_state
 
 
 class _OptimizerState:
