@@ -109,35 +109,61 @@ def parameter_bits(net):
             for w in net.weights + net.biases]
 
 
+@pytest.fixture
+def checks_in_loop(monkeypatch):
+    """Records, for each call of the core's epoch loop, whether it checked X."""
+    from cyprop import _core
+    calls = []
+    train_epochs = _core.train_epochs
+
+    def recording(*args):
+        calls.append(args[-1])
+        return train_epochs(*args)
+
+    monkeypatch.setattr(_core, "train_epochs", recording)
+    return calls
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("layer_sizes, options", [
-    ([3, 4, 1], {"batch_size": 17}),  # the tiny network's native loop, full batch
-    ([3, 4, 1], {"batch_size": 3, "shuffle": False}),
-    ([3, 4, 1], {"batch_size": 3, "shuffle": True}),
-    ([3, 4, 1], {"batch_size": 2, "optimizer": "adam"}),
-    ([3, 300, 2], {"batch_size": 5, "optimizer": "momentum", "shuffle": True}),
-    ([3, 300, 2], {"batch_size": 17, "optimizer": "sgd"}),
+@pytest.mark.parametrize("layer_sizes, n_rows, options", [
+    ([3, 4, 1], 60, {"batch_size": 60}),  # the tiny network's native loop, full batch
+    ([3, 4, 1], 60, {"batch_size": 7, "shuffle": False}),
+    ([3, 4, 1], 60, {"batch_size": 7, "shuffle": True}),
+    ([3, 4, 1], 60, {"batch_size": 8, "optimizer": "adam"}),
+    ([3, 300, 2], 2500, {"batch_size": 250, "optimizer": "momentum", "shuffle": True}),
+    ([3, 300, 2], 2500, {"batch_size": 2500, "optimizer": "sgd"}),
+    ([3, 4, 1], 17, {"batch_size": 3, "optimizer": "adam"}),  # checked before training
+    ([3, 300, 2], 60, {"batch_size": 7}),  # checked before training
 ])
 def test_fit_refuses_values_not_finite_and_leaves_the_network_as_it_was(
-        dtype, layer_sizes, options):
-    """X's values are checked as the first epoch reads each batch: a bad one in
-    any batch is reported as before training, and the parameters, the
-    optimizer's state and the shuffling generator are as they were."""
+        dtype, layer_sizes, n_rows, options, checks_in_loop):
+    """X's values are checked as the first epoch reads each batch (or before
+    training, when X is small beside the parameters, whose saving would then
+    cost more): a bad one in any batch is reported as before training, and
+    the parameters, the optimizer's state and the shuffling generator are as
+    they were."""
     rng = np.random.default_rng(3)
-    X = rng.uniform(-1, 1, (17, 3))
-    y = rng.uniform(0, 1, (17, layer_sizes[-1]))
+    X = rng.uniform(-1, 1, (n_rows, 3))
+    y = rng.uniform(0, 1, (n_rows, layer_sizes[-1]))
     net = Network(layer_sizes, seed=0, dtype=dtype)
     net.fit(X, y, epochs=2, learning_rate=0.1, **options)
-    for row, column, bad in [(0, 0, np.nan), (7, 1, np.inf), (15, 2, -np.inf), (9, 1, 1e300)]:
+    n_params = sum(w.size for w in net.weights + net.biases)
+    # the parameters and the optimizer's buffers (none before the first fit)
+    assert checks_in_loop[0] == (X.size >= 2 * n_params) and not any(checks_in_loop[1:])
+    copies = 1 + {"sgd": 0, "momentum": 1, "adam": 2}[options.get("optimizer", "sgd")]
+    last = n_rows - 1
+    for row, column, bad in [(0, 0, np.nan), (n_rows // 2, 1, np.inf),
+                             (last - 1, 2, -np.inf), (9, 1, 1e300)]:
         spoiled = X.copy()
         spoiled[row, column] = bad
-        spoiled[16, 2] = np.nan  # a later one: the message names the first
+        spoiled[last, 2] = np.nan  # a later one: the message names the first
+        first = (row, column) if bad != 1e300 or dtype == "float32" else (last, 2)
         before = copy.deepcopy(net)
+        checks_in_loop.clear()
         with pytest.raises(ValueError, match=rf"X contains NaN or infinity \(first at index "
-                                             rf"\({row}, {column}\)\)"
-                           if (bad != 1e300 or dtype == "float32") else
-                           r"X contains NaN or infinity \(first at index \(16, 2\)\)"):
+                                             rf"\({first[0]}, {first[1]}\)\)"):
             net.fit(spoiled, y, epochs=3, learning_rate=0.1, **options)
+        assert checks_in_loop == ([True] if X.size >= 2 * copies * n_params else [])
         for got, expected in zip(parameter_bits(net), parameter_bits(before)):
             np.testing.assert_array_equal(got, expected)
         # the same training from here on gives the same bits
@@ -165,17 +191,23 @@ def test_fit_refuses_values_not_finite_whatever_the_options(options):
         np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("n_rows", [4, 60])  # checked before training, and in the loop
 @pytest.mark.parametrize("batch_size", [None, 2])
-def test_partial_fit_refuses_values_not_finite(batch_size):
+def test_partial_fit_refuses_values_not_finite(n_rows, batch_size, checks_in_loop):
+    X = np.random.default_rng(5).uniform(-1, 1, (n_rows, 3))
+    y = np.zeros((n_rows, 1))
     net = Network([3, 4, 1], seed=0)
-    net.partial_fit(X_GOOD, Y_GOOD, optimizer="adam", learning_rate=0.1)
+    net.partial_fit(X, y, optimizer="adam", learning_rate=0.1)
     before = copy.deepcopy(net)
-    X = np.ones((4, 3))
-    X[3, 1] = np.inf
-    with pytest.raises(ValueError, match=r"X contains NaN or infinity \(first at index \(3, 1\)"):
-        net.partial_fit(X, Y_GOOD, optimizer="adam", learning_rate=0.1, batch_size=batch_size)
-    net.partial_fit(X_GOOD, Y_GOOD, optimizer="adam", learning_rate=0.1)
-    before.partial_fit(X_GOOD, Y_GOOD, optimizer="adam", learning_rate=0.1)
+    spoiled = X.copy()
+    spoiled[n_rows - 1, 1] = np.inf
+    checks_in_loop.clear()
+    with pytest.raises(ValueError, match=rf"X contains NaN or infinity \(first at index "
+                                         rf"\({n_rows - 1}, 1\)"):
+        net.partial_fit(spoiled, y, optimizer="adam", learning_rate=0.1, batch_size=batch_size)
+    assert checks_in_loop == ([True] if n_rows == 60 else [])
+    net.partial_fit(X, y, optimizer="adam", learning_rate=0.1)
+    before.partial_fit(X, y, optimizer="adam", learning_rate=0.1)
     for got, expected in zip(parameter_bits(net), parameter_bits(before)):
         np.testing.assert_array_equal(got, expected)
 

@@ -771,8 +771,9 @@ class Network:
         ValueError
             If ``X`` holds NaN or infinity, naming the first such entry. The
             first epoch checks each batch as it reads it, rather than all of
-            ``X`` in a pass of its own; a bad value leaves the network as it
-            was before the call (parameters, optimizer state, shuffling).
+            ``X`` in a pass of its own (unless ``X`` is small beside the
+            parameters); a bad value leaves the network as it was before the
+            call (parameters, optimizer state, shuffling).
         FloatingPointError
             If the loss or a parameter becomes NaN or infinite. The
             parameters go back to the last values whose loss was measured
@@ -811,9 +812,8 @@ class Network:
             validation_fraction = 0.1
         # The epoch loop checks X's values as it reads each batch of the first
         # epoch, saving a pass over the data; where it would not read all of X
-        # first (no epochs, L-BFGS, rows held out for validation), check here.
-        check_X_in_loop = (epochs > 0 and validation_fraction is None
-                           and not isinstance(optimizer, LBFGS))
+        # first (L-BFGS, rows held out for validation), they are checked here.
+        check_X_in_loop = validation_fraction is None and not isinstance(optimizer, LBFGS)
         if not check_X_in_loop:
             self._check_X_values(X)
 
@@ -947,13 +947,21 @@ class Network:
     ) -> None:
         """Gradient-based training, handing the core as many epochs per call as it can.
 
-        With ``check_X``, X's values have not been checked yet: the core's first
-        epoch checks each batch before using it. Should one hold NaN or infinity,
-        the parameters, the optimizer's state and the random generator go back
-        to what they were on entry, and ValueError names the first such value,
-        as if X had been checked before training.
+        With ``check_X``, X's values have not been checked yet. Unless X is
+        small beside the parameters, the core's first epoch checks each batch
+        before using it; should one hold NaN or infinity, the parameters, the
+        optimizer's state and the random generator go back to what they were
+        on entry, and ValueError names the first such value, as if X had been
+        checked before training.
         """
         n_samples = X.shape[0]
+        if check_X:
+            saved_copies = 1 + (0 if self._optimizer_state is None
+                                else self._optimizer_state.buffers.shape[0])
+            if X.size < 2 * saved_copies * self._params.size:
+                # Saving what to put back would cost more than the pass it saves.
+                self._check_X_values(X)
+                check_X = False
         before = _Saved(self) if check_X else None
         state = self._state_for(optimizer)
         settings = _core_settings(optimizer)
