@@ -16,23 +16,21 @@
  *    in the low bits of the sum, where integer arithmetic can read it;
  *  - ln 2 is split in two parts, the first with enough trailing zero bits
  *    that k times it is exact (Cody and Waite);
- *  - exp(r) is its Taylor polynomial, of degree 13 (double) or 7 (float):
- *    the first omitted term is below half a unit in the last place;
+ *  - exp(r) is a ratio N / D of two polynomials (below), so that
+ *    sigmoid(z) = 1 / (1 + 2^k N / D) = D / (D + 2^k N), one division;
  *  - 2^k is built from exponent bits, in two halves so that results in the
  *    subnormal range and overflow to infinity come out right.
- * x is first clamped to [-746, 709.8] ([-104, 88.8] for float), beyond
+ * x = -z is first clamped to [-746, 709.8] ([-104, 88.8] for float), beyond
  * which exp is 0 or infinite anyway, keeping k in range; NaN passes the
  * clamps and gives NaN. Where 2^k is a normal number, as it is for almost
  * every argument a network sees, the sigmoid reaches the same bits by a
- * shorter path (NAME_vec below): the chain of dependent steps, which bounds
- * a tiny network's training step, is about a fifth shorter.
+ * shorter path (NAME_vec below).
  *
- * Accuracy, against glibc's exp and expf on 2e7 arguments each: within 1
- * unit in the last place, equal in about 90% of cases. On x86-64 the sigmoid
- * is within 2.4 units of a long-double reference, as 1 / (1 + exp(-z)) with
- * glibc's exp is; the scalar code built for aarch64, where gcc fuses
- * multiply-adds, within 2.0 (double) and 2.44 (float). tests/test_core.py
- * allows 3. */
+ * Accuracy, against a long-double reference on 2.5e7 arguments for each
+ * dtype: within 2.6 units in the last place (double) and 2.5 (float), where
+ * 1 / (1 + exp(-z)) with glibc's exp is within 2.4; the same with the
+ * multiply-adds fused, as gcc builds the scalar code for aarch64.
+ * tests/test_core.py allows 3. */
 #ifndef CYPROP_VECTOR_MATH_H
 #define CYPROP_VECTOR_MATH_H
 
@@ -55,42 +53,30 @@
 #define CYPROP_LN2_HI_F 0.693145751953125f
 #define CYPROP_LN2_LO_F 1.428606765330187045e-06f
 
-/* exp(r) = 1 + (r + r^2 Q(r)), Q(r) = sum_{n>=2} r^(n-2) / n!, with Q in
- * Estrin's scheme: pairs c + c' r, then pairs of those with r^2, r^4, r^8.
- * Horner's scheme is one chain of 26 dependent operations per value (the
- * double sigmoid written that way ran no faster than libm's exp), and
- * adding the 1 and the r last keeps the rounding of the small terms small.
- * ADDR is ADD for the polynomial in r, and SUB for the same polynomial in
- * u = -r: each odd term subtracted instead of added, which rounds the same. */
-#define CYPROP_EXP_POLY_D(VEC, MUL, ADD, ADDR, SET, r, p)                          \
+/* exp(r) = P(r) / P(-r), the Pade approximant of degree (6, 6) (double) or
+ * (3, 3) (float), whose own error for |r| <= ln 2 / 2 is below a
+ * hundredth of a unit in the last place. P(r) = E(r^2) + r O(r^2): one even
+ * part ("even") and one odd part r O ("odd") give both P(r) and P(-r), and
+ * for u = -r the odd part comes out negated, with the same roundings. The
+ * Taylor polynomial of the same accuracy, degree 13 for double, made the
+ * sigmoid's chain of dependent steps (which bounds a tiny network's
+ * training step) about a seventh longer, with a second division. Each part
+ * is a few independent products summed in pairs; the odd part multiplies
+ * by r first, off the chain's longest path. */
+#define CYPROP_EXP_PADE_D(VEC, MUL, ADD, SET, r, even, odd)                           \
     do {                                                                         \
-        VEC r2 = MUL(r, r), r4, r8, q0, q1, q2, q3, q4, q5;                      \
-        r4 = MUL(r2, r2);                                                        \
-        r8 = MUL(r4, r4);                                                        \
-        q0 = ADDR(SET(1.0 / 2.0), MUL(SET(1.0 / 6.0), r));                       \
-        q1 = ADDR(SET(1.0 / 24.0), MUL(SET(1.0 / 120.0), r));                    \
-        q2 = ADDR(SET(1.0 / 720.0), MUL(SET(1.0 / 5040.0), r));                  \
-        q3 = ADDR(SET(1.0 / 40320.0), MUL(SET(1.0 / 362880.0), r));              \
-        q4 = ADDR(SET(1.0 / 3628800.0), MUL(SET(1.0 / 39916800.0), r));          \
-        q5 = ADDR(SET(1.0 / 479001600.0), MUL(SET(1.0 / 6227020800.0), r));      \
-        q0 = ADD(q0, MUL(q1, r2));                                               \
-        q2 = ADD(q2, MUL(q3, r2));                                               \
-        q4 = ADD(q4, MUL(q5, r2));                                               \
-        q0 = ADD(q0, MUL(q2, r4));                                               \
-        q0 = ADD(q0, MUL(q4, r8));                                               \
-        p = ADD(SET(1.0), ADDR(MUL(r2, q0), r));                                 \
+        const VEC r2 = MUL(r, r), r4 = MUL(r2, r2);                              \
+        even = ADD(ADD(SET(1.0), MUL(SET(5.0 / 44.0), r2)),                      \
+                   MUL(r4, ADD(SET(1.0 / 792.0), MUL(SET(1.0 / 665280.0), r2)))); \
+        odd = ADD(ADD(MUL(SET(1.0 / 2.0), r), MUL(MUL(SET(1.0 / 66.0), r), r2)), \
+                  MUL(MUL(SET(1.0 / 15840.0), r), r4));                          \
     } while (0)
 
-#define CYPROP_EXP_POLY_F(VEC, MUL, ADD, ADDR, SET, r, p)                          \
+#define CYPROP_EXP_PADE_F(VEC, MUL, ADD, SET, r, even, odd)                           \
     do {                                                                         \
-        VEC r2 = MUL(r, r), r4, q0, q1, q2;                                      \
-        r4 = MUL(r2, r2);                                                        \
-        q0 = ADDR(SET(1.0f / 2.0f), MUL(SET(1.0f / 6.0f), r));                   \
-        q1 = ADDR(SET(1.0f / 24.0f), MUL(SET(1.0f / 120.0f), r));                \
-        q2 = ADDR(SET(1.0f / 720.0f), MUL(SET(1.0f / 5040.0f), r));              \
-        q0 = ADD(q0, MUL(q1, r2));                                               \
-        q0 = ADD(q0, MUL(q2, r4));                                               \
-        p = ADD(SET(1.0f), ADDR(MUL(r2, q0), r));                                \
+        const VEC r2 = MUL(r, r);                                                \
+        even = ADD(SET(1.0f), MUL(SET(1.0f / 10.0f), r2));                       \
+        odd = ADD(MUL(SET(1.0f / 2.0f), r), MUL(MUL(SET(1.0f / 120.0f), r), r2)); \
     } while (0)
 
 /* Each instruction set below names the same operations; CYPROP_DEFINE_SIGMOID
@@ -151,58 +137,65 @@ static CYPROP_INLINE float cyprop_from_bits_f(uint32_t b) { float x; memcpy(&x, 
  * exponent's bias and position, the polynomial, and the range of z over which
  * the sigmoid takes its short path (NAME_vec). */
 #define CYPROP_D_CONSTANTS CYPROP_SHIFT_D, -746.0, 709.8, CYPROP_LN2_HI_D, CYPROP_LN2_LO_D, \
-    1023, 52, CYPROP_EXP_POLY_D, -709.0, 708.0
+    1023, 52, CYPROP_EXP_PADE_D, -709.0, 708.0
 #define CYPROP_F_CONSTANTS CYPROP_SHIFT_F, -104.0f, 88.8f, CYPROP_LN2_HI_F, CYPROP_LN2_LO_F, \
-    127, 23, CYPROP_EXP_POLY_F, -88.0f, 87.0f
+    127, 23, CYPROP_EXP_PADE_F, -88.0f, 87.0f
 
 /* The outer macro expands its arguments (the instruction set's name, the
  * constants' list) before the inner one pastes and splits them; CYPROP_EXPAND
  * makes MSVC's traditional preprocessor split __VA_ARGS__ too. */
 #define CYPROP_EXPAND(x) x
 #define CYPROP_DEFINE_SIGMOID(...) CYPROP_EXPAND(CYPROP_DEFINE_SIGMOID_(__VA_ARGS__))
-#define CYPROP_DEFINE_SIGMOID_(NAME, ATTRIBUTES, P, SHIFT, LOW, HIGH, LN2_HI, LN2_LO,    \
-                               BIAS, MANTISSA, POLY, SHORT_LOW, SHORT_HIGH)             \
-    static ATTRIBUTES CYPROP_INLINE P##_VEC NAME##_exp(P##_VEC x)                               \
-    {                                                                                    \
-        const P##_VEC shift = P##_SET(SHIFT);                                            \
-        const P##_IVEC shift_bits = P##_BITS(shift);                                     \
-        P##_VEC t, k, r, p, half;                                                        \
-        P##_IVEC k1, k2;                                                                 \
-        x = P##_MAX(P##_SET(LOW), x);                                                    \
-        x = P##_MIN(P##_SET(HIGH), x);                                                   \
-        t = P##_ADD(P##_MUL(x, P##_SET(CYPROP_LOG2E)), shift);                           \
-        k = P##_SUB(t, shift);                                                           \
-        r = P##_SUB(x, P##_MUL(k, P##_SET(LN2_HI)));                                     \
-        r = P##_SUB(r, P##_MUL(k, P##_SET(LN2_LO)));                                     \
-        POLY(P##_VEC, P##_MUL, P##_ADD, P##_ADD, P##_SET, r, p);                         \
-        half = P##_ADD(P##_MUL(k, P##_SET(0.5)), shift);                                 \
-        k1 = P##_ISUB(P##_BITS(half), shift_bits);                                       \
-        k2 = P##_ISUB(P##_ISUB(P##_BITS(t), shift_bits), k1);                            \
-        return P##_MUL(P##_MUL(p, P##_FROM_BITS(P##_ISHL(P##_IADD(k1, P##_ISET(BIAS)),   \
-                                                          MANTISSA))),                   \
-                       P##_FROM_BITS(P##_ISHL(P##_IADD(k2, P##_ISET(BIAS)), MANTISSA))); \
-    }                                                                                    \
-    /* 1 / (1 + exp(-z)). When every lane of z is within [SHORT_LOW, SHORT_HIGH], as  \
-     * almost always, the same value comes out of fewer dependent steps: no clamps;    \
-     * x = -z folded into the signs (u = -r, the polynomial's odd terms subtracted:    \
-     * the same roundings); and 2^k, a normal number there, built in one piece from    \
-     * t's low bits (the shift's own low bits are zero) and applied in one exact       \
-     * multiplication, where the two halves round once, at the same place. */         \
-    static ATTRIBUTES CYPROP_INLINE P##_VEC NAME##_vec(P##_VEC z)                               \
-    {                                                                                    \
-        const P##_VEC one = P##_SET(1.0), shift = P##_SET(SHIFT);                        \
-        P##_VEC t, k, u, p;                                                              \
-        if (!P##_ALL_WITHIN(z, SHORT_LOW, SHORT_HIGH))                                   \
-            return P##_DIV(one, P##_ADD(one, NAME##_exp(P##_SUB(P##_SET(0.0), z))));     \
-        t = P##_SUB(shift, P##_MUL(z, P##_SET(CYPROP_LOG2E)));                           \
-        k = P##_SUB(t, shift);                                                           \
-        u = P##_ADD(z, P##_MUL(k, P##_SET(LN2_HI)));                                     \
-        u = P##_ADD(u, P##_MUL(k, P##_SET(LN2_LO)));                                     \
-        POLY(P##_VEC, P##_MUL, P##_ADD, P##_SUB, P##_SET, u, p);                         \
-        p = P##_MUL(p, P##_FROM_BITS(P##_IADD(P##_ISHL(P##_BITS(t), MANTISSA),           \
-                                              P##_ISET((P##_IT)BIAS << MANTISSA))));     \
-        return P##_DIV(one, P##_ADD(one, p));                                            \
-    }                                                                                    \
+#define CYPROP_DEFINE_SIGMOID_(NAME, ATTRIBUTES, P, SHIFT, LOW, HIGH, LN2_HI, LN2_LO,                    \
+                               BIAS, MANTISSA, RATIONAL, SHORT_LOW, SHORT_HIGH)                          \
+    /* 1 / (1 + exp(-z)) for any z: x = -z, clamped; 2^k in two halves. D = P(-r), and                   \
+     * N = P(r) is made from D, so that their roundings, which the ratio carries,                        \
+     * partly cancel (worst case 2.6 units against 2.7 for N = E + r O). */                              \
+    static ATTRIBUTES CYPROP_INLINE P##_VEC NAME##_full(P##_VEC z)                                       \
+    {                                                                                                    \
+        const P##_VEC shift = P##_SET(SHIFT);                                                            \
+        const P##_IVEC shift_bits = P##_BITS(shift);                                                     \
+        P##_VEC x, t, k, r, even, odd, numerator, denominator, half;                                     \
+        P##_IVEC k1, k2;                                                                                 \
+        x = P##_MAX(P##_SET(LOW), P##_SUB(P##_SET(0.0), z));                                             \
+        x = P##_MIN(P##_SET(HIGH), x);                                                                   \
+        t = P##_ADD(P##_MUL(x, P##_SET(CYPROP_LOG2E)), shift);                                           \
+        k = P##_SUB(t, shift);                                                                           \
+        r = P##_SUB(x, P##_MUL(k, P##_SET(LN2_HI)));                                                     \
+        r = P##_SUB(r, P##_MUL(k, P##_SET(LN2_LO)));                                                     \
+        RATIONAL(P##_VEC, P##_MUL, P##_ADD, P##_SET, r, even, odd);                                      \
+        denominator = P##_SUB(even, odd);                                                                \
+        numerator = P##_ADD(denominator, P##_ADD(odd, odd));                                             \
+        half = P##_ADD(P##_MUL(k, P##_SET(0.5)), shift);                                                 \
+        k1 = P##_ISUB(P##_BITS(half), shift_bits);                                                       \
+        k2 = P##_ISUB(P##_ISUB(P##_BITS(t), shift_bits), k1);                                            \
+        numerator = P##_MUL(numerator, P##_FROM_BITS(P##_ISHL(P##_IADD(k1, P##_ISET(BIAS)), MANTISSA))); \
+        numerator = P##_MUL(numerator, P##_FROM_BITS(P##_ISHL(P##_IADD(k2, P##_ISET(BIAS)), MANTISSA))); \
+        return P##_DIV(denominator, P##_ADD(denominator, numerator));                                    \
+    }                                                                                                    \
+    /* The same, when every lane of z is within [SHORT_LOW, SHORT_HIGH], as almost                       \
+     * always, from fewer dependent steps: no clamps; x = -z folded into the signs                       \
+     * (u = -r, so the odd part's sign turns, with the same roundings); and 2^k, a                       \
+     * normal number there, built in one piece from t's low bits (the shift's own low                    \
+     * bits are zero) and applied in one exact multiplication, where the two halves                      \
+     * round once, at the same place. */                                                                 \
+    static ATTRIBUTES CYPROP_INLINE P##_VEC NAME##_vec(P##_VEC z)                                        \
+    {                                                                                                    \
+        const P##_VEC shift = P##_SET(SHIFT);                                                            \
+        P##_VEC t, k, u, even, odd, numerator, denominator;                                              \
+        if (!P##_ALL_WITHIN(z, SHORT_LOW, SHORT_HIGH))                                                   \
+            return NAME##_full(z);                                                                       \
+        t = P##_SUB(shift, P##_MUL(z, P##_SET(CYPROP_LOG2E)));                                           \
+        k = P##_SUB(t, shift);                                                                           \
+        u = P##_ADD(z, P##_MUL(k, P##_SET(LN2_HI)));                                                     \
+        u = P##_ADD(u, P##_MUL(k, P##_SET(LN2_LO)));                                                     \
+        RATIONAL(P##_VEC, P##_MUL, P##_ADD, P##_SET, u, even, odd);                                      \
+        denominator = P##_ADD(even, odd);                                                                \
+        numerator = P##_SUB(denominator, P##_ADD(odd, odd));                                             \
+        numerator = P##_MUL(numerator, P##_FROM_BITS(P##_IADD(P##_ISHL(P##_BITS(t), MANTISSA),           \
+                                                              P##_ISET((P##_IT)BIAS << MANTISSA))));     \
+        return P##_DIV(denominator, P##_ADD(denominator, numerator));                                    \
+    }                                                                                                    \
     /* The last n % width values go through the same code from a padded copy. */        \
     static ATTRIBUTES void NAME(P##_T* Z, ptrdiff_t n)                                   \
     {                                                                                    \
