@@ -157,6 +157,23 @@ def test_schedule_continues_across_calls():
                                0.01 * 0.5 ** (np.arange(6) // 2))
 
 
+@pytest.mark.parametrize("verbose", [0, 2])
+def test_history_owns_its_arrays(verbose, capsys):
+    """One call of the training loop or several (verbose reports every 2 epochs): the
+    history's arrays are whole, writable, their own, and untouched by later training."""
+    X, y = regression_data()
+    net = small_net()
+    history = net.fit(X, y, epochs=5, learning_rate=0.01, verbose=verbose)
+    for values in (history.loss, history.learning_rate):
+        assert values.shape == (5,) and values.base is None and values.flags.writeable
+    kept = history.loss.copy(), history.learning_rate.copy()
+    net.fit(X, y, epochs=5, learning_rate=0.02, verbose=verbose)
+    np.testing.assert_array_equal(history.loss, kept[0])
+    np.testing.assert_array_equal(history.learning_rate, kept[1])
+    assert (history.learning_rate == 0.01).all()
+    assert len(capsys.readouterr().out.splitlines()) == (4 if verbose else 0)
+
+
 # --- continuing, determinism, partial_fit ------------------------------------------
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "nesterov", "irprop-"])

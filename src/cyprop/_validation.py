@@ -166,10 +166,14 @@ def _check_hidden(name: Any, label: str, hidden_choices: Sequence[str],
 
 def _as_numeric_array(values: Any, name: str) -> np.ndarray:
     """``values`` as a numpy array of real numbers (bool and int included)."""
-    try:
-        array = np.asarray(values)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"{name} must be an array of numbers: {error}") from None
+    if type(values) is np.ndarray:
+        # np.asarray would return it as it is, at the cost of a call.
+        array = values
+    else:
+        try:
+            array = np.asarray(values)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"{name} must be an array of numbers: {error}") from None
     if array.dtype.kind == "O":
         try:
             array = array.astype(np.float64)
@@ -218,11 +222,13 @@ def check_features(X: Any, n_features: int, dtype: np.dtype, name: str = "X",
 
 
 def check_targets(
-    y: Any, n_samples: int, n_outputs: int, dtype: np.dtype, name: str = "y"
+    y: Any, n_samples: int, n_outputs: int, dtype: np.dtype, name: str = "y",
+    all_finite: Callable[[np.ndarray], bool] | None = None,
 ) -> np.ndarray:
     """Return ``y`` as a C-contiguous (n_samples, n_outputs) array of ``dtype``.
 
     A 1-D ``y`` is accepted when the network has a single output.
+    ``all_finite`` is as in :func:`check_features`.
     """
     y = _as_numeric_array(y, name)
     if y.ndim == 1 and n_outputs == 1:
@@ -239,7 +245,7 @@ def check_targets(
             f"{name} has {y.shape[1]} columns but the network has {n_outputs} outputs"
         )
     converted = _converted(y, dtype)
-    check_finite(converted, name)
+    check_finite(converted, name, all_finite)
     return converted
 
 

@@ -393,7 +393,8 @@ class Network:
         """
         X = check_features(X, self._layer_sizes[0], self._dtype, f"{name}X",
                            _core.all_finite_values, finite=finite_X)
-        y = check_targets(y, X.shape[0], self._layer_sizes[-1], self._dtype, f"{name}y")
+        y = check_targets(y, X.shape[0], self._layer_sizes[-1], self._dtype, f"{name}y",
+                          _core.all_finite_values)
         if self._loss in LOSS_OUTPUT_ACTIVATION and (y.min() < 0 or y.max() > 1):
             raise ValueError(
                 f"{name}y must hold targets between 0 and 1 for the {self._loss} loss "
@@ -1013,7 +1014,11 @@ class Network:
                 before = None
             if count_epochs:
                 state.epoch += completed
-            run.record_many(self, losses[:completed], rates[:completed])
+            # Whole arrays where all their epochs ran: the history keeps them as they are.
+            if completed == count:
+                run.record_many(self, losses, rates)
+            else:
+                run.record_many(self, losses[:completed], rates[:completed])
             if status == _core.STATUS["interrupted"]:
                 # The parameters are those of the last finished batch.
                 raise KeyboardInterrupt
@@ -1348,8 +1353,9 @@ class _Run:
             for loss, rate in zip(losses, rates):
                 self.record(net, float(loss), float(rate))
             return
-        self.losses.append(losses.copy())
-        self.rates.append(rates.copy())
+        # Views: the training loop allocates both arrays afresh for each call.
+        self.losses.append(losses)
+        self.rates.append(rates)
         self.completed += len(losses)
         # Calls of the training loop end on reporting epochs.
         if self.report_every and len(losses) and self.completed % self.report_every == 0:
@@ -1386,12 +1392,19 @@ class _Run:
         if self.early_stopping and self.best_params is not None:
             net._params[...] = self.best_params
         return History(
-            np.concatenate(self.losses) if self.losses else np.empty(0),
+            _joined(self.losses),
             np.array(self.val_losses, dtype=np.float64) if self.validation is not None else None,
-            np.concatenate(self.rates) if self.rates else np.empty(0),
+            _joined(self.rates),
             best_epoch=self.best_epoch if self.early_stopping else None,
             stopped_early=self.completed < self.epochs,
         )
+
+
+def _joined(chunks: list[np.ndarray]) -> np.ndarray:
+    """The chunks end to end, as one array of their own (the one chunk, if one)."""
+    if len(chunks) == 1 and chunks[0].base is None:
+        return chunks[0]
+    return np.concatenate(chunks) if chunks else np.empty(0)
 
 
 def _rectangular(values: Any, name: str) -> np.ndarray:
