@@ -112,15 +112,18 @@ def parameter_bits(net):
 @pytest.fixture
 def checks_in_loop(monkeypatch):
     """Records, for each call of the core's epoch loop, whether it checked X."""
-    from cyprop import _core
+    from cyprop._kernels import kernels_for
     calls = []
-    train_epochs = _core.train_epochs
 
-    def recording(*args):
-        calls.append(args[-1])
-        return train_epochs(*args)
+    def recording(train_epochs):
+        def recorded(*args):
+            calls.append(args[-1])
+            return train_epochs(*args)
+        return recorded
 
-    monkeypatch.setattr(_core, "train_epochs", recording)
+    for dtype in ("float32", "float64"):
+        kernels = kernels_for(np.dtype(dtype))
+        monkeypatch.setattr(kernels, "train_epochs", recording(kernels.train_epochs))
     return calls
 
 

@@ -124,7 +124,8 @@ import ctypes, gc, json, os, sys
 
 import numpy as np
 
-from cyprop import Network, _core
+from cyprop import Network
+from cyprop._kernels import kernels_for
 
 directory = sys.argv[1]
 libc = ctypes.CDLL(None)
@@ -164,7 +165,8 @@ if count_allocations(bytearray, 1 << 20)[0] < 1:
     print(json.dumps({"tracing": False}))
     sys.exit(0)
 
-train_epochs = _core.train_epochs
+kernels = kernels_for(np.dtype(np.float64))
+train_epochs = kernels.train_epochs
 per_call = []
 
 
@@ -184,11 +186,11 @@ for epochs, batch_size in [(1, 32), (1, 1), (201, 32), (201, 1)]:
     net.fit(X, y, epochs=1, **options)  # first-call allocations out of the way
     gc.collect()
     whole_fit = count_allocations(net.fit, X, y, epochs=epochs, **options)[0]
-    _core.train_epochs = counted_train_epochs
+    kernels.train_epochs = counted_train_epochs
     try:
         net.fit(X, y, epochs=epochs, **options)
     finally:
-        _core.train_epochs = train_epochs
+        kernels.train_epochs = train_epochs
     results.append({"epochs": epochs, "batch_size": batch_size,
                     "batches": epochs * -(-len(X) // batch_size),
                     "fit": whole_fit, "core_calls": list(per_call)})

@@ -17,6 +17,7 @@ import numpy as np
 
 from cyprop import _core
 from cyprop._blas_warmup import blas_is_warm, warm_up_blas
+from cyprop._kernels import kernels_for
 from cyprop._persistence import ModelFileError, read_model, write_model
 from cyprop._validation import (
     check_activations,
@@ -168,6 +169,7 @@ class Network:
             raise ValueError("a softmax output needs at least 2 units; use sigmoid for one")
         self._reduction = check_choice(reduction, "reduction", REDUCTIONS)
         self._dtype = check_dtype(dtype)
+        self._kernels = kernels_for(self._dtype)
         self._sizes = np.array(sizes, dtype=np.intp)
         self._activation_codes = np.array(
             [_core.ACTIVATIONS[name] for name in activations], dtype=np.intc
@@ -392,9 +394,9 @@ class Network:
         for NaN and infinity (:meth:`_check_X_values`, or the epoch loop).
         """
         X = check_features(X, self._layer_sizes[0], self._dtype, f"{name}X",
-                           _core.all_finite_values, finite=finite_X)
+                           self._kernels.all_finite_values, finite=finite_X)
         y = check_targets(y, X.shape[0], self._layer_sizes[-1], self._dtype, f"{name}y",
-                          _core.all_finite_values)
+                          self._kernels.all_finite_values)
         if self._loss in LOSS_OUTPUT_ACTIVATION and (y.min() < 0 or y.max() > 1):
             raise ValueError(
                 f"{name}y must hold targets between 0 and 1 for the {self._loss} loss "
@@ -407,13 +409,13 @@ class Network:
                                           f"{name}sample_weight")
         return X, y, weights
 
-    @staticmethod
-    def _check_X_values(X: np.ndarray) -> None:
+    def _check_X_values(self, X: np.ndarray) -> None:
         """Raise ValueError, naming the first, if X holds NaN or infinity."""
-        check_finite(X, "X", _core.all_finite_values)
+        check_finite(X, "X", self._kernels.all_finite_values)
 
     def _check_overflow(self, values: np.ndarray, what: str) -> None:
         """Refuse to hand back NaN or infinity computed from finite inputs."""
+        # The fused function: values may be a float64 loss of a float32 network.
         if not _core.all_finite_values(values.reshape(-1)):
             raise FloatingPointError(
                 f"{what} produced NaN or infinity from finite inputs: the network's "
@@ -445,10 +447,11 @@ class Network:
         >>> [A.shape for A in net.forward([[0, 1, 1], [1, 1, 0]])]
         [(2, 4), (2, 1)]
         """
-        X = check_features(X, self._layer_sizes[0], self._dtype, "X", _core.all_finite_values)
+        X = check_features(X, self._layer_sizes[0], self._dtype, "X",
+                           self._kernels.all_finite_values)
         buffer = self._activation_buffer(X.shape[0])
         self._warm_up_blas(X.shape[0])
-        _core.forward(X, self._params, self._sizes, self._activation_codes, buffer)
+        self._kernels.forward(X, self._params, self._sizes, self._activation_codes, buffer)
         return self._layer_views_of_activations(buffer, X.shape[0])
 
     def _layer_views_of_activations(self, buffer: np.ndarray, n_rows: int) -> list[np.ndarray]:
@@ -475,14 +478,15 @@ class Network:
         >>> Network([3, 4, 1], seed=0).predict([[0, 1, 1]]).shape
         (1, 1)
         """
-        X = check_features(X, self._layer_sizes[0], self._dtype, "X", _core.all_finite_values)
+        X = check_features(X, self._layer_sizes[0], self._dtype, "X",
+                           self._kernels.all_finite_values)
         n_samples, n_outputs = X.shape[0], self._layer_sizes[-1]
         chunk = self._chunk_rows(n_samples)
         buffer = self._activation_buffer(chunk)
         self._warm_up_blas(chunk)
         if chunk == n_samples:
             # One chunk (one sample, say): copy its outputs out, and nothing more.
-            _core.forward(X, self._params, self._sizes, self._activation_codes, buffer)
+            self._kernels.forward(X, self._params, self._sizes, self._activation_codes, buffer)
             outputs = buffer[buffer.size - n_samples * n_outputs :].reshape(
                 n_samples, n_outputs).copy()
         else:
@@ -491,7 +495,8 @@ class Network:
                 rows = X[start : start + chunk]
                 n_rows = rows.shape[0]
                 used = buffer[: n_rows * sum(self._layer_sizes[1:])]
-                _core.forward(rows, self._params, self._sizes, self._activation_codes, used)
+                self._kernels.forward(rows, self._params, self._sizes, self._activation_codes,
+                                      used)
                 outputs[start : start + n_rows] = used[used.size - n_rows * n_outputs :].reshape(
                     n_rows, n_outputs
                 )
@@ -525,21 +530,22 @@ class Network:
             row_weights = weights[start : start + chunk] if weights.size else weights
             n_rows = rows.shape[0]
             if grads is not None:
-                total += _core.loss_gradient(
+                total += self._kernels.loss_gradient(
                     rows, targets, row_weights, self._params, self._sizes,
                     self._activation_codes, self._loss_code, scale,
                     A_work[: n_rows * n_units], second[: n_rows * n_units], chunk_grads,
                 )
                 grads += chunk_grads
             else:
-                total += _core.loss_sum(
+                total += self._kernels.loss_sum(
                     rows, targets, row_weights, self._params, self._sizes,
                     self._activation_codes, self._loss_code, A_work[: n_rows * n_units],
                     second[: n_rows * n_outputs],
                 )
-        objective = total * scale + _core.penalty(self._params, self._sizes, weight_decay)
+        penalty = self._kernels.penalty(self._params, self._sizes, weight_decay)
+        objective: float = total * scale + penalty
         if grads is not None:
-            _core.add_penalty_gradient(self._params, grads, self._sizes, weight_decay)
+            self._kernels.add_penalty_gradient(self._params, grads, self._sizes, weight_decay)
         return objective
 
     def loss(self, X: Any, y: Any, sample_weight: Any = None, weight_decay: float = 0.0) -> float:
@@ -993,7 +999,7 @@ class Network:
                 orders = np.empty((count, 0), dtype=np.intp)
             rates = optimizer.schedule.rates(optimizer.learning_rate, state.epoch, count)
             losses = np.empty(count)
-            completed, status, state.step, good_epoch = _core.train_epochs(
+            completed, status, state.step, good_epoch = self._kernels.train_epochs(
                 X, y, weights, orders, batch_size, self._params, self._sizes,
                 self._activation_codes, self._loss_code, self._reduction == "mean",
                 settings, rates, state.step, state.buffers.reshape(-1), X_batch, y_batch,
