@@ -114,7 +114,8 @@ def message_row(name, message):
 
 def load_text():
     try:
-        return "load average %.2f %.2f %.2f" % os.getloadavg()
+        one, five, fifteen = os.getloadavg()
+        return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
     except OSError:
         return "load average unknown"
 
@@ -189,7 +190,8 @@ def run_training(workload, contenders, args, threads, peaks):
                 active.remove(row)
                 continue
             if row.limit is None:
-                row.limit = max(args.repeats, args.repeats_fast) if row.times[0] < 0.1 else args.repeats
+                row.limit = (max(args.repeats, args.repeats_fast) if row.times[0] < 0.1
+                             else args.repeats)
             if len(row.times) >= row.limit or row.spent >= args.budget:
                 active.remove(row)
                 # The last run's trained network gives the final loss.

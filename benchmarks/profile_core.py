@@ -128,8 +128,8 @@ def profile(workload_name, dtype, top, contender_module):
     difference = {name: long_counts.get(name, 0) - short_counts.get(name, 0)
                   for name in set(long_counts) | set(short_counts)}
     per_step_total = (total_long - total_short) / steps
-    print(f"{workload_name}, {contender_module} {dtype}: {short:,} vs {long:,} epochs under callgrind; "
-          f"{steps:,} extra steps cost {per_step_total:,.0f} instructions each")
+    print(f"{workload_name}, {contender_module} {dtype}: {short:,} vs {long:,} epochs under "
+          f"callgrind; {steps:,} extra steps cost {per_step_total:,.0f} instructions each")
     print(f"{'instructions/step':>18} {'share':>6}  function [object]")
     extra = total_long - total_short
     for name, count in sorted(difference.items(), key=lambda item: -item[1])[:top]:

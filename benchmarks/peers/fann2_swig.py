@@ -17,8 +17,7 @@ import tempfile
 import numpy as np
 
 from peers import Unsupported
-from peers.fann_files import (FANN_SIGMOID, TRAIN_BATCH, TRAIN_INCREMENTAL,
-                              fann_network_text)
+from peers.fann_files import FANN_SIGMOID, TRAIN_BATCH, TRAIN_INCREMENTAL, fann_network_text
 
 
 def _libfann():

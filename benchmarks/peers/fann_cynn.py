@@ -14,8 +14,12 @@ import tempfile
 import numpy as np
 
 from peers import Unsupported
-from peers.fann_files import (FANN_LINEAR_PIECE_RECT, FANN_SIGMOID, TRAIN_INCREMENTAL,
-                              fann_network_text)
+from peers.fann_files import (
+    FANN_LINEAR_PIECE_RECT,
+    FANN_SIGMOID,
+    TRAIN_INCREMENTAL,
+    fann_network_text,
+)
 
 
 def _module():

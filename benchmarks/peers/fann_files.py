@@ -47,7 +47,8 @@ def fann_network_text(template, weights, biases, activations, steepnesses,
     for W, b in zip(weights, biases):
         fan_in = W.shape[0]
         sources = [str(first + i) for i in range(fan_in + 1)]   # last one is the bias neuron
-        full = np.vstack([np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)[None, :]])
+        full = np.vstack([np.asarray(W, dtype=np.float64),
+                          np.asarray(b, dtype=np.float64)[None, :]])
         for j in range(W.shape[1]):
             connections.append(" ".join(f"({s}, {w:.20e})" for s, w in zip(sources, full[:, j])))
         first += fan_in + 1
@@ -82,7 +83,8 @@ def genann_network_text(weights, biases):
         raise ValueError("genann needs hidden layers of one size")
     values = []
     for W, b in zip(weights, biases):
-        values.append(np.column_stack([-np.asarray(b, dtype=np.float64), np.asarray(W, dtype=np.float64).T]).ravel())
+        values.append(np.column_stack([-np.asarray(b, dtype=np.float64),
+                                       np.asarray(W, dtype=np.float64).T]).ravel())
     body = " ".join(f"{v:.20e}" for v in np.concatenate(values))
     return f"{sizes[0]} {len(hidden)} {hidden[0] if hidden else 0} {sizes[-1]} {body}\n"
 

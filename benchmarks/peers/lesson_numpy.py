@@ -32,7 +32,7 @@ class Run:
             hidden_layer_output = sigmoid(np.dot(X, W1) + b1)
             output_layer_output = sigmoid(np.dot(hidden_layer_output, W2) + b2)
             loss = np.mean((output_layer_output - y) ** 2)
-            output_layer_gradient = (output_layer_output - y) * sigmoid_derivative(output_layer_output)
+            output_layer_gradient = (output_layer_output - y) * sigmoid_derivative(output_layer_output)  # noqa: E501 (the lesson's line)
             hidden_layer_error = output_layer_gradient.dot(W2.T)
             hidden_layer_gradient = hidden_layer_error * sigmoid_derivative(hidden_layer_output)
             W2 -= learning_rate * hidden_layer_output.T.dot(output_layer_gradient)

@@ -44,14 +44,14 @@ class MinibatchMLP:
         Z /= row_max
 
     def forward(self, X, m):
-        """Fill A[l][:m] for every layer from the rows X (m of them)."""
+        """Fill A[layer][:m] for every layer from the rows X (m of them)."""
         last = len(self.W) - 1
         A_prev = X
-        for l, (W, b) in enumerate(zip(self.W, self.b)):
-            Z = self.A[l][:m]
+        for layer, (W, b) in enumerate(zip(self.W, self.b)):
+            Z = self.A[layer][:m]
             np.matmul(A_prev, W, out=Z)      # Z = A_prev @ W
             Z += b
-            if l < last:
+            if layer < last:
                 if self.workload.hidden == "sigmoid":
                     self._sigmoid(Z)
                 else:
@@ -80,28 +80,28 @@ class MinibatchMLP:
             # softmax + cross-entropy: dl/dZ = a - y
             loss = -float(np.sum(np.log(A_out[np.arange(m), labels])))
         scale = learning_rate / m if w.reduction == "mean" else learning_rate
-        for l in range(last, -1, -1):
-            A_prev = X if l == 0 else self.A[l - 1][:m]
-            np.matmul(A_prev.T, delta, out=self.dW[l])      # dW = A_prev.T @ delta
-            np.sum(delta, axis=0, out=self.db[l])           # db = column sums
-            if l > 0:
-                delta_prev = self.delta[l - 1][:m]
-                np.matmul(delta, self.W[l].T, out=delta_prev)   # delta_prev = delta @ W.T
+        for layer in range(last, -1, -1):
+            A_prev = X if layer == 0 else self.A[layer - 1][:m]
+            np.matmul(A_prev.T, delta, out=self.dW[layer])      # dW = A_prev.T @ delta
+            np.sum(delta, axis=0, out=self.db[layer])           # db = column sums
+            if layer > 0:
+                delta_prev = self.delta[layer - 1][:m]
+                np.matmul(delta, self.W[layer].T, out=delta_prev)   # delta_prev = delta @ W.T
                 if w.hidden == "sigmoid":
-                    tmp = self.scratch[l - 1][:m]
+                    tmp = self.scratch[layer - 1][:m]
                     np.subtract(1.0, A_prev, out=tmp)
                     tmp *= A_prev
                     delta_prev *= tmp
                 else:
-                    mask = self.mask[l - 1][:m]
+                    mask = self.mask[layer - 1][:m]
                     np.greater(A_prev, 0.0, out=mask)
                     np.multiply(delta_prev, mask, out=delta_prev)
                 delta_next = delta_prev
-            self.dW[l] *= scale
-            self.W[l] -= self.dW[l]
-            self.db[l] *= scale
-            self.b[l] -= self.db[l]
-            if l > 0:
+            self.dW[layer] *= scale
+            self.W[layer] -= self.dW[layer]
+            self.db[layer] *= scale
+            self.b[layer] -= self.db[layer]
+            if layer > 0:
                 delta = delta_next
         return loss
 
