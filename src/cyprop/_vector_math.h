@@ -361,6 +361,11 @@ static CYPROP_INLINE int cyprop_cpu_has_avx2(void)
  * copy_out, when not NULL, receives a copy of the values from the same pass
  * (the training loop's copy of the parameters at the start of an epoch: for
  * a small network the separate memcpy cost about as much as the check). */
+/* Each type's exponent field and the unit of its lowest bit. */
+#define CYPROP_EXPONENT_D 0x7ff0000000000000u
+#define CYPROP_EXPONENT_UNIT_D ((uint64_t)1 << 52)
+#define CYPROP_EXPONENT_F 0x7f800000u
+#define CYPROP_EXPONENT_UNIT_F ((uint32_t)1 << 23)
 #define CYPROP_DEFINE_ALL_FINITE(NAME, T, UINT, EXPONENT, UNIT, BITS)                   \
     static CYPROP_INLINE int NAME##_base(const T* values, T* copy_out, ptrdiff_t n)     \
     {                                                                                    \
@@ -375,10 +380,10 @@ static CYPROP_INLINE int cyprop_cpu_has_avx2(void)
         }                                                                                \
         return (carries >> (8 * sizeof(UINT) - 1)) == 0;                                 \
     }
-CYPROP_DEFINE_ALL_FINITE(cyprop_all_finite_d, double, uint64_t, 0x7ff0000000000000u,
-                         (uint64_t)1 << 52, cyprop_bits_d)
-CYPROP_DEFINE_ALL_FINITE(cyprop_all_finite_f, float, uint32_t, 0x7f800000u, (uint32_t)1 << 23,
-                         cyprop_bits_f)
+CYPROP_DEFINE_ALL_FINITE(cyprop_all_finite_d, double, uint64_t, CYPROP_EXPONENT_D,
+                         CYPROP_EXPONENT_UNIT_D, cyprop_bits_d)
+CYPROP_DEFINE_ALL_FINITE(cyprop_all_finite_f, float, uint32_t, CYPROP_EXPONENT_F,
+                         CYPROP_EXPONENT_UNIT_F, cyprop_bits_f)
 
 /* The same test on AVX2, for the check of a whole data set before training
  * or inference: the loop above, as gcc vectorizes it for SSE2, reads 60,000
@@ -405,9 +410,10 @@ CYPROP_DEFINE_ALL_FINITE(cyprop_all_finite_f, float, uint32_t, 0x7f800000u, (uin
 #define CYPROP_SIGNS_D(v) _mm256_movemask_pd(_mm256_castsi256_pd(v))
 #define CYPROP_SIGNS_F(v) _mm256_movemask_ps(_mm256_castsi256_ps(v))
 CYPROP_DEFINE_ALL_FINITE_AVX2(cyprop_all_finite_d, double, _mm256_set1_epi64x, _mm256_add_epi64,
-                              CYPROP_SIGNS_D, 0x7ff0000000000000, (long long)1 << 52)
+                              CYPROP_SIGNS_D, (long long)CYPROP_EXPONENT_D,
+                              (long long)CYPROP_EXPONENT_UNIT_D)
 CYPROP_DEFINE_ALL_FINITE_AVX2(cyprop_all_finite_f, float, _mm256_set1_epi32, _mm256_add_epi32,
-                              CYPROP_SIGNS_F, 0x7f800000, 1 << 23)
+                              CYPROP_SIGNS_F, (int)CYPROP_EXPONENT_F, (int)CYPROP_EXPONENT_UNIT_F)
 #define CYPROP_ALL_FINITE(NAME, values, copy_out, n)                                       \
     (copy_out == NULL && n >= 256 && cyprop_cpu_has_avx2() ? NAME##_avx2(values, n)        \
                                                            : NAME##_base(values, copy_out, n))
