@@ -109,6 +109,22 @@ def test_fitting_one_network_from_two_threads_is_refused():
     assert all(np.isfinite(p).all() for p in net.weights + net.biases)
 
 
+def test_a_fit_that_raises_lets_the_network_train_again():
+    X, y = make_data(0, 40)
+    net = Network([20, 8, 4], activation="tanh", output_activation="identity", seed=0)
+    with pytest.raises(FloatingPointError):
+        net.fit(X, y * 1e150, epochs=5, learning_rate=10.0)
+
+    def stop(net, logs):
+        raise KeyError("from a callback")
+
+    with pytest.raises(KeyError):
+        net.fit(X, y, epochs=2, learning_rate=0.01, callbacks=[stop])
+    assert not net._fit_lock.locked()
+    history = net.fit(X, y, epochs=3, learning_rate=0.01)
+    assert len(history) == 3
+
+
 def _train_large(dtype, n_threads, threadpoolctl, optimizer):
     X, y = make_data(5, 512)
     with threadpoolctl.threadpool_limits(limits=n_threads):

@@ -7,10 +7,9 @@ the core's status codes into exceptions.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -894,18 +893,9 @@ class Network:
                              count_epochs=False, check_X=True)
             return float(run.losses[0][0])
 
-    @contextlib.contextmanager
-    def _training(self) -> Iterator[None]:
-        """Hold this network's training lock, refusing a second trainer."""
-        if not self._fit_lock.acquire(blocking=False):
-            raise RuntimeError(
-                "this network is already being trained in another thread; "
-                "train a copy instead (copy.deepcopy(net))"
-            )
-        try:
-            yield
-        finally:
-            self._fit_lock.release()
+    def _training(self) -> _TrainingLock:
+        """This network's training lock, to hold with ``with``; a second trainer is refused."""
+        return _TrainingLock(self._fit_lock)
 
     def _split_validation(
         self, X: np.ndarray, y: np.ndarray, weights: np.ndarray, fraction: Any
@@ -1265,6 +1255,28 @@ class GradientCheck(NamedTuple):
     def worst(self) -> float:
         """The largest error over every layer."""
         return max(self.weights + self.biases)
+
+
+class _TrainingLock:
+    """Holds a lock for a ``with`` block, raising RuntimeError if it is taken.
+
+    A class rather than a generator under contextlib.contextmanager, which
+    makes several more Python calls on every fit: on the lesson's network,
+    fit's own work is a tenth of its time (benchmarks/README.md).
+    """
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.lock = lock
+
+    def __enter__(self) -> None:
+        if not self.lock.acquire(blocking=False):
+            raise RuntimeError(
+                "this network is already being trained in another thread; "
+                "train a copy instead (copy.deepcopy(net))"
+            )
+
+    def __exit__(self, *exception: object) -> None:
+        self.lock.release()
 
 
 class _Saved:
