@@ -48,7 +48,8 @@ SCIPY = "scipy"
 SCIPY_OPENBLAS32 = "scipy-openblas32"
 MKL = "mkl"
 
-# The Fortran-interface symbols of the scipy-openblas builds carry this prefix.
+# The symbols of the scipy-openblas builds (the Fortran interface and OpenBLAS's
+# own functions) carry this prefix.
 _SYMBOL_PREFIX = "scipy_"
 _FUNCTIONS = ("sgemm_", "dgemm_", "sgemv_", "dgemv_")
 
@@ -97,7 +98,7 @@ def _open_scipy_openblas32() -> _Opened:
     path = _library_path()
     library = ctypes.CDLL(path, mode=ctypes.RTLD_LOCAL)
     addresses = _addresses(library, path, _SYMBOL_PREFIX)
-    config = library.scipy_openblas_get_config
+    config = getattr(library, _SYMBOL_PREFIX + "openblas_get_config")
     config.restype = ctypes.c_char_p
     version = importlib.metadata.version("scipy-openblas32")
     return f"{SCIPY_OPENBLAS32} {version} ({config().decode()}), {path}", library, addresses
