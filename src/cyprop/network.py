@@ -170,6 +170,10 @@ class Network:
         self._dtype = check_dtype(dtype)
         self._kernels = kernels_for(self._dtype)
         self._sizes = np.array(sizes, dtype=np.intp)
+        # Per sample: the activations of every layer after the input, and the
+        # multiply-adds of the largest layer's product.
+        self._n_units = sum(sizes[1:])
+        self._largest_layer = max(a * b for a, b in zip(sizes[:-1], sizes[1:]))
         self._activation_codes = np.array(
             [_core.ACTIVATIONS[name] for name in activations], dtype=np.intc
         )
@@ -365,21 +369,18 @@ class Network:
 
     def _activation_buffer(self, n_rows: int) -> np.ndarray:
         """A flat buffer for every layer's activations over ``n_rows`` samples."""
-        return np.empty(n_rows * sum(self._layer_sizes[1:]), dtype=self._dtype)
+        return np.empty(n_rows * self._n_units, dtype=self._dtype)
 
     def _warm_up_blas(self, n_rows: int) -> None:
         """Prepare BLAS when a product over ``n_rows`` rows will reach it."""
-        if blas_is_warm():
-            return
-        largest = max(a * b for a, b in zip(self._layer_sizes[:-1], self._layer_sizes[1:]))
-        if n_rows * largest >= _core.BLAS_MIN_PRODUCT:
+        if n_rows * self._largest_layer >= _core.BLAS_MIN_PRODUCT and not blas_is_warm():
             warm_up_blas()
 
     def _chunk_rows(self, n_samples: int) -> int:
         """Rows per chunk so that a chunk's activations stay near _CHUNK_ACTIVATIONS,
         in chunks of equal size: a remainder would be a slow product of a few
         rows (1,024 rows in chunks of 509 once left one of 6)."""
-        most = max(1, min(n_samples, _CHUNK_ACTIVATIONS // sum(self._layer_sizes[1:])))
+        most = max(1, min(n_samples, _CHUNK_ACTIVATIONS // self._n_units))
         n_chunks = -(-n_samples // most)
         return -(-n_samples // n_chunks)
 
@@ -493,7 +494,7 @@ class Network:
             for start in range(0, n_samples, chunk):
                 rows = X[start : start + chunk]
                 n_rows = rows.shape[0]
-                used = buffer[: n_rows * sum(self._layer_sizes[1:])]
+                used = buffer[: n_rows * self._n_units]
                 self._kernels.forward(rows, self._params, self._sizes, self._activation_codes,
                                       used)
                 outputs[start : start + n_rows] = used[used.size - n_rows * n_outputs :].reshape(
@@ -522,7 +523,7 @@ class Network:
         if grads is not None:
             grads[...] = 0
         chunk_grads = np.empty_like(self._params)
-        n_units = sum(self._layer_sizes[1:])
+        n_units = self._n_units
         total = 0.0
         for start in range(0, n_samples, chunk):
             rows, targets = X[start : start + chunk], y[start : start + chunk]
