@@ -34,7 +34,8 @@ INLINE_BUDGET = "--param=inline-unit-growth=2000"
 # The kernels promise each multiply and add rounded on its own, the same bits
 # on every CPU (_vector_math.h, _vector_product.h, _tiny_step.h). gcc and
 # clang fuse them into one rounding where the target has FMA (aarch64, or
-# CFLAGS such as -march=haswell) unless told not to.
+# CFLAGS such as -march=haswell) unless told not to. (The AVX-512 product's
+# fused multiply-adds are written out as such: _gemm_avx512.h.)
 NO_FUSED_MULTIPLY_ADD = "-ffp-contract=off"
 
 
@@ -71,7 +72,7 @@ extensions = [
         "cyprop._core",
         sources=["src/cyprop/_core.pyx"],
         depends=["src/cyprop/_vector_math.h", "src/cyprop/_vector_product.h",
-                 "src/cyprop/_tiny_step.h"],
+                 "src/cyprop/_tiny_step.h", "src/cyprop/_gemm_avx512.h"],
         extra_compile_args=[] if debug else optimize,
         # Linking libm explicitly binds exp and friends to their current
         # versioned symbols instead of glibc's slower compatibility wrappers.

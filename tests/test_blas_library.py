@@ -138,12 +138,17 @@ def test_the_core_calls_the_library_it_names():
 
 def test_the_core_can_go_back_to_scipys_blas():
     before = _core.blas_in_use()
+    threads = _core.blas_threads_function()
     try:
         _core.use_blas()
         assert _core.blas_in_use() == scipy_addresses()
+        # scipy's BLAS does not tell its thread count: no product goes to AVX-512.
+        assert _core.blas_threads_function() == 0
+        assert not _core.takes_avx512_product(64, 256, 784, 4)
     finally:
-        _core.use_blas(*before)
+        _core.use_blas(*before, threads)
     assert _core.blas_in_use() == before
+    assert _core.blas_threads_function() == threads
 
 
 def test_threadpoolctl_sets_the_thread_count_of_the_library_in_use():

@@ -47,6 +47,22 @@ cdef extern from *:
     void* blas_dgemv "cyprop_blas_dgemv"
 
 
+cdef extern from "_gemm_avx512.h" nogil:
+    bint gemm_avx512_float "cyprop_gemm_s"(
+        bint transpose_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha,
+        const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb, float beta, float* C,
+        Py_ssize_t ldc)
+    bint gemm_avx512_double "cyprop_gemm_d"(
+        bint transpose_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha,
+        const double* A, Py_ssize_t lda, const double* B, Py_ssize_t ldb, double beta,
+        double* C, Py_ssize_t ldc)
+    bint gemm_fits "cyprop_gemm_fits"(bint transpose_a, Py_ssize_t m, Py_ssize_t n,
+                                      Py_ssize_t k, double alpha, double beta,
+                                      Py_ssize_t width)
+    void set_blas_threads "cyprop_set_blas_threads"(void* function)
+    void* blas_threads "cyprop_blas_threads"
+
+
 cdef inline void gemv(bint transpose, int m, int n, double alpha, const floating* A, int lda,
                       const floating* x, int incx, double beta, floating* y,
                       int incy) noexcept nogil:
@@ -89,6 +105,15 @@ cdef inline void gemm(bint transpose_a, bint transpose_b, int m, int n, int k,
         else:
             gemv(True, k, m, alpha, A, lda, B, 1 if transpose_b else ldb, beta, C, ldc)
         return
+    # A minibatch's forward product or weights' step: the AVX-512 kernel where it
+    # takes it (_gemm_avx512.h).
+    if not transpose_b:
+        if floating is float:
+            if gemm_avx512_float(transpose_a, m, n, k, alpha_f, A, lda, B, ldb, beta_f, C, ldc):
+                return
+        else:
+            if gemm_avx512_double(transpose_a, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
+                return
     if floating is float:
         (<sgemm_t>blas_sgemm)(&trans_b, &trans_a, &n, &m, &k, &alpha_f, <float*>B, &ldb,
                               <float*>A, &lda, &beta_f, C, &ldc)

@@ -18,9 +18,31 @@ LEAKY_RELU_SLOPE: Final[float]
 BLAS_MIN_PRODUCT: Final[int]
 
 def use_blas(
-    sgemm_address: int = 0, dgemm_address: int = 0, sgemv_address: int = 0, dgemv_address: int = 0
+    sgemm_address: int = 0,
+    dgemm_address: int = 0,
+    sgemv_address: int = 0,
+    dgemv_address: int = 0,
+    threads_address: int = 0,
 ) -> None: ...
 def blas_in_use() -> tuple[int, int, int, int]: ...
+def blas_threads_function() -> int: ...
+def takes_avx512_product(
+    m: int,
+    n: int,
+    k: int,
+    itemsize: int,
+    transpose_a: bool = False,
+    alpha: float = 1.0,
+    beta: float = 0.0,
+) -> bool: ...
+def matrix_product(
+    A: _Floats,
+    B: _Floats,
+    C: _Floats,
+    alpha: float = 1.0,
+    beta: float = 0.0,
+    transpose_a: bool = False,
+) -> None: ...
 
 def forward(
     X: _Floats, params: _Floats, sizes: _Sizes, activations: _Codes, A_out: _Floats

@@ -35,7 +35,8 @@ cdef extern from "Python.h":
     int PyErr_CheckSignals()
     void PyErr_Clear()
 
-from cyprop._blas cimport blas_dgemm, blas_dgemv, blas_sgemm, blas_sgemv, gemm, set_blas
+from cyprop._blas cimport (blas_dgemm, blas_dgemv, blas_sgemm, blas_sgemv, blas_threads, gemm,
+                           gemm_fits, set_blas, set_blas_threads)
 from cyprop._libm cimport all_finite, exp_, sigmoid_in_place, tanh_
 from cyprop._tiny_step cimport tiny_epochs, tiny_step
 from cyprop._vector_product cimport vector_product
@@ -89,12 +90,16 @@ BLAS_MIN_PRODUCT = BLAS_MIN_MULTIPLY_ADDS
 
 
 def use_blas(size_t sgemm_address=0, size_t dgemm_address=0, size_t sgemv_address=0,
-             size_t dgemv_address=0):
+             size_t dgemv_address=0, size_t threads_address=0):
     """Send the core's matrix products to the BLAS functions at these addresses
     (sgemm, dgemm, sgemv and dgemv with the Fortran interface and 32-bit
     integers, as in scipy.linalg.cython_blas), or back to scipy's when all
-    are 0. cyprop._blas_library calls it once, at import, before any product:
-    a training running meanwhile in another thread could see some pointers
+    are 0. threads_address, when not 0, is that library's function of no
+    arguments returning its thread count as an int (OpenBLAS's
+    openblas_get_num_threads): the AVX-512 kernel takes a forward pass's
+    products while it returns 1, and none while threads_address is 0.
+    cyprop._blas_library calls it once, at import, before any product: a
+    training running meanwhile in another thread could see some pointers
     switched and others not.
     """
     cdef size_t n_set = ((sgemm_address != 0) + (dgemm_address != 0) + (sgemv_address != 0)
@@ -106,6 +111,7 @@ def use_blas(size_t sgemm_address=0, size_t dgemm_address=0, size_t sgemv_addres
                  <void*>dgemv_address)
     else:
         raise ValueError("use_blas takes four addresses, or none")
+    set_blas_threads(<void*>threads_address)
 
 
 use_blas()
@@ -114,6 +120,38 @@ use_blas()
 def blas_in_use():
     """The addresses of the sgemm, dgemm, sgemv and dgemv that the core calls."""
     return (<size_t>blas_sgemm, <size_t>blas_dgemm, <size_t>blas_sgemv, <size_t>blas_dgemv)
+
+
+def blas_threads_function():
+    """The address of the function use_blas was given for the BLAS's thread count (0: none)."""
+    return <size_t>blas_threads
+
+
+def takes_avx512_product(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t itemsize,
+                         bint transpose_a=False, double alpha=1.0, double beta=0.0):
+    """Whether the core computes C = alpha op(A) @ B + beta C for C (m, n) and
+    op(A) (m, k), of floats (itemsize 4) or doubles (8), with its AVX-512
+    kernel (_gemm_avx512.h) right now rather than BLAS: it depends on the
+    shapes, the CPU, CYPROP_DISABLE_AVX512 and the BLAS's thread count."""
+    if itemsize != 4 and itemsize != 8:
+        raise ValueError(f"itemsize must be 4 or 8, got {itemsize}")
+    return bool(gemm_fits(transpose_a, m, n, k, alpha, beta, 16 if itemsize == 4 else 8))
+
+
+def matrix_product(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] C,
+                   double alpha=1.0, double beta=0.0, bint transpose_a=False):
+    """C = alpha op(A) @ B + beta C through the core's product, as training
+    calls it (BLAS, or the AVX-512 kernel where takes_avx512_product); op(A)
+    is A, or A.T with transpose_a."""
+    cdef Py_ssize_t m = A.shape[1] if transpose_a else A.shape[0]
+    cdef Py_ssize_t k = A.shape[0] if transpose_a else A.shape[1]
+    if k != B.shape[0] or C.shape[0] != m or C.shape[1] != B.shape[1]:
+        raise ValueError("matrix_product: shapes do not match")
+    if m == 0 or k == 0 or B.shape[1] == 0:
+        raise ValueError("matrix_product: every size must be at least 1")
+    with nogil:
+        gemm(transpose_a, False, <int>m, <int>B.shape[1], <int>k, alpha, &A[0, 0],
+             <int>A.shape[1], &B[0, 0], <int>B.shape[1], beta, &C[0, 0], <int>C.shape[1])
 
 
 cdef struct Optimizer:

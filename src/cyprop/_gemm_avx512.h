@@ -1,0 +1,327 @@
+/* Minibatch matrix products on AVX-512 vector registers, row-major:
+ * C = alpha op(A) @ B + beta C, with op(A) = A (m, k) or A.T for A (k, m),
+ * B (k, n) and C (m, n). These are a layer's forward product (A @ W) and
+ * its weights' step (W -= rate * A_prev.T @ delta) on a minibatch.
+ *
+ * BLAS copies ("packs") both operands into its own layout before every
+ * product, and the weights change after every minibatch, so on W3 (64 rows
+ * a batch) OpenBLAS's copies took about a tenth of the training time
+ * (benchmarks/README.md). Here the kernel holds a block of 8 rows and 3
+ * vectors (48 floats or 24 doubles) of C in 24 of the 32 vector registers
+ * and adds, for each p, op(A)[i, p] (broadcast) times row p of B. Only B is
+ * copied, a block of 128 rows by 3 vectors at a time, onto the stack, where
+ * it stays in the L1 cache while every 8 rows of op(A) pass. Each entry of
+ * C is one sum over p, in order from 0, of fused multiply-adds: the same
+ * bits on every call, thread and CPU with AVX-512F (in another order than
+ * BLAS's, so the last bits differ from BLAS's).
+ *
+ * The core takes a product here only on CPUs with AVX-512F, when the BLAS
+ * in use runs one thread (with more, BLAS splits the product between them),
+ * and for the shapes where it was faster than OpenBLAS (cyprop_gemm_fits);
+ * CYPROP_DISABLE_AVX512=1 in the environment leaves every product to BLAS. */
+#ifndef CYPROP_GEMM_AVX512_H
+#define CYPROP_GEMM_AVX512_H
+
+#include <stddef.h>
+#include <stdlib.h>
+
+/* The BLAS's thread count, from the library the products run on (cyprop's
+ * OpenBLAS); NULL where it is not known, which leaves every product to BLAS. */
+typedef int (*cyprop_threads_t)(void);
+static cyprop_threads_t cyprop_blas_threads = 0;
+static void cyprop_set_blas_threads(void* function) { cyprop_blas_threads = (cyprop_threads_t)function; }
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+
+#define CYPROP_AVX512 __attribute__((target("avx512f")))
+#define CYPROP_GEMM_ROWS 8
+#define CYPROP_GEMM_MAX_ROWS 128
+#define CYPROP_GEMM_MAX_STEP (1 << 18)
+#define CYPROP_GEMM_UNROLL _Pragma("GCC unroll 8")
+
+/* Asked once; a race only writes the same answer twice. */
+static int cyprop_cpu_has_avx512(void)
+{
+    static int has_avx512 = -1;
+    const char* disable;
+    if (has_avx512 < 0) {
+        __builtin_cpu_init();
+        disable = getenv("CYPROP_DISABLE_AVX512");
+        has_avx512 = __builtin_cpu_supports("avx512f") && !(disable && disable[0] == '1');
+    }
+    return has_avx512;
+}
+
+/* Per type: the vector and its mask, lanes per vector, and the operations. */
+#define S16_T float
+#define S16_VEC __m512
+#define S16_MASK __mmask16
+#define S16_WIDTH 16
+#define S16_SET1 _mm512_set1_ps
+#define S16_ZERO _mm512_setzero_ps
+#define S16_LOAD _mm512_maskz_loadu_ps
+#define S16_STORE _mm512_mask_storeu_ps
+#define S16_LOADU _mm512_loadu_ps
+#define S16_STOREU _mm512_storeu_ps
+#define S16_FMADD _mm512_fmadd_ps
+#define S16_MUL _mm512_mul_ps
+
+#define D8_T double
+#define D8_VEC __m512d
+#define D8_MASK __mmask8
+#define D8_WIDTH 8
+#define D8_SET1 _mm512_set1_pd
+#define D8_ZERO _mm512_setzero_pd
+#define D8_LOAD _mm512_maskz_loadu_pd
+#define D8_STORE _mm512_mask_storeu_pd
+#define D8_LOADU _mm512_loadu_pd
+#define D8_STOREU _mm512_storeu_pd
+#define D8_FMADD _mm512_fmadd_pd
+#define D8_MUL _mm512_mul_pd
+
+/* Rows of B taken at a time: the copy of a block of B, CYPROP_GEMM_DEPTH rows
+ * of 3 vectors (24 KB), stays in the L1 cache while every 8 rows of op(A)
+ * use it. */
+#define CYPROP_GEMM_DEPTH 128
+
+/* A vector of C, in the lanes of mask when masked (masked-off lanes are
+ * neither read nor written) or in all of them. */
+#define CYPROP_GEMM_LOAD_C(P, masked, mask, at) ((masked) ? P##_LOAD(mask, at) : P##_LOADU(at))
+#define CYPROP_GEMM_STORE_C(P, masked, mask, at, value)                                         \
+    do {                                                                                      \
+        if (masked)                                                                           \
+            P##_STORE(at, mask, value);                                                       \
+        else                                                                                  \
+            P##_STOREU(at, value);                                                            \
+    } while (0)
+
+/* The sum of one vector of C leaves the registers: stored as it is between
+ * depth blocks, or as alpha sum + beta C after the last (with beta 0, C is
+ * not read, as in BLAS: it may hold anything). */
+#define CYPROP_GEMM_FINISH(P, masked, mask, at, sum)                                            \
+    do {                                                                                      \
+        P##_VEC value_ = (sum);                                                               \
+        if (last && alpha != 1)                                                               \
+            value_ = P##_MUL(P##_SET1(alpha), value_);                                        \
+        if (last && beta != 0)                                                                \
+            value_ = P##_FMADD(P##_SET1(beta), CYPROP_GEMM_LOAD_C(P, masked, mask, at),       \
+                               value_);                                                       \
+        CYPROP_GEMM_STORE_C(P, masked, mask, at, value_);                                     \
+    } while (0)
+
+/* NAME_tile_ROWS_VECS_MASKED: for the block of C at C of ROWS rows and VECS
+ * vectors (1 to 3) of columns, the last of them in the lanes of mask when
+ * MASKED (n's tail), adds the next depth terms of each sum: op(A)[r, p] is
+ * A[r * a_row + p * a_col], times row p of the copy of B at B_copy (3
+ * vectors a row, zero past n). With first set, the sums start from 0, else
+ * from C, where the previous depth block left them, so that the blocks
+ * round as one sum over p would; with last set, C receives alpha sum + beta
+ * C. ROWS, VECS and MASKED are constants, so that the loops over the rows
+ * unroll and every sum stays in a register (indexed by a variable anywhere,
+ * gcc keeps them all in memory), and whole blocks load without a mask
+ * (with masks, 2.5 times as slow here). */
+#define CYPROP_DEFINE_GEMM_TILE(NAME, P, ROWS, VECS, MASKED)                                    \
+    static CYPROP_AVX512 void NAME##_tile_##ROWS##_##VECS##_##MASKED(                         \
+        ptrdiff_t depth, P##_T alpha, const P##_T* A, ptrdiff_t a_row, ptrdiff_t a_col,       \
+        const P##_T* B_copy, P##_T beta, P##_T* C, ptrdiff_t ldc, P##_MASK mask, int first,   \
+        int last)                                                                             \
+    {                                                                                         \
+        P##_VEC sums[ROWS][3], b0, b1 = P##_ZERO(), b2 = P##_ZERO(), a;                       \
+        ptrdiff_t p, r;                                                                       \
+        CYPROP_GEMM_UNROLL                                                                    \
+        for (r = 0; r < ROWS; r++) {                                                          \
+            const P##_T* C_row = C + r * ldc;                                                 \
+            sums[r][0] = sums[r][1] = sums[r][2] = P##_ZERO();                                \
+            if (first)                                                                        \
+                continue;                                                                     \
+            sums[r][0] = CYPROP_GEMM_LOAD_C(P, MASKED && VECS == 1, mask, C_row);             \
+            if (VECS > 1)                                                                     \
+                sums[r][1] = CYPROP_GEMM_LOAD_C(P, MASKED && VECS == 2, mask,                 \
+                                                C_row + P##_WIDTH);                           \
+            if (VECS > 2)                                                                     \
+                sums[r][2] = CYPROP_GEMM_LOAD_C(P, MASKED, mask, C_row + 2 * P##_WIDTH);      \
+        }                                                                                     \
+        for (p = 0; p < depth; p++) {                                                         \
+            const P##_T* B_row = B_copy + p * 3 * P##_WIDTH;                                  \
+            const P##_T* A_column = A + p * a_col;                                            \
+            b0 = P##_LOADU(B_row);                                                            \
+            if (VECS > 1)                                                                     \
+                b1 = P##_LOADU(B_row + P##_WIDTH);                                            \
+            if (VECS > 2)                                                                     \
+                b2 = P##_LOADU(B_row + 2 * P##_WIDTH);                                        \
+            CYPROP_GEMM_UNROLL                                                                \
+            for (r = 0; r < ROWS; r++) {                                                      \
+                a = P##_SET1(A_column[r * a_row]);                                            \
+                sums[r][0] = P##_FMADD(a, b0, sums[r][0]);                                    \
+                if (VECS > 1)                                                                 \
+                    sums[r][1] = P##_FMADD(a, b1, sums[r][1]);                                \
+                if (VECS > 2)                                                                 \
+                    sums[r][2] = P##_FMADD(a, b2, sums[r][2]);                                \
+            }                                                                                 \
+        }                                                                                     \
+        CYPROP_GEMM_UNROLL                                                                    \
+        for (r = 0; r < ROWS; r++) {                                                          \
+            P##_T* C_row = C + r * ldc;                                                       \
+            CYPROP_GEMM_FINISH(P, MASKED && VECS == 1, mask, C_row, sums[r][0]);              \
+            if (VECS > 1)                                                                     \
+                CYPROP_GEMM_FINISH(P, MASKED && VECS == 2, mask, C_row + P##_WIDTH,           \
+                                   sums[r][1]);                                               \
+            if (VECS > 2)                                                                     \
+                CYPROP_GEMM_FINISH(P, MASKED, mask, C_row + 2 * P##_WIDTH, sums[r][2]);       \
+        }                                                                                     \
+    }
+
+/* The first count lanes of a mask, count from 1 to the width. */
+#define CYPROP_LANES(P, count)                                                                  \
+    ((count) >= P##_WIDTH ? (P##_MASK)~(P##_MASK)0 : (P##_MASK)((1u << (count)) - 1u))
+
+/* The rows of C from i0 to rows_end for one block of B, 8 at a time and the
+ * rest 4, 2 and 1 at a time, with the tiles NAME_tile_*_VECS_MASKED. */
+#define CYPROP_GEMM_TILE_AT(NAME, ROWS, VECS, MASKED)                                           \
+    NAME##_tile_##ROWS##_##VECS##_##MASKED(depth, alpha, A + i * a_row + p0 * a_col, a_row,   \
+                                           a_col, B_copy, beta, C + i * ldc + j, ldc, mask,   \
+                                           p0 == 0, p0 + depth == k)
+#define CYPROP_GEMM_ROWS_OF(NAME, VECS, MASKED)                                                 \
+    do {                                                                                      \
+        for (i = i0; i + 8 <= rows_end; i += 8)                                               \
+            CYPROP_GEMM_TILE_AT(NAME, 8, VECS, MASKED);                                       \
+        if (rows_end - i >= 4) {                                                              \
+            CYPROP_GEMM_TILE_AT(NAME, 4, VECS, MASKED);                                       \
+            i += 4;                                                                           \
+        }                                                                                     \
+        if (rows_end - i >= 2) {                                                              \
+            CYPROP_GEMM_TILE_AT(NAME, 2, VECS, MASKED);                                       \
+            i += 2;                                                                           \
+        }                                                                                     \
+        if (rows_end - i >= 1)                                                                \
+            CYPROP_GEMM_TILE_AT(NAME, 1, VECS, MASKED);                                       \
+    } while (0)
+
+#define CYPROP_DEFINE_GEMM_TILES(NAME, P, VECS, MASKED)                                         \
+    CYPROP_DEFINE_GEMM_TILE(NAME, P, 8, VECS, MASKED)                                         \
+    CYPROP_DEFINE_GEMM_TILE(NAME, P, 4, VECS, MASKED)                                         \
+    CYPROP_DEFINE_GEMM_TILE(NAME, P, 2, VECS, MASKED)                                         \
+    CYPROP_DEFINE_GEMM_TILE(NAME, P, 1, VECS, MASKED)
+
+/* NAME_avx512: the whole product. Rows of C a block at a time, as many as
+ * keep their part of op(A) within 1 MB (half the L2 cache), 8 at least;
+ * within it, blocks of 3 vectors of columns (the last one 1 to 3 vectors,
+ * the last of them masked), and within that, depth blocks of B, each first
+ * copied, contiguous and padded with zeros, onto the stack. Read in place,
+ * rows of B whose distance is near a multiple of 4 KB (as with 1,024 floats
+ * a row) fall into the same few cache sets and evict each other: 55-78
+ * GFLOP/s on 64 x 1024 by 1024 x 1024 before the copy, against 145-169 on
+ * 64 x 784 by 784 x 256. A product with more than one depth block keeps its
+ * partial sums in C between them, so alpha is 1 and beta 0 there
+ * (cyprop_gemm_fits). */
+#define CYPROP_DEFINE_GEMM(NAME, P)                                                             \
+    CYPROP_DEFINE_GEMM_TILES(NAME, P, 3, 0)                                                   \
+    CYPROP_DEFINE_GEMM_TILES(NAME, P, 3, 1)                                                   \
+    CYPROP_DEFINE_GEMM_TILES(NAME, P, 2, 1)                                                   \
+    CYPROP_DEFINE_GEMM_TILES(NAME, P, 1, 1)                                                   \
+    static CYPROP_AVX512 void NAME##_avx512(                                                  \
+        int transpose_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, P##_T alpha, const P##_T* A,  \
+        ptrdiff_t lda, const P##_T* B, ptrdiff_t ldb, P##_T beta, P##_T* C, ptrdiff_t ldc)    \
+    {                                                                                         \
+        const ptrdiff_t block = 3 * P##_WIDTH;                                                \
+        const ptrdiff_t a_row = transpose_a ? 1 : lda, a_col = transpose_a ? lda : 1;         \
+        const ptrdiff_t row_bytes = k * (ptrdiff_t)sizeof(P##_T);                             \
+        const ptrdiff_t row_block = row_bytes * 8 <= (1 << 20) ? (1 << 20) / row_bytes / 8 * 8 \
+                                                               : 8;                           \
+        P##_T B_copy[CYPROP_GEMM_DEPTH * 3 * P##_WIDTH] __attribute__((aligned(64)));         \
+        ptrdiff_t i, i0, j, p, p0, v, depth, left, width, rows_end;                           \
+        P##_MASK mask, copy_masks[3];                                                         \
+        for (i0 = 0; i0 < m; i0 += row_block) {                                               \
+            rows_end = m - i0 < row_block ? m : i0 + row_block;                               \
+            for (j = 0; j < n; j += block) {                                                  \
+                left = n - j;                                                                 \
+                width = left < block ? left : block;                                          \
+                mask = CYPROP_LANES(P, width - (width - 1) / P##_WIDTH * P##_WIDTH);          \
+                for (v = 0; v < 3; v++)                                                       \
+                    copy_masks[v] = width <= v * P##_WIDTH                                    \
+                                        ? (P##_MASK)0                                         \
+                                        : CYPROP_LANES(P, width - v * P##_WIDTH);             \
+                for (p0 = 0; p0 < k; p0 += CYPROP_GEMM_DEPTH) {                               \
+                    depth = k - p0 < CYPROP_GEMM_DEPTH ? k - p0 : CYPROP_GEMM_DEPTH;          \
+                    for (p = 0; p < depth; p++)                                               \
+                        for (v = 0; v < 3; v++)                                               \
+                            P##_STOREU(B_copy + p * block + v * P##_WIDTH,                    \
+                                       P##_LOAD(copy_masks[v],                                \
+                                                B + (p0 + p) * ldb + j + v * P##_WIDTH));     \
+                    if (width == block)                                                       \
+                        CYPROP_GEMM_ROWS_OF(NAME, 3, 0);                                      \
+                    else if (width > 2 * P##_WIDTH)                                           \
+                        CYPROP_GEMM_ROWS_OF(NAME, 3, 1);                                      \
+                    else if (width > P##_WIDTH)                                               \
+                        CYPROP_GEMM_ROWS_OF(NAME, 2, 1);                                      \
+                    else                                                                      \
+                        CYPROP_GEMM_ROWS_OF(NAME, 1, 1);                                      \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+CYPROP_DEFINE_GEMM(cyprop_gemm_s, S16)
+CYPROP_DEFINE_GEMM(cyprop_gemm_d, D8)
+
+/* Whether this product is taken here rather than by BLAS, from measurements
+ * against OpenBLAS (benchmarks/README.md):
+ *  - C at least a tile's rows high and three vectors wide (narrower products
+ *    waste lanes);
+ *  - a forward product, A @ B, over at most 128 rows (a minibatch), where
+ *    BLAS's copies of the operands cost the most beside the product: 1.1 to
+ *    1.4 times OpenBLAS's speed at 64 rows; from 256 rows as fast as OpenBLAS
+ *    for floats and slower for doubles;
+ *  - a weights' step or gradient, A.T @ B, summed over at most 128 rows of A
+ *    (one depth block, so alpha and beta may be anything), into a C of at
+ *    most 2^18 entries: 1.03 to 1.12 times OpenBLAS's speed on 784 x 256
+ *    over 64 or 128 rows, 0.76 to 0.91 on 1,000 x 1,000 and 1,024 x 1,024,
+ *    where C no longer stays in the L2 cache;
+ *  - otherwise alpha 1 and beta 0 (the partial sums wait in C);
+ *  - AVX-512F, and the BLAS at one thread. */
+static int cyprop_gemm_fits(int transpose_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                            double alpha, double beta, ptrdiff_t width)
+{
+    const int one_block = k <= CYPROP_GEMM_DEPTH;
+    if (m < CYPROP_GEMM_ROWS || n < 3 * width)
+        return 0;
+    if (transpose_a ? !one_block || m * n > CYPROP_GEMM_MAX_STEP : m > CYPROP_GEMM_MAX_ROWS)
+        return 0;
+    if (!one_block && (alpha != 1 || beta != 0))
+        return 0;
+    return cyprop_cpu_has_avx512() && cyprop_blas_threads != 0 && cyprop_blas_threads() == 1;
+}
+#define CYPROP_TRY_AVX512(NAME, WIDTH, transpose_a, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc) \
+    if (cyprop_gemm_fits(transpose_a, m, n, k, alpha, beta, WIDTH)) {                            \
+        NAME##_avx512(transpose_a, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);                \
+        return 1;                                                                                \
+    }
+#else
+static int cyprop_gemm_fits(int transpose_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                            double alpha, double beta, ptrdiff_t width)
+{
+    (void)transpose_a; (void)m; (void)n; (void)k; (void)alpha; (void)beta; (void)width;
+    return 0;
+}
+#define CYPROP_TRY_AVX512(NAME, WIDTH, transpose_a, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+#endif
+
+/* NAME, for T: 1 when C = alpha op(A) @ B + beta C was computed here, 0, with
+ * C untouched, when the caller must hand it to BLAS. */
+#define CYPROP_DEFINE_GEMM_ENTRY(NAME, T, WIDTH)                                                \
+    static int NAME(int transpose_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,          \
+                    const T* A, ptrdiff_t lda, const T* B, ptrdiff_t ldb, T beta, T* C,       \
+                    ptrdiff_t ldc)                                                            \
+    {                                                                                         \
+        CYPROP_TRY_AVX512(NAME, WIDTH, transpose_a, m, n, k, alpha, A, lda, B, ldb, beta, C,  \
+                          ldc)                                                                \
+        (void)transpose_a; (void)m; (void)n; (void)k; (void)alpha; (void)A; (void)lda;       \
+        (void)B; (void)ldb; (void)beta; (void)C; (void)ldc;                                   \
+        return 0;                                                                             \
+    }
+
+CYPROP_DEFINE_GEMM_ENTRY(cyprop_gemm_s, float, 16)
+CYPROP_DEFINE_GEMM_ENTRY(cyprop_gemm_d, double, 8)
+
+#endif /* CYPROP_GEMM_AVX512_H */

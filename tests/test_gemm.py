@@ -1,0 +1,234 @@
+"""The AVX-512 kernel for minibatch products (_gemm_avx512.h): when the core
+takes it, that its products are right in both dtypes, every tail of rows,
+columns and depth included, and that networks trained through it are."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from cyprop import Network, _core
+
+from .test_gradients import _random_case, partial_derivative, relative_error
+
+DTYPES = [np.float32, np.float64]
+EPSILON = {np.float32: np.finfo(np.float32).eps, np.float64: np.finfo(np.float64).eps}
+
+
+def cpu_has_avx512():
+    """Whether this CPU has AVX-512F (numpy's CPU dispatch reads the same CPUID bits)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:
+        from numpy.core._multiarray_umath import __cpu_features__
+    return bool(__cpu_features__.get("AVX512F"))
+
+
+def kernel_runs():
+    """Whether this process can take the kernel at one BLAS thread."""
+    return (cpu_has_avx512() and os.environ.get("CYPROP_DISABLE_AVX512", "") != "1"
+            and _core.blas_threads_function() != 0)
+
+
+needs_kernel = pytest.mark.skipif(
+    not kernel_runs(), reason="no AVX-512F here, CYPROP_DISABLE_AVX512=1, or a BLAS "
+                              "whose thread count the core does not know")
+
+
+def product(A, B, C, alpha=1.0, beta=0.0, transpose_a=False):
+    """matrix_product on copies; returns the result and whether the kernel took it."""
+    m = A.shape[1] if transpose_a else A.shape[0]
+    taken = _core.takes_avx512_product(m, B.shape[1], B.shape[0], A.itemsize, transpose_a,
+                                       alpha, beta)
+    out = C.copy()
+    _core.matrix_product(A, B, out, alpha, beta, transpose_a)
+    return out, taken
+
+
+def check_against_exact(A, B, C0, out, alpha, beta, transpose_a):
+    """out within the error bound of a sum of k products in out's precision."""
+    op_A = (A.T if transpose_a else A).astype(np.longdouble)
+    B_long = B.astype(np.longdouble)
+    exact = alpha * (op_A @ B_long) + beta * C0.astype(np.longdouble)
+    scale = abs(alpha) * (np.abs(op_A) @ np.abs(B_long)) + abs(beta) * np.abs(C0)
+    k = B.shape[0]
+    bound = (k + 2) * EPSILON[A.dtype.type] * scale
+    assert np.all(np.abs(out.astype(np.longdouble) - exact) <= bound)
+
+
+# (m, k, n): rows of C from 8 (one tile) through every remainder of 8, columns
+# from three vectors of either dtype through every remainder of a block of
+# three, depths across the 128-row blocks of B.
+SHAPES = [(8, 1, 48), (9, 7, 49), (10, 5, 63), (11, 3, 64), (12, 2, 65), (13, 4, 79),
+          (14, 6, 80), (15, 9, 95), (16, 16, 96), (17, 127, 97), (64, 128, 256),
+          (23, 129, 50), (31, 300, 111), (128, 784, 24), (40, 257, 33)]
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m, k, n", SHAPES)
+def test_forward_products_are_right(dtype, m, k, n):
+    rng = np.random.default_rng([m, k, n])
+    A = rng.standard_normal((m, k)).astype(dtype)
+    B = rng.standard_normal((k, n)).astype(dtype)
+    # beta 0: whatever C held is not read, NaN included, as in BLAS
+    C0 = np.full((m, n), np.nan, dtype=dtype)
+    with threadpool_limits(1):
+        out, taken = product(A, B, C0)
+    assert taken == (n >= 3 * 64 // A.itemsize)
+    check_against_exact(A, B, np.zeros_like(C0), out, 1.0, 0.0, False)
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m, k, n", [shape for shape in SHAPES if shape[1] <= 128])
+@pytest.mark.parametrize("alpha, beta", [(1.0, 0.0), (-0.1, 1.0), (0.5, 2.0)])
+def test_weight_steps_are_right(dtype, m, k, n, alpha, beta):
+    """A.T @ B summed over at most 128 rows, with any alpha and beta: a weights'
+    step (alpha = -rate, beta = 1) and a gradient (alpha 1, beta 0)."""
+    rng = np.random.default_rng([m, k, n, 1])
+    A = rng.standard_normal((k, m)).astype(dtype)
+    B = rng.standard_normal((k, n)).astype(dtype)
+    C0 = rng.standard_normal((m, n)).astype(dtype)
+    with threadpool_limits(1):
+        out, taken = product(A, B, C0, alpha, beta, transpose_a=True)
+    assert taken == (n >= 3 * 64 // A.itemsize)
+    check_against_exact(A, B, C0, out, alpha, beta, True)
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_kernel_writes_nothing_outside_C(dtype):
+    """Masked tails: the elements right after C keep their values."""
+    rng = np.random.default_rng(3)
+    for m, k, n in [(13, 70, 49), (9, 130, 65), (8, 3, 95)]:
+        A = rng.standard_normal((m, k)).astype(dtype)
+        B = rng.standard_normal((k, n)).astype(dtype)
+        buffer = np.full(m * n + 64, 7.0, dtype=dtype)
+        C = buffer[: m * n].reshape(m, n)
+        with threadpool_limits(1):
+            assert _core.takes_avx512_product(m, n, k, A.itemsize)
+            _core.matrix_product(A, B, C)
+        assert np.all(buffer[m * n:] == 7.0)
+        check_against_exact(A, B, np.zeros_like(C), C, 1.0, 0.0, False)
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_same_product_gives_the_same_bits(dtype):
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((64, 300)).astype(dtype)
+    B = rng.standard_normal((300, 100)).astype(dtype)
+    C = np.zeros((64, 100), dtype=dtype)
+    with threadpool_limits(1):
+        first, taken = product(A, B, C)
+        second, _ = product(A, B, C)
+    assert taken
+    assert first.tobytes() == second.tobytes()
+
+
+@needs_kernel
+def test_which_products_the_kernel_takes():
+    with threadpool_limits(1):
+        # a minibatch's forward product and weights' step, in both dtypes
+        assert _core.takes_avx512_product(64, 256, 784, 4)
+        assert _core.takes_avx512_product(64, 256, 784, 8)
+        assert _core.takes_avx512_product(784, 256, 64, 4, True, -0.1, 1.0)
+        # narrower than three vectors, shorter than a tile, more than 128 rows
+        assert not _core.takes_avx512_product(64, 47, 784, 4)
+        assert _core.takes_avx512_product(64, 24, 784, 8)
+        assert not _core.takes_avx512_product(64, 23, 784, 8)
+        assert not _core.takes_avx512_product(7, 256, 784, 4)
+        assert not _core.takes_avx512_product(129, 256, 784, 4)
+        # a step over more than 128 rows; several depth blocks only with alpha 1, beta 0
+        assert not _core.takes_avx512_product(784, 256, 129, 4, True, -0.1, 1.0)
+        # a step into a C beyond the L2 cache
+        assert _core.takes_avx512_product(1024, 256, 64, 4, True, -0.1, 1.0)
+        assert not _core.takes_avx512_product(1024, 257, 64, 4, True, -0.1, 1.0)
+        assert not _core.takes_avx512_product(64, 256, 784, 4, False, 2.0, 0.0)
+        with pytest.raises(ValueError, match="itemsize"):
+            _core.takes_avx512_product(64, 256, 784, 2)
+    with threadpool_limits(2):
+        # BLAS splits products between its threads: it takes them all
+        assert not _core.takes_avx512_product(64, 256, 784, 4)
+
+
+@pytest.mark.skipif(not cpu_has_avx512(), reason="no AVX-512F here: nothing to turn off")
+def test_cyprop_disable_avx512_leaves_every_product_to_blas():
+    script = ("from threadpoolctl import threadpool_limits\n"
+              "from cyprop import _core\n"
+              "with threadpool_limits(1):\n"
+              "    print(_core.takes_avx512_product(64, 256, 784, 4))\n")
+    root = pathlib.Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=root, env={**os.environ, "CYPROP_DISABLE_AVX512": "1"},
+                            check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_matrix_product_refuses_shapes_that_do_not_match():
+    A = np.zeros((3, 4))
+    with pytest.raises(ValueError, match="do not match"):
+        _core.matrix_product(A, np.zeros((5, 2)), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="at least 1"):
+        _core.matrix_product(np.zeros((3, 0)), np.zeros((0, 2)), np.zeros((3, 2)))
+
+
+def without_kernel(function):
+    """function() with every product on BLAS (the kernel's thread count hidden)."""
+    addresses, threads = _core.blas_in_use(), _core.blas_threads_function()
+    _core.use_blas(*addresses, 0)
+    try:
+        return function()
+    finally:
+        _core.use_blas(*addresses, threads)
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype, tolerance", [("float64", 1e-6), ("float32", 1e-3)])
+def test_gradients_through_the_kernel_match_finite_differences(dtype, tolerance):
+    """Layers whose forward products and gradients the kernel takes at one thread."""
+    net64, X, y = _random_case(7, [50, 48, 30], 32, activation="tanh")
+    net = Network.from_weights(net64.weights, net64.biases, activation="tanh", dtype=dtype)
+    with threadpool_limits(1):
+        itemsize = np.dtype(dtype).itemsize
+        assert _core.takes_avx512_product(32, 48, 50, itemsize)
+        assert _core.takes_avx512_product(50, 48, 32, itemsize, True)
+        dW, db = net.gradients(X, y)
+        rng = np.random.default_rng(0)
+        for analytic, array in zip(dW + db, net64.weights + net64.biases):
+            flat = array.reshape(-1)
+            picks = rng.choice(flat.size, size=min(flat.size, 30), replace=False)
+            numeric = np.array([partial_derivative(net64, X, y, flat, index)
+                                for index in picks])
+            assert relative_error(analytic.reshape(-1)[picks], numeric) < tolerance
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_training_through_the_kernel_repeats_and_agrees_with_blas(dtype, optimizer):
+    """Minibatch training at one thread: the same bits twice, and the same
+    network as with BLAS's products to rounding (OpenBLAS's kernels also sum
+    in order with fused multiply-adds, so here the bits may even agree)."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((256, 60))
+    y = np.eye(4)[rng.integers(0, 4, 256)]
+
+    def train():
+        net = Network([60, 64, 4], activation="sigmoid", output_activation="softmax",
+                      loss="cross_entropy", dtype=dtype, seed=2)
+        net.fit(X, y, epochs=3, batch_size=32, learning_rate=0.05, optimizer=optimizer)
+        return np.concatenate([w.ravel() for w in net.weights + net.biases])
+
+    with threadpool_limits(1):
+        assert _core.takes_avx512_product(32, 64, 60, np.dtype(dtype).itemsize)
+        first, second = train(), train()
+        on_blas = without_kernel(train)
+    assert first.tobytes() == second.tobytes()
+    rtol = 1e-3 if dtype == "float32" else 1e-9
+    np.testing.assert_allclose(first, on_blas, rtol=rtol, atol=rtol)
