@@ -259,6 +259,14 @@ def test_an_empty_setting_is_the_default():
     assert trained("")[0].startswith("scipy-openblas32 ")
 
 
+def test_the_core_refuses_a_thread_count_function_without_its_library():
+    before, threads = _core.blas_in_use(), _core.blas_threads_function()
+    with pytest.raises(ValueError, match="thread-count function only with"):
+        _core.use_blas(0, 0, 0, 0, 12345)
+    assert _core.blas_in_use() == before
+    assert _core.blas_threads_function() == threads
+
+
 @pytest.mark.parametrize("given", [1, 2, 3])
 def test_the_core_refuses_some_addresses_without_the_others(given):
     before = _core.blas_in_use()

@@ -100,6 +100,130 @@ def test_weight_steps_are_right(dtype, m, k, n, alpha, beta):
     check_against_exact(A, B, C0, out, alpha, beta, True)
 
 
+def in_order_fused_sums(A, B, C0, alpha, beta, transpose_a):
+    """float32 C = alpha op(A) @ B + beta C as the kernel promises to compute it:
+    each sum over p in order from 0, one fused multiply-add a step (emulated in
+    long double, where a product of two floats is exact), then alpha times the
+    sum, then beta C added in one more fused step."""
+    op_A = (A.T if transpose_a else A).astype(np.longdouble)
+    B_long = B.astype(np.longdouble)
+    sums = np.zeros(C0.shape, dtype=np.float32)
+    for p in range(B.shape[0]):
+        sums = (sums.astype(np.longdouble) + op_A[:, p:p + 1] * B_long[p]).astype(np.float32)
+    # alpha and beta as the core hands them on for floats
+    alpha, beta = np.longdouble(np.float32(alpha)), np.longdouble(np.float32(beta))
+    if alpha != 1:
+        sums = (alpha * sums.astype(np.longdouble)).astype(np.float32)
+    if beta != 0:
+        sums = (beta * C0.astype(np.longdouble)
+                + sums.astype(np.longdouble)).astype(np.float32)
+    return sums
+
+
+needs_long_double = pytest.mark.skipif(
+    np.finfo(np.longdouble).nmant < 63, reason="long double too short to emulate fused "
+                                               "multiply-adds of floats exactly")
+
+
+@needs_kernel
+@needs_long_double
+@pytest.mark.parametrize("m, k, n, alpha, beta, transpose_a", [
+    (64, 784, 256, 1.0, 0.0, False), (13, 300, 49, 1.0, 0.0, False),
+    (100, 3000, 48, 1.0, 0.0, False), (9, 129, 95, 1.0, 0.0, False),
+    (784, 64, 256, -0.1, 1.0, True), (3000, 100, 48, 0.5, 2.0, True),
+    (11, 128, 65, 1.0, 0.0, True)])
+def test_float32_products_are_the_kernels_in_order_sums(m, k, n, alpha, beta, transpose_a):
+    """The same bits as sums in order of fused multiply-adds, which BLAS's
+    blocked sums are not: the kernel, not BLAS, computed them. (100, 3000) and
+    (3000, 100) pass through several blocks of rows."""
+    rng = np.random.default_rng([m, k, n, 2])
+    A = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(np.float32)
+    B = rng.standard_normal((k, n)).astype(np.float32)
+    C0 = rng.standard_normal((m, n)).astype(np.float32)
+    with threadpool_limits(1):
+        out, taken = product(A, B, C0, alpha, beta, transpose_a)
+    assert taken
+    assert out.tobytes() == in_order_fused_sums(A, B, C0, alpha, beta, transpose_a).tobytes()
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_kernel_and_blas_round_differently(dtype):
+    """W3's forward product through the kernel and through OpenBLAS, whose sums
+    over 784 terms run in blocks: the bits differ, so the kernel ran."""
+    rng = np.random.default_rng(6)
+    A = rng.standard_normal((64, 784)).astype(dtype)
+    B = rng.standard_normal((784, 256)).astype(dtype)
+    C = np.zeros((64, 256), dtype=dtype)
+    with threadpool_limits(1):
+        kernel, taken = product(A, B, C)
+        blas = without_kernel(lambda: product(A, B, C)[0])
+    assert taken
+    assert kernel.tobytes() != blas.tobytes()
+    np.testing.assert_allclose(kernel, blas, rtol=1e-4 if dtype == np.float32 else 1e-12,
+                               atol=1e-4 if dtype == np.float32 else 1e-12)
+
+
+GUARDED_READS = """
+import ctypes, mmap, sys
+import numpy as np
+from threadpoolctl import threadpool_limits
+from cyprop import _core
+
+PAGE = mmap.PAGESIZE
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+keep = []
+
+
+def against_a_guard_page(values):
+    # values copied so that they end where an unreadable page starts
+    size = values.nbytes
+    pages = -(-size // PAGE) + 1
+    buffer = mmap.mmap(-1, (pages + 1) * PAGE)
+    address = ctypes.addressof(ctypes.c_char.from_buffer(buffer))
+    if libc.mprotect(address + pages * PAGE, PAGE, 0) != 0:
+        raise OSError(ctypes.get_errno(), "mprotect")
+    keep.append(buffer)
+    guarded = np.frombuffer(buffer, dtype=values.dtype, count=values.size,
+                            offset=pages * PAGE - size).reshape(values.shape)
+    guarded[...] = values
+    return guarded
+
+
+rng = np.random.default_rng(8)
+with threadpool_limits(1):
+    for dtype in (np.float32, np.float64):
+        for m, k, n, transpose_a in [(13, 70, 49, False), (9, 130, 65, False),
+                                     (8, 3, 95, False), (50, 64, 33, True),
+                                     (13, 127, 49, True)]:
+            A = against_a_guard_page(
+                rng.standard_normal((k, m) if transpose_a else (m, k)).astype(dtype))
+            B = against_a_guard_page(rng.standard_normal((k, n)).astype(dtype))
+            C = against_a_guard_page(np.zeros((m, n), dtype=dtype))
+            taken = _core.takes_avx512_product(m, n, k, A.itemsize, transpose_a)
+            if n >= 3 * 64 // A.itemsize and not taken:
+                sys.exit(f"not taken: {m, k, n, transpose_a}")
+            _core.matrix_product(A, B, C, 1.0, 0.0, transpose_a)
+            reference = (A.T if transpose_a else A).astype(np.float64) @ B.astype(np.float64)
+            if not np.allclose(C, reference, rtol=1e-4, atol=1e-4):
+                sys.exit(f"wrong: {m, k, n, transpose_a}")
+print("ok")
+"""
+
+
+@needs_kernel
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mprotect through libc")
+def test_the_kernel_reads_nothing_past_its_operands():
+    """A, B and C each end where an unreadable page starts: a read past any of
+    them (a masked tail one lane too wide, say) kills the child process."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-c", GUARDED_READS], capture_output=True,
+                            text=True, cwd=root)
+    assert result.returncode == 0, result.stderr or result.stdout
+    assert result.stdout.strip() == "ok"
+
+
 @needs_kernel
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_the_kernel_writes_nothing_outside_C(dtype):
@@ -150,6 +274,12 @@ def test_which_products_the_kernel_takes():
         assert _core.takes_avx512_product(1024, 256, 64, 4, True, -0.1, 1.0)
         assert not _core.takes_avx512_product(1024, 257, 64, 4, True, -0.1, 1.0)
         assert not _core.takes_avx512_product(64, 256, 784, 4, False, 2.0, 0.0)
+        # alpha 0 (BLAS gives beta C without reading A or B), no terms at all
+        assert not _core.takes_avx512_product(64, 256, 784, 4, False, 0.0, 1.0)
+        assert not _core.takes_avx512_product(64, 256, 0, 4)
+        # alpha as the product sees it: rounded to a float for floats
+        assert _core.takes_avx512_product(64, 256, 784, 4, False, 1 + 1e-9, 0.0)
+        assert not _core.takes_avx512_product(64, 256, 784, 8, False, 1 + 1e-9, 0.0)
         with pytest.raises(ValueError, match="itemsize"):
             _core.takes_avx512_product(64, 256, 784, 2)
     with threadpool_limits(2):

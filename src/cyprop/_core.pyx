@@ -96,14 +96,19 @@ def use_blas(size_t sgemm_address=0, size_t dgemm_address=0, size_t sgemv_addres
     integers, as in scipy.linalg.cython_blas), or back to scipy's when all
     are 0. threads_address, when not 0, is that library's function of no
     arguments returning its thread count as an int (OpenBLAS's
-    openblas_get_num_threads): the AVX-512 kernel takes a forward pass's
-    products while it returns 1, and none while threads_address is 0.
+    openblas_get_num_threads): while it returns 1, the AVX-512 kernel takes
+    the minibatch products it is faster at (forward products, weights'
+    steps and gradients; _gemm_avx512.h), and none while threads_address
+    is 0.
     cyprop._blas_library calls it once, at import, before any product: a
     training running meanwhile in another thread could see some pointers
     switched and others not.
     """
     cdef size_t n_set = ((sgemm_address != 0) + (dgemm_address != 0) + (sgemv_address != 0)
                          + (dgemv_address != 0))
+    if n_set == 0 and threads_address != 0:
+        raise ValueError("use_blas takes a thread-count function only with the four "
+                         "addresses of the library it belongs to")
     if n_set == 0:
         set_blas(<void*>sgemm, <void*>dgemm, <void*>sgemv, <void*>dgemv)
     elif n_set == 4:
@@ -135,6 +140,9 @@ def takes_avx512_product(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t it
     shapes, the CPU, CYPROP_DISABLE_AVX512 and the BLAS's thread count."""
     if itemsize != 4 and itemsize != 8:
         raise ValueError(f"itemsize must be 4 or 8, got {itemsize}")
+    if itemsize == 4:
+        # as the core's gemm hands them on for floats
+        alpha, beta = <float>alpha, <float>beta
     return bool(gemm_fits(transpose_a, m, n, k, alpha, beta, 16 if itemsize == 4 else 8))
 
 

@@ -279,12 +279,15 @@ CYPROP_DEFINE_GEMM(cyprop_gemm_d, D8)
  *    over 64 or 128 rows, 0.76 to 0.91 on 1,000 x 1,000 and 1,024 x 1,024,
  *    where C no longer stays in the L2 cache;
  *  - otherwise alpha 1 and beta 0 (the partial sums wait in C);
+ *  - at least one term a sum, and alpha not 0;
  *  - AVX-512F, and the BLAS at one thread. */
 static int cyprop_gemm_fits(int transpose_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                             double alpha, double beta, ptrdiff_t width)
 {
     const int one_block = k <= CYPROP_GEMM_DEPTH;
-    if (m < CYPROP_GEMM_ROWS || n < 3 * width)
+    /* alpha 0: BLAS gives beta C without reading A or B (0 times an infinity
+     * in them would be NaN here) */
+    if (k < 1 || alpha == 0 || m < CYPROP_GEMM_ROWS || n < 3 * width)
         return 0;
     if (transpose_a ? !one_block || m * n > CYPROP_GEMM_MAX_STEP : m > CYPROP_GEMM_MAX_ROWS)
         return 0;
