@@ -12,8 +12,8 @@
  * copied, a block of 128 rows by 3 vectors at a time, onto the stack, where
  * it stays in the L1 cache while every 8 rows of op(A) pass. Each entry of
  * C is one sum over p, in order from 0, of fused multiply-adds: the same
- * bits on every call, thread and CPU with AVX-512F (in another order than
- * BLAS's, so the last bits differ from BLAS's).
+ * bits on every call, thread and CPU with AVX-512F (BLAS sums long products
+ * in blocks, which rounds the last bits differently).
  *
  * The core takes a product here only on CPUs with AVX-512F, when the BLAS
  * in use runs one thread (with more, BLAS splits the product between them),
