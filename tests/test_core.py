@@ -511,15 +511,30 @@ def test_tiny_sgd_step_is_taken_exactly_where_it_applies():
             np.testing.assert_array_equal(params, flatten(weights, biases, dtype))
 
 
-def cpu_runs_avx2_code():
-    """Whether this process takes the core's AVX2 code (numpy's CPU dispatch
-    reads the same CPUID bits)."""
+def cpu_has(feature):
+    """Whether this CPU has feature ("AVX2", "AVX512F"): numpy's CPU dispatch
+    reads the same CPUID bits as the core's."""
     try:
         from numpy._core._multiarray_umath import __cpu_features__
     except ImportError:
         from numpy.core._multiarray_umath import __cpu_features__
-    return (bool(__cpu_features__.get("AVX2"))
-            and os.environ.get("CYPROP_DISABLE_AVX2", "") != "1")
+    return bool(__cpu_features__.get(feature))
+
+
+def cpu_runs_avx2_code():
+    """Whether this process takes the core's AVX2 code."""
+    return cpu_has("AVX2") and os.environ.get("CYPROP_DISABLE_AVX2", "") != "1"
+
+
+def child_output(script, **environment):
+    """What script prints, run by this interpreter in a child process from the
+    project's root with environment added; AssertionError with its stderr if
+    the child fails."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=root, env={**os.environ, **environment})
+    assert result.returncode == 0, result.stderr or result.stdout
+    return result.stdout
 
 
 @pytest.mark.skipif(not cpu_runs_avx2_code(),
@@ -532,11 +547,7 @@ def test_products_without_avx2_give_the_same_bits():
     script = ("import sys\n"
               "from tests.test_core import products_and_training_bytes\n"
               "sys.stdout.write(chr(10).join(products_and_training_bytes()))\n")
-    root = pathlib.Path(__file__).resolve().parent.parent
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            cwd=root, env={**os.environ, "CYPROP_DISABLE_AVX2": "1"},
-                            check=True)
-    there = result.stdout.split()
+    there = child_output(script, CYPROP_DISABLE_AVX2="1").split()
     assert len(there) == len(here)
     for case, (line_here, line_there) in enumerate(zip(here, there)):
         assert line_here == line_there, f"case {case}"
@@ -650,11 +661,7 @@ def test_sigmoid_without_avx2_gives_the_same_bits():
         "    sys.stdout.write(core_sigmoid(sigmoid_arguments(dtype), dtype).tobytes().hex())\n"
         "    sys.stdout.write(chr(10))\n"
     )
-    root = pathlib.Path(__file__).resolve().parent.parent
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            cwd=root, env={**os.environ, "CYPROP_DISABLE_AVX2": "1"},
-                            check=True)
-    lines = result.stdout.split()
+    lines = child_output(script, CYPROP_DISABLE_AVX2="1").split()
     for line, dtype in zip(lines, DTYPES):
         np.testing.assert_array_equal(np.frombuffer(bytes.fromhex(line), dtype), here[dtype])
     assert len(lines) == len(DTYPES)

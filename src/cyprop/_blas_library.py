@@ -98,7 +98,7 @@ def _open_scipy_openblas32() -> _Opened:
     path = _library_path()
     library = ctypes.CDLL(path, mode=ctypes.RTLD_LOCAL)
     # The thread count as well: at one thread the core's AVX-512 kernel takes the
-    # forward products it runs faster than this OpenBLAS (_gemm_avx512.h).
+    # minibatch products it runs faster than this OpenBLAS (_gemm_avx512.h).
     threads = ctypes.cast(getattr(library, _SYMBOL_PREFIX + "openblas_get_num_threads"),
                           ctypes.c_void_p).value or 0
     addresses = _addresses(library, path, _SYMBOL_PREFIX) + (threads,)
