@@ -72,11 +72,14 @@ extensions = [
         "cyprop._core",
         sources=["src/cyprop/_core.pyx"],
         depends=["src/cyprop/_vector_math.h", "src/cyprop/_vector_product.h",
-                 "src/cyprop/_tiny_step.h", "src/cyprop/_gemm_avx512.h"],
+                 "src/cyprop/_tiny_step.h", "src/cyprop/_gemm_avx512.h",
+                 "src/cyprop/_parallel.h"],
         extra_compile_args=[] if debug else optimize,
         # Linking libm explicitly binds exp and friends to their current
-        # versioned symbols instead of glibc's slower compatibility wrappers.
-        libraries=[] if sys.platform == "win32" else ["m"],
+        # versioned symbols instead of glibc's slower compatibility wrappers;
+        # the split products' workers (_parallel.h) need libpthread, apart
+        # from libc before glibc 2.34.
+        libraries=[] if sys.platform == "win32" else ["m", "pthread"],
     )
 ]
 

@@ -257,9 +257,24 @@ def test_which_products_the_kernel_takes():
         assert not _core.takes_avx512_product(64, 256, 784, 8, False, 1 + 1e-9, 0.0)
         with pytest.raises(ValueError, match="itemsize"):
             _core.takes_avx512_product(64, 256, 784, 2)
+    with threadpool_limits(1):
+        assert _core.avx512_product_threads(64, 256, 784, 4) == 1
     with threadpool_limits(2):
-        # BLAS splits products between its threads: it takes them all
-        assert not _core.takes_avx512_product(64, 256, 784, 4)
+        if _core.avx512_product_threads(64, 256, 784, 4) < 2:
+            pytest.skip("the BLAS does not run two threads here")
+        # the same products, now split between the BLAS's threads
+        assert _core.takes_avx512_product(64, 256, 784, 4)
+        assert _core.takes_avx512_product(784, 256, 64, 8, True, -0.1, 1.0)
+        assert _core.avx512_product_threads(784, 256, 64, 8) == 2
+        # below a million multiply-adds, or too narrow for a block of three
+        # vectors each, a product stays on one thread
+        assert _core.avx512_product_threads(64, 256, 63, 4) == 1
+        assert _core.avx512_product_threads(128, 80, 784, 4) == 1
+        assert _core.avx512_product_threads(128, 81, 784, 4) == 2
+        assert _core.avx512_product_threads(128, 40, 784, 8) == 1
+        assert _core.avx512_product_threads(128, 41, 784, 8) == 2
+        with pytest.raises(ValueError, match="itemsize"):
+            _core.avx512_product_threads(64, 256, 784, 2)
 
 
 @pytest.mark.skipif(not cpu_has("AVX512F"), reason="no AVX-512F here: nothing to turn off")
@@ -333,3 +348,147 @@ def test_training_through_the_kernel_repeats_and_agrees_with_blas(dtype, optimiz
     assert first.tobytes() == second.tobytes()
     rtol = 1e-3 if dtype == "float32" else 1e-9
     np.testing.assert_allclose(first, on_blas, rtol=rtol, atol=rtol)
+
+
+# (m, k, n, alpha, beta, transpose_a), each at least a million multiply-adds:
+# W3's two products, columns that split unevenly or end in a partial vector,
+# and several depth blocks.
+SPLIT_SHAPES = [(64, 784, 256, 1.0, 0.0, False), (784, 64, 256, -0.1, 1.0, True),
+                (128, 129, 97, 1.0, 0.0, False), (100, 300, 150, 1.0, 0.0, False),
+                (1000, 100, 100, 0.5, -2.0, True), (37, 1000, 200, 1.0, 0.0, False)]
+
+
+def two_threads_split(m, n, k, itemsize):
+    """Whether two BLAS threads split this product; skips the test where the
+    BLAS cannot run two threads."""
+    with threadpool_limits(2):
+        parts = _core.avx512_product_threads(m, n, k, itemsize)
+    if parts < 2 and _core.avx512_product_threads(64, 256, 784, 4) < 2:
+        pytest.skip("the BLAS does not run two threads here")
+    return parts == 2
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m, k, n, alpha, beta, transpose_a", SPLIT_SHAPES)
+def test_split_products_give_the_one_thread_bits(dtype, m, k, n, alpha, beta, transpose_a):
+    """Two threads split the columns of C; every entry is the same sum as on one."""
+    rng = np.random.default_rng(m * n + k)
+    A = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(dtype)
+    B = rng.standard_normal((k, n)).astype(dtype)
+    C = rng.standard_normal((m, n)).astype(dtype)
+    assert two_threads_split(m, n, k, A.itemsize)
+    with threadpool_limits(2):
+        split, taken = product(A, B, C, alpha, beta, transpose_a)
+    assert taken
+    assert _core.product_workers() >= 1
+    with threadpool_limits(1):
+        whole, taken = product(A, B, C, alpha, beta, transpose_a)
+    assert taken
+    assert split.tobytes() == whole.tobytes()
+    check_against_exact(A, B, C, split, alpha, beta, transpose_a)
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_training_with_split_products_repeats_the_one_thread_bits(dtype):
+    """A network whose first layer's products are split at two threads trains
+    to the same bits as at one (its other products stay whole, on the kernel
+    or in BLAS calls that the thread count does not change)."""
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((320, 200))
+    y = np.eye(48)[rng.integers(0, 48, 320)]
+
+    def train():
+        net = Network([200, 256, 48], activation="sigmoid", output_activation="softmax",
+                      loss="cross_entropy", dtype=dtype, seed=4)
+        net.fit(X, y, epochs=2, batch_size=64, learning_rate=0.1)
+        return np.concatenate([w.ravel() for w in net.weights + net.biases])
+
+    itemsize = np.dtype(dtype).itemsize
+    assert two_threads_split(64, 256, 200, itemsize)
+    assert two_threads_split(200, 256, 64, itemsize)
+    with threadpool_limits(2):
+        first, second = train(), train()
+    with threadpool_limits(1):
+        one_thread = train()
+    assert first.tobytes() == second.tobytes()
+    assert first.tobytes() == one_thread.tobytes()
+
+
+@needs_kernel
+def test_products_from_several_threads_at_once_are_right():
+    """Python threads that all split products at once: one holds the workers,
+    the others compute their parts one after another; every result is right."""
+    import threading
+
+    rng = np.random.default_rng(3)
+    cases = []
+    for index in range(4):
+        A = rng.standard_normal((64, 784)).astype(np.float32)
+        B = rng.standard_normal((784, 256 + 16 * index)).astype(np.float32)
+        with threadpool_limits(1):
+            expected, _ = product(A, B, np.zeros((64, B.shape[1]), np.float32))
+        cases.append((A, B, expected))
+    assert two_threads_split(64, 256, 784, 4)
+    failures = []
+
+    def work(A, B, expected):
+        for _ in range(30):
+            out = np.zeros_like(expected)
+            _core.matrix_product(A, B, out)
+            if out.tobytes() != expected.tobytes():
+                failures.append(B.shape)
+                return
+
+    with threadpool_limits(2):
+        threads = [threading.Thread(target=work, args=case) for case in cases]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+
+
+@needs_kernel
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() here")
+def test_a_forked_child_splits_products_with_workers_of_its_own():
+    """The parent's workers do not exist in a child made by fork(): the child
+    starts its own and gets the same result, rather than waiting forever."""
+    if not two_threads_split(64, 256, 784, 4):
+        pytest.skip("the BLAS does not split this product here")
+    script = (
+        "import os, time\n"
+        "import numpy as np\n"
+        "from threadpoolctl import threadpool_limits\n"
+        "from cyprop import _core\n"
+        "rng = np.random.default_rng(0)\n"
+        "A = rng.standard_normal((64, 784)).astype(np.float32)\n"
+        "B = rng.standard_normal((784, 256)).astype(np.float32)\n"
+        "def run():\n"
+        "    C = np.zeros((64, 256), np.float32)\n"
+        "    with threadpool_limits(2):\n"
+        "        _core.matrix_product(A, B, C)\n"
+        "    return C.tobytes()\n"
+        "here = run()\n"
+        "print('workers', _core.product_workers())\n"
+        "read_end, write_end = os.pipe()\n"
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    os.close(read_end)\n"
+        "    same = run() == here\n"
+        "    os.write(write_end, b'same %d workers %d' % (same, _core.product_workers()))\n"
+        "    os._exit(0)\n"
+        "os.close(write_end)\n"
+        "deadline = time.monotonic() + 60\n"
+        "while os.waitpid(child, os.WNOHANG) == (0, 0):\n"
+        "    if time.monotonic() > deadline:\n"
+        "        os.kill(child, 9)\n"
+        "        print('child hung')\n"
+        "        break\n"
+        "    time.sleep(0.01)\n"
+        "print(os.read(read_end, 100).decode())\n"
+    )
+    lines = child_output(script).split("\n")
+    assert lines[0] == "workers 1"
+    assert lines[1] == "same 1 workers 1"

@@ -59,8 +59,14 @@ cdef extern from "_gemm_avx512.h" nogil:
     bint gemm_fits "cyprop_gemm_fits"(bint transpose_a, Py_ssize_t m, Py_ssize_t n,
                                       Py_ssize_t k, double alpha, double beta,
                                       Py_ssize_t width)
+    int gemm_parts "cyprop_gemm_parts"(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                                       Py_ssize_t width)
     void set_blas_threads "cyprop_set_blas_threads"(void* function)
     void* blas_threads "cyprop_blas_threads"
+
+
+cdef extern from "_parallel.h" nogil:
+    int pool_workers "cyprop_pool_workers"()
 
 
 cdef inline void gemv(bint transpose, int m, int n, double alpha, const floating* A, int lda,

@@ -36,7 +36,7 @@ cdef extern from "Python.h":
     void PyErr_Clear()
 
 from cyprop._blas cimport (blas_dgemm, blas_dgemv, blas_sgemm, blas_sgemv, blas_threads, gemm,
-                           gemm_fits, set_blas, set_blas_threads)
+                           gemm_fits, gemm_parts, pool_workers, set_blas, set_blas_threads)
 from cyprop._libm cimport all_finite, exp_, sigmoid_in_place, tanh_
 from cyprop._tiny_step cimport tiny_epochs, tiny_step
 from cyprop._vector_product cimport vector_product
@@ -96,10 +96,10 @@ def use_blas(size_t sgemm_address=0, size_t dgemm_address=0, size_t sgemv_addres
     integers, as in scipy.linalg.cython_blas), or back to scipy's when all
     are 0. threads_address, when not 0, is that library's function of no
     arguments returning its thread count as an int (OpenBLAS's
-    openblas_get_num_threads): while it returns 1, the AVX-512 kernel takes
-    the minibatch products it is faster at (forward products, weights'
-    steps and gradients; _gemm_avx512.h), and none while threads_address
-    is 0.
+    openblas_get_num_threads): with it, the AVX-512 kernel takes the
+    minibatch products it is faster at (forward products, weights' steps
+    and gradients; _gemm_avx512.h), split between that many threads, and
+    none while threads_address is 0.
     cyprop._blas_library calls it once, at import, before any product: a
     training running meanwhile in another thread could see some pointers
     switched and others not.
@@ -144,6 +144,21 @@ def takes_avx512_product(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t it
         # as the core's gemm hands them on for floats
         alpha, beta = <float>alpha, <float>beta
     return bool(gemm_fits(transpose_a, m, n, k, alpha, beta, 16 if itemsize == 4 else 8))
+
+
+def avx512_product_threads(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t itemsize):
+    """How many threads share such a product when the AVX-512 kernel takes it
+    (takes_avx512_product): the BLAS's thread count, at most one per three
+    vectors of columns of C, and 1 below a million multiply-adds."""
+    if itemsize != 4 and itemsize != 8:
+        raise ValueError(f"itemsize must be 4 or 8, got {itemsize}")
+    return gemm_parts(m, n, k, 16 if itemsize == 4 else 8)
+
+
+def product_workers():
+    """How many worker threads the kernel's split products have started in
+    this process (_parallel.h); they start at the first split product."""
+    return pool_workers()
 
 
 def matrix_product(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] C,

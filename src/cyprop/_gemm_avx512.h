@@ -15,15 +15,18 @@
  * bits on every call, thread and CPU with AVX-512F (BLAS sums long products
  * in blocks, which rounds the last bits differently).
  *
- * The core takes a product here only on CPUs with AVX-512F, when the BLAS
- * in use runs one thread (with more, BLAS splits the product between them),
- * and for the shapes where it was faster than OpenBLAS (cyprop_gemm_fits);
+ * The core takes a product here only on CPUs with AVX-512F, when it knows
+ * the thread count of the BLAS in use (that many threads share a large
+ * enough product, as BLAS would split it), and for the shapes where it was
+ * faster than OpenBLAS (cyprop_gemm_fits);
  * CYPROP_DISABLE_AVX512=1 in the environment leaves every product to BLAS. */
 #ifndef CYPROP_GEMM_AVX512_H
 #define CYPROP_GEMM_AVX512_H
 
 #include <stddef.h>
 #include <stdlib.h>
+
+#include "_parallel.h"
 
 /* The BLAS's thread count, from the library the products run on (cyprop's
  * OpenBLAS); NULL where it is not known, which leaves every product to BLAS. */
@@ -220,7 +223,7 @@ static int cyprop_cpu_has_avx512(void)
     CYPROP_DEFINE_GEMM_TILES(NAME, P, 3, 1)                                                   \
     CYPROP_DEFINE_GEMM_TILES(NAME, P, 2, 1)                                                   \
     CYPROP_DEFINE_GEMM_TILES(NAME, P, 1, 1)                                                   \
-    static CYPROP_AVX512 void NAME##_avx512(                                                  \
+    static CYPROP_AVX512 inline __attribute__((always_inline)) void NAME##_avx512(            \
         int transpose_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, P##_T alpha, const P##_T* A,  \
         ptrdiff_t lda, const P##_T* B, ptrdiff_t ldb, P##_T beta, P##_T* C, ptrdiff_t ldc)    \
     {                                                                                         \
@@ -262,8 +265,76 @@ static int cyprop_cpu_has_avx512(void)
         }                                                                                     \
     }
 
+/* With more than one BLAS thread, the columns of C are split between the
+ * threads (_parallel.h), a whole number of vectors each: every entry is the
+ * same sum as on one thread, so the bits do not depend on the thread count.
+ * NAME_part computes part `part` of `parts` of the product in NAME_args_t. */
+#define CYPROP_DEFINE_GEMM_PARTS(NAME, P)                                                       \
+    /* The kernel compiled once for each op(A), its strides through op(A)    \
+     * constants (left to vary, W3's products ran a third slower). */         \
+    static CYPROP_AVX512 void NAME##_avx512_n(                                                \
+        ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, P##_T alpha, const P##_T* A, ptrdiff_t lda,    \
+        const P##_T* B, ptrdiff_t ldb, P##_T beta, P##_T* C, ptrdiff_t ldc)                   \
+    {                                                                                         \
+        NAME##_avx512(0, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);                       \
+    }                                                                                         \
+    static CYPROP_AVX512 void NAME##_avx512_t(                                                \
+        ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, P##_T alpha, const P##_T* A, ptrdiff_t lda,    \
+        const P##_T* B, ptrdiff_t ldb, P##_T beta, P##_T* C, ptrdiff_t ldc)                   \
+    {                                                                                         \
+        NAME##_avx512(1, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);                       \
+    }                                                                                         \
+    typedef struct {                                                                          \
+        int transpose_a;                                                                      \
+        ptrdiff_t m, n, k, lda, ldb, ldc;                                                     \
+        P##_T alpha, beta;                                                                    \
+        const P##_T* A;                                                                       \
+        const P##_T* B;                                                                       \
+        P##_T* C;                                                                             \
+    } NAME##_args_t;                                                                          \
+    static void NAME##_part(void* args, int part, int parts)                                  \
+    {                                                                                         \
+        const NAME##_args_t* product = (const NAME##_args_t*)args;                            \
+        const ptrdiff_t vectors = (product->n + P##_WIDTH - 1) / P##_WIDTH;                   \
+        const ptrdiff_t j0 = vectors * part / parts * P##_WIDTH;                              \
+        ptrdiff_t j1 = vectors * (part + 1) / parts * P##_WIDTH;                              \
+        if (j1 > product->n)                                                                  \
+            j1 = product->n;                                                                  \
+        if (j1 <= j0)                                                                         \
+            return;                                                                           \
+        if (product->transpose_a)                                                             \
+            NAME##_avx512_t(product->m, j1 - j0, product->k, product->alpha, product->A,     \
+                            product->lda, product->B + j0, product->ldb, product->beta,      \
+                            product->C + j0, product->ldc);                                  \
+        else                                                                                  \
+            NAME##_avx512_n(product->m, j1 - j0, product->k, product->alpha, product->A,     \
+                            product->lda, product->B + j0, product->ldb, product->beta,      \
+                            product->C + j0, product->ldc);                                  \
+    }
+
 CYPROP_DEFINE_GEMM(cyprop_gemm_s, S16)
 CYPROP_DEFINE_GEMM(cyprop_gemm_d, D8)
+CYPROP_DEFINE_GEMM_PARTS(cyprop_gemm_s, S16)
+CYPROP_DEFINE_GEMM_PARTS(cyprop_gemm_d, D8)
+
+/* Products of fewer multiply-adds stay on one thread: waking a worker and
+ * waiting for it cost a few microseconds, about what a quarter of such a
+ * product takes. */
+#define CYPROP_GEMM_PARALLEL_MIN (1 << 20)
+
+/* How many threads share this product: the BLAS's thread count, at most one
+ * per 3 vectors of columns and at most CYPROP_MAX_PARTS, and 1 below
+ * CYPROP_GEMM_PARALLEL_MIN. */
+static int cyprop_gemm_parts(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t width)
+{
+    const ptrdiff_t most = (n + width - 1) / width / 3;
+    int threads = cyprop_blas_threads();
+    if (m * n * k < CYPROP_GEMM_PARALLEL_MIN || threads < 2)
+        return 1;
+    if (threads > most)
+        threads = (int)most;
+    return threads > CYPROP_MAX_PARTS ? CYPROP_MAX_PARTS : threads;
+}
 
 /* Whether this product is taken here rather than by BLAS, from measurements
  * against OpenBLAS (benchmarks/README.md):
@@ -280,7 +351,8 @@ CYPROP_DEFINE_GEMM(cyprop_gemm_d, D8)
  *    where C no longer stays in the L2 cache;
  *  - otherwise alpha 1 and beta 0 (the partial sums wait in C);
  *  - at least one term a sum, and alpha not 0;
- *  - AVX-512F, and the BLAS at one thread. */
+ *  - AVX-512F, and a BLAS whose thread count is known: at more than one,
+ *    that many threads share the product (cyprop_gemm_parts). */
 static int cyprop_gemm_fits(int transpose_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                             double alpha, double beta, ptrdiff_t width)
 {
@@ -293,11 +365,12 @@ static int cyprop_gemm_fits(int transpose_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t
         return 0;
     if (!one_block && (alpha != 1 || beta != 0))
         return 0;
-    return cyprop_cpu_has_avx512() && cyprop_blas_threads != 0 && cyprop_blas_threads() == 1;
+    return cyprop_cpu_has_avx512() && cyprop_blas_threads != 0;
 }
 #define CYPROP_TRY_AVX512(NAME, WIDTH, transpose_a, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc) \
     if (cyprop_gemm_fits(transpose_a, m, n, k, alpha, beta, WIDTH)) {                            \
-        NAME##_avx512(transpose_a, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);                \
+        NAME##_args_t product = {transpose_a, m, n, k, lda, ldb, ldc, alpha, beta, A, B, C};     \
+        cyprop_run_parts(NAME##_part, &product, cyprop_gemm_parts(m, n, k, WIDTH));              \
         return 1;                                                                                \
     }
 #else
@@ -306,6 +379,11 @@ static int cyprop_gemm_fits(int transpose_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t
 {
     (void)transpose_a; (void)m; (void)n; (void)k; (void)alpha; (void)beta; (void)width;
     return 0;
+}
+static int cyprop_gemm_parts(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t width)
+{
+    (void)m; (void)n; (void)k; (void)width;
+    return 1;
 }
 #define CYPROP_TRY_AVX512(NAME, WIDTH, transpose_a, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
 #endif

@@ -1,0 +1,189 @@
+/* A few worker threads that run the parts of one task beside the caller.
+ *
+ * The core's minibatch products take 60 to 130 microseconds each on W3, a
+ * few thousand of them an epoch; starting threads for each, or waking
+ * threads that sleep, would cost a noticeable part of that. The workers
+ * here start once, on the first task that asks for them, and after each
+ * part they wait a little while spinning (about 50 microseconds), so that
+ * the next product of the same step finds them awake; past that they
+ * sleep on a condition variable and cost nothing.
+ *
+ * cyprop_run_parts(task, args, parts) calls task(args, part, parts) for
+ * every part in [0, parts): part 0 on the calling thread, the others on
+ * the workers, and returns when all have returned. It runs every part on
+ * the caller, one after another, when another thread is using the workers
+ * (two networks trained at once from two Python threads), when parts
+ * exceeds CYPROP_MAX_PARTS, or when the threads cannot be started. The
+ * parts must not depend on which thread runs them, so that the result is
+ * the same either way.
+ *
+ * After fork(), the child has none of the parent's workers: it starts its
+ * own when it first needs them. */
+#ifndef CYPROP_PARALLEL_H
+#define CYPROP_PARALLEL_H
+
+#include <stddef.h>
+
+#define CYPROP_MAX_PARTS 8
+
+typedef void (*cyprop_part_t)(void* args, int part, int parts);
+
+#if defined(__GNUC__) && (defined(__linux__) || defined(__APPLE__))
+#include <pthread.h>
+#include <time.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CYPROP_RELAX() _mm_pause()
+#else
+#define CYPROP_RELAX() ((void)0)
+#endif
+
+/* Spin this long for the next task, or for the workers to finish. */
+#define CYPROP_SPIN_NANOSECONDS 1000000
+
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    int started;              /* workers running (guarded by start_lock) */
+    int busy;                 /* a caller holds the workers */
+    unsigned long generation; /* bumped for each task */
+    int sleepers;             /* workers waiting on wake */
+    int done;                 /* parts finished by the workers this task */
+    cyprop_part_t task;
+    void* args;
+    int parts;
+} cyprop_pool_t;
+
+static cyprop_pool_t cyprop_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+                                    0, 0, 0, 0, 0, 0, 0, 0};
+static pthread_mutex_t cyprop_pool_start_lock = PTHREAD_MUTEX_INITIALIZER;
+/* The generation each worker was started at: the task after it is its first. */
+static unsigned long cyprop_pool_first_generation[CYPROP_MAX_PARTS];
+
+static long long cyprop_nanoseconds(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
+static void* cyprop_worker(void* index_pointer)
+{
+    const int index = (int)(ptrdiff_t)index_pointer;
+    unsigned long seen = cyprop_pool_first_generation[index];
+    for (;;) {
+        const long long give_up = cyprop_nanoseconds() + CYPROP_SPIN_NANOSECONDS;
+        unsigned long now_at;
+        int spins = 0;
+        while ((now_at = __atomic_load_n(&cyprop_pool.generation, __ATOMIC_SEQ_CST)) == seen) {
+            CYPROP_RELAX();
+            if (++spins % 64 == 0 && cyprop_nanoseconds() > give_up) {
+                /* A caller that bumps the generation after this worker
+                 * counts itself a sleeper takes the lock to wake it, and
+                 * the generation is read again under the lock: no task is
+                 * missed. */
+                pthread_mutex_lock(&cyprop_pool.lock);
+                __atomic_add_fetch(&cyprop_pool.sleepers, 1, __ATOMIC_SEQ_CST);
+                while (__atomic_load_n(&cyprop_pool.generation, __ATOMIC_SEQ_CST) == seen)
+                    pthread_cond_wait(&cyprop_pool.wake, &cyprop_pool.lock);
+                __atomic_sub_fetch(&cyprop_pool.sleepers, 1, __ATOMIC_SEQ_CST);
+                pthread_mutex_unlock(&cyprop_pool.lock);
+                break;
+            }
+        }
+        seen = __atomic_load_n(&cyprop_pool.generation, __ATOMIC_SEQ_CST);
+        if (index < cyprop_pool.parts)
+            cyprop_pool.task(cyprop_pool.args, index, cyprop_pool.parts);
+        __atomic_add_fetch(&cyprop_pool.done, 1, __ATOMIC_SEQ_CST);
+    }
+    return NULL;
+}
+
+static void cyprop_pool_after_fork(void)
+{
+    /* The child's only thread is the one that forked. */
+    pthread_mutex_init(&cyprop_pool.lock, NULL);
+    pthread_cond_init(&cyprop_pool.wake, NULL);
+    pthread_mutex_init(&cyprop_pool_start_lock, NULL);
+    cyprop_pool.started = 0;
+    cyprop_pool.busy = 0;
+    cyprop_pool.sleepers = 0;
+}
+
+/* Start workers up to `wanted`; returns how many run. */
+static int cyprop_pool_start(int wanted)
+{
+    static int fork_handler = 0;
+    pthread_attr_t attributes;
+    pthread_t thread;
+    int started;
+    pthread_mutex_lock(&cyprop_pool_start_lock);
+    if (!fork_handler)
+        fork_handler = pthread_atfork(NULL, NULL, cyprop_pool_after_fork) == 0 ? 1 : -1;
+    pthread_attr_init(&attributes);
+    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    /* Without the fork handler a child would wait on workers it lacks. */
+    while (fork_handler == 1 && cyprop_pool.started < wanted) {
+        /* Set before the thread starts; the caller holds the workers, so
+         * the generation does not move until this returns. */
+        cyprop_pool_first_generation[cyprop_pool.started + 1] = cyprop_pool.generation;
+        if (pthread_create(&thread, &attributes, cyprop_worker,
+                           (void*)(ptrdiff_t)(cyprop_pool.started + 1)) != 0)
+            break;
+        cyprop_pool.started++;
+    }
+    pthread_attr_destroy(&attributes);
+    started = cyprop_pool.started;
+    pthread_mutex_unlock(&cyprop_pool_start_lock);
+    return started;
+}
+
+/* How many workers have started in this process. */
+static int cyprop_pool_workers(void)
+{
+    return __atomic_load_n(&cyprop_pool.started, __ATOMIC_SEQ_CST);
+}
+
+static void cyprop_run_parts(cyprop_part_t task, void* args, int parts)
+{
+    int part, workers = parts - 1, expected = 0;
+    if (parts > 1 && parts <= CYPROP_MAX_PARTS
+        && __atomic_compare_exchange_n(&cyprop_pool.busy, &expected, 1, 0, __ATOMIC_SEQ_CST,
+                                       __ATOMIC_SEQ_CST)) {
+        if (__atomic_load_n(&cyprop_pool.started, __ATOMIC_SEQ_CST) >= workers
+            || cyprop_pool_start(workers) >= workers) {
+            cyprop_pool.task = task;
+            cyprop_pool.args = args;
+            cyprop_pool.parts = parts;
+            __atomic_store_n(&cyprop_pool.done, 0, __ATOMIC_SEQ_CST);
+            __atomic_add_fetch(&cyprop_pool.generation, 1, __ATOMIC_SEQ_CST);
+            if (__atomic_load_n(&cyprop_pool.sleepers, __ATOMIC_SEQ_CST) > 0) {
+                pthread_mutex_lock(&cyprop_pool.lock);
+                pthread_cond_broadcast(&cyprop_pool.wake);
+                pthread_mutex_unlock(&cyprop_pool.lock);
+            }
+            task(args, 0, parts);
+            /* Every started worker counts itself done, with a part or without. */
+            while (__atomic_load_n(&cyprop_pool.done, __ATOMIC_SEQ_CST) < cyprop_pool.started)
+                CYPROP_RELAX();
+            __atomic_store_n(&cyprop_pool.busy, 0, __ATOMIC_SEQ_CST);
+            return;
+        }
+        __atomic_store_n(&cyprop_pool.busy, 0, __ATOMIC_SEQ_CST);
+    }
+    for (part = 0; part < parts; part++)
+        task(args, part, parts);
+}
+#else
+static int cyprop_pool_workers(void) { return 0; }
+
+static void cyprop_run_parts(cyprop_part_t task, void* args, int parts)
+{
+    int part;
+    for (part = 0; part < parts; part++)
+        task(args, part, parts);
+}
+#endif
+
+#endif /* CYPROP_PARALLEL_H */
