@@ -393,14 +393,14 @@ def test_split_products_give_the_one_thread_bits(dtype, m, k, n, alpha, beta, tr
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_training_with_split_products_repeats_the_one_thread_bits(dtype):
     """A network whose first layer's products are split at two threads trains
-    to the same bits as at one (its other products stay whole, on the kernel
-    or in BLAS calls that the thread count does not change)."""
+    to the same bits as at one (its output layer's products are BLAS's, too
+    small for BLAS's threads)."""
     rng = np.random.default_rng(8)
     X = rng.standard_normal((320, 200))
-    y = np.eye(48)[rng.integers(0, 48, 320)]
+    y = np.eye(10)[rng.integers(0, 10, 320)]
 
     def train():
-        net = Network([200, 256, 48], activation="sigmoid", output_activation="softmax",
+        net = Network([200, 256, 10], activation="sigmoid", output_activation="softmax",
                       loss="cross_entropy", dtype=dtype, seed=4)
         net.fit(X, y, epochs=2, batch_size=64, learning_rate=0.1)
         return np.concatenate([w.ravel() for w in net.weights + net.biases])
@@ -409,6 +409,8 @@ def test_training_with_split_products_repeats_the_one_thread_bits(dtype):
     assert two_threads_split(64, 256, 200, itemsize)
     assert two_threads_split(200, 256, 64, itemsize)
     with threadpool_limits(2):
+        assert not _core.hands_blas_splittable_products(64, sizes(200, 256, 10), itemsize,
+                                                        True, -0.1, 1.0)
         first, second = train(), train()
     with threadpool_limits(1):
         one_thread = train()
@@ -492,3 +494,66 @@ def test_a_forked_child_splits_products_with_workers_of_its_own():
     lines = child_output(script).split("\n")
     assert lines[0] == "workers 1"
     assert lines[1] == "same 1 workers 1"
+
+
+def sizes(*layers):
+    return np.array(layers, dtype=np.intp)
+
+
+@needs_kernel
+def test_networks_that_keep_blas_threads_busy_leave_it_every_product():
+    """Products the kernel does not take, large enough for BLAS's threads, make
+    the network's every product BLAS's at more than one thread."""
+    with threadpool_limits(2):
+        # W3: the output layer's products are below BLAS's threading size
+        assert not _core.hands_blas_splittable_products(64, sizes(784, 256, 10), 4, True, -0.1,
+                                                        1.0)
+        # 64 rows through 1,024-wide layers: delta @ W.T and the weights' steps
+        assert _core.hands_blas_splittable_products(64, sizes(1024, 1024, 1024, 10), 4)
+        # a step into a C beyond the L2 cache
+        assert _core.hands_blas_splittable_products(64, sizes(1024, 1024), 4)
+        # forward only, every product the kernel's; not with 10 outputs (too
+        # narrow for the kernel, 655,360 multiply-adds)
+        assert not _core.hands_blas_splittable_products(64, sizes(1024, 1024, 1024, 48), 4,
+                                                        False)
+        assert _core.hands_blas_splittable_products(64, sizes(1024, 1024, 1024, 10), 4, False)
+        # batches of 256: the forward product is BLAS's
+        assert _core.hands_blas_splittable_products(256, sizes(784, 256, 10), 4, False)
+        # one row: matrix-vector products
+        assert not _core.hands_blas_splittable_products(1, sizes(1024, 1024, 1024), 4)
+        # several depth blocks of a plain SGD step are BLAS's
+        assert not _core.hands_blas_splittable_products(128, sizes(784, 256), 8, True, -0.1,
+                                                        1.0)
+        assert _core.hands_blas_splittable_products(129, sizes(784, 256), 8, True, -0.1, 1.0)
+    with pytest.raises(ValueError, match="itemsize"):
+        _core.hands_blas_splittable_products(64, sizes(784, 256), 2)
+    with pytest.raises(ValueError, match="two layers"):
+        _core.hands_blas_splittable_products(64, sizes(784), 4)
+
+
+@needs_kernel
+def test_a_network_that_keeps_blas_threads_busy_trains_on_blas_at_two_threads():
+    """The same bits as with the kernel hidden, at two threads: BLAS took every
+    product, the forward ones the kernel would take alone included."""
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((256, 512)).astype(np.float32)
+    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 256)]
+
+    def train():
+        net = Network([512, 512, 10], activation="relu", output_activation="softmax",
+                      loss="cross_entropy", dtype="float32", seed=1)
+        net.fit(X, y, epochs=1, batch_size=64, learning_rate=0.01, shuffle=False)
+        return np.concatenate([w.ravel() for w in net.weights + net.biases])
+
+    layers = sizes(512, 512, 10)
+    with threadpool_limits(2):
+        assert _core.takes_avx512_product(64, 512, 512, 4)
+        assert _core.hands_blas_splittable_products(64, layers, 4, True, -0.01, 1.0)
+        with_kernel = train()
+        on_blas = without_kernel(train)
+    with threadpool_limits(1):
+        one_thread = train()
+    assert with_kernel.tobytes() == on_blas.tobytes()
+    # at one thread the kernel takes the forward products: rounding apart
+    assert with_kernel.tobytes() != one_thread.tobytes()
+    np.testing.assert_allclose(with_kernel, one_thread, rtol=1e-4, atol=1e-5)

@@ -61,12 +61,20 @@ cdef extern from "_gemm_avx512.h" nogil:
                                       Py_ssize_t width)
     int gemm_parts "cyprop_gemm_parts"(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                                        Py_ssize_t width)
+    void set_blas_splits "cyprop_gemm_set_blas_splits"(bint splits)
     void set_blas_threads "cyprop_set_blas_threads"(void* function)
     void* blas_threads "cyprop_blas_threads"
 
 
 cdef extern from "_parallel.h" nogil:
     int pool_workers "cyprop_pool_workers"()
+    void pool_rest "cyprop_pool_rest"()
+
+
+# OpenBLAS runs a gemm on one thread below 4 * 65,536 multiply-adds
+# (GEMM_MULTITHREAD_THRESHOLD times SMP_THRESHOLD_MIN in its interface/gemm.c).
+cdef enum:
+    BLAS_SPLITS_FROM = 262144
 
 
 cdef inline void gemv(bint transpose, int m, int n, double alpha, const floating* A, int lda,
@@ -120,6 +128,10 @@ cdef inline void gemm(bint transpose_a, bint transpose_b, int m, int n, int k,
         else:
             if gemm_avx512_double(transpose_a, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
                 return
+    # BLAS may split this product between its threads: the kernel's workers
+    # stop spinning for their next part and leave it the cores.
+    if <Py_ssize_t>m * n * k >= BLAS_SPLITS_FROM:
+        pool_rest()
     if floating is float:
         (<sgemm_t>blas_sgemm)(&trans_b, &trans_a, &n, &m, &k, &alpha_f, <float*>B, &ldb,
                               <float*>A, &lda, &beta_f, C, &ldc)

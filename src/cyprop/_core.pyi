@@ -36,6 +36,14 @@ def takes_avx512_product(
     beta: float = 0.0,
 ) -> bool: ...
 def avx512_product_threads(m: int, n: int, k: int, itemsize: int) -> int: ...
+def hands_blas_splittable_products(
+    n_rows: int,
+    sizes: _Sizes,
+    itemsize: int,
+    backward: bool = True,
+    step_alpha: float = 1.0,
+    step_beta: float = 0.0,
+) -> bool: ...
 def product_workers() -> int: ...
 def matrix_product(
     A: _Floats,

@@ -35,8 +35,9 @@ cdef extern from "Python.h":
     int PyErr_CheckSignals()
     void PyErr_Clear()
 
-from cyprop._blas cimport (blas_dgemm, blas_dgemv, blas_sgemm, blas_sgemv, blas_threads, gemm,
-                           gemm_fits, gemm_parts, pool_workers, set_blas, set_blas_threads)
+from cyprop._blas cimport (BLAS_SPLITS_FROM, blas_dgemm, blas_dgemv, blas_sgemm, blas_sgemv,
+                           blas_threads, gemm, gemm_fits, gemm_parts, pool_workers, set_blas,
+                           set_blas_splits, set_blas_threads)
 from cyprop._libm cimport all_finite, exp_, sigmoid_in_place, tanh_
 from cyprop._tiny_step cimport tiny_epochs, tiny_step
 from cyprop._vector_product cimport vector_product
@@ -153,6 +154,23 @@ def avx512_product_threads(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t 
     if itemsize != 4 and itemsize != 8:
         raise ValueError(f"itemsize must be 4 or 8, got {itemsize}")
     return gemm_parts(m, n, k, 16 if itemsize == 4 else 8)
+
+
+def hands_blas_splittable_products(Py_ssize_t n_rows, const Py_ssize_t[::1] sizes,
+                                   Py_ssize_t itemsize, bint backward=True,
+                                   double step_alpha=1.0, double step_beta=0.0):
+    """Whether a pass over n_rows rows through layers of these sizes hands
+    BLAS a product that BLAS may split between its threads; while such a
+    network trains or predicts, the AVX-512 kernel takes no product at more
+    than one BLAS thread (_gemm_avx512.h). step_alpha and step_beta are the
+    weights' steps' (-learning_rate and 1 for plain SGD, 1 and 0 for
+    gradients)."""
+    if itemsize != 4 and itemsize != 8:
+        raise ValueError(f"itemsize must be 4 or 8, got {itemsize}")
+    if sizes.shape[0] < 2:
+        raise ValueError("sizes must name at least two layers")
+    return bool(blas_splits_products(n_rows, &sizes[0], sizes.shape[0] - 1, backward,
+                                     step_alpha, step_beta, itemsize))
 
 
 def product_workers():
@@ -811,6 +829,35 @@ cdef double backpropagate_and_step(const floating* X, const floating* Y,
     return loss_sum
 
 
+cdef bint blas_splits_products(Py_ssize_t n_rows, const Py_ssize_t* sizes,
+                               Py_ssize_t n_layers, bint backward, double step_alpha,
+                               double step_beta, Py_ssize_t itemsize) noexcept nogil:
+    """Whether a pass over n_rows rows (forward, and backward when set) hands
+    BLAS a product it may split between its threads: one of BLAS_SPLITS_FROM
+    multiply-adds or more that the AVX-512 kernel does not take. The weights'
+    steps are alpha A_prev.T @ delta + beta W with step_alpha and step_beta.
+    Then the kernel leaves every product to BLAS at more than one thread
+    (cyprop_gemm_blas_splits in _gemm_avx512.h)."""
+    cdef Py_ssize_t l, fan_in, fan_out, work
+    cdef Py_ssize_t width = 16 if itemsize == 4 else 8
+    if n_rows < 2:
+        # one row: matrix-vector products, never the kernel's
+        return False
+    for l in range(n_layers):
+        fan_in = sizes[l]
+        fan_out = sizes[l + 1]
+        work = n_rows * fan_in * fan_out
+        if work < BLAS_SPLITS_FROM or work < BLAS_MIN_MULTIPLY_ADDS:
+            continue
+        if not gemm_fits(False, n_rows, fan_out, fan_in, 1.0, 0.0, width):
+            return True
+        if backward and (l > 0 or not gemm_fits(True, fan_in, fan_out, n_rows, step_alpha,
+                                                 step_beta, width)):
+            # delta @ W.T, for every layer above the first, is BLAS's
+            return True
+    return False
+
+
 cdef inline bint takes_tiny_step(Py_ssize_t n_rows, const Py_ssize_t* sizes,
                                  const int* activations, Py_ssize_t n_layers,
                                  int loss) noexcept nogil:
@@ -936,8 +983,11 @@ def forward(const floating[:, ::1] X, const floating[::1] params,
             floating[::1] A_out):
     """Write every layer's activations for the rows of X into A_out, layer after layer."""
     with nogil:
+        set_blas_splits(blas_splits_products(X.shape[0], &sizes[0], activations.shape[0],
+                                             False, 1.0, 0.0, sizeof(floating)))
         forward_pass(&X[0, 0], X.shape[0], &params[0], &sizes[0], &activations[0],
                      activations.shape[0], &A_out[0], NULL)
+        set_blas_splits(False)
 
 
 def loss_sum(const floating[:, ::1] X, const floating[:, ::1] Y,
@@ -957,8 +1007,11 @@ def loss_sum(const floating[:, ::1] X, const floating[:, ::1] Y,
     if sample_weight.shape[0] > 0:
         weights = &sample_weight[0]
     with nogil:
+        set_blas_splits(blas_splits_products(n_rows, &sizes[0], n_layers, False, 1.0, 0.0,
+                                             sizeof(floating)))
         forward_pass(&X[0, 0], n_rows, &params[0], &sizes[0], &activations[0],
                      n_layers, &A_work[0], &Z_work[0])
+        set_blas_splits(False)
         total = weighted_loss(&A_work[output_offset], &Z_work[0], &Y[0, 0], weights,
                               n_rows, n_outputs, loss)
     return total
@@ -975,9 +1028,12 @@ def loss_gradient(const floating[:, ::1] X, const floating[:, ::1] Y,
     if sample_weight.shape[0] > 0:
         weights = &sample_weight[0]
     with nogil:
+        set_blas_splits(blas_splits_products(X.shape[0], &sizes[0], activations.shape[0],
+                                             True, 1.0, 0.0, sizeof(floating)))
         total = backpropagate(&X[0, 0], &Y[0, 0], weights, X.shape[0], &params[0],
                               &sizes[0], &activations[0], activations.shape[0], loss,
                               scale, &A_work[0], &delta_work[0], &grads_out[0])
+        set_blas_splits(False)
     return total
 
 
@@ -1155,6 +1211,11 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
             # an update that diverged in parameters counts as a step, as below
             return completed, status, first_step + good_epoch + 1, good_epoch
     with nogil:
+        # the fused step's weights' update, or the gradient
+        set_blas_splits(blas_splits_products(
+            min(batch_size, n_samples), &sizes[0], n_layers, True,
+            -learning_rates[0] if fused_sgd and n_epochs > 0 else 1.0,
+            1.0 if fused_sgd else 0.0, sizeof(floating)))
         memcpy(known_good, &params[0], n_params * sizeof(floating))
         memcpy(epoch_start, &params[0], n_params * sizeof(floating))
         for epoch in range(n_epochs):
@@ -1258,4 +1319,5 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
             else:
                 losses_out[epoch] = epoch_sum
             completed = epoch + 1
+        set_blas_splits(False)
     return completed, status, step, good_epoch

@@ -352,7 +352,19 @@ static int cyprop_gemm_parts(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t wi
  *  - otherwise alpha 1 and beta 0 (the partial sums wait in C);
  *  - at least one term a sum, and alpha not 0;
  *  - AVX-512F, and a BLAS whose thread count is known: at more than one,
- *    that many threads share the product (cyprop_gemm_parts). */
+ *    that many threads share the product (cyprop_gemm_parts), unless the
+ *    network's other products keep BLAS's threads busy
+ *    (cyprop_gemm_blas_splits). */
+/* Set by the core, for the calling thread, around the products of a network
+ * that hands BLAS some products large enough for BLAS to split between its
+ * threads: then, at more than one thread, BLAS takes all of them. Its
+ * threads and the kernel's workers, each waiting for their next product by
+ * spinning, would otherwise share the cores: 64-row batches on 1,024-wide
+ * layers, whose weights' steps stay on BLAS, trained 1.1 to 1.8 times
+ * slower at two threads with both than with BLAS alone. */
+static __thread int cyprop_gemm_blas_splits = 0;
+static void cyprop_gemm_set_blas_splits(int splits) { cyprop_gemm_blas_splits = splits; }
+
 static int cyprop_gemm_fits(int transpose_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                             double alpha, double beta, ptrdiff_t width)
 {
@@ -365,7 +377,8 @@ static int cyprop_gemm_fits(int transpose_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t
         return 0;
     if (!one_block && (alpha != 1 || beta != 0))
         return 0;
-    return cyprop_cpu_has_avx512() && cyprop_blas_threads != 0;
+    return cyprop_cpu_has_avx512() && cyprop_blas_threads != 0
+           && (!cyprop_gemm_blas_splits || cyprop_blas_threads() == 1);
 }
 #define CYPROP_TRY_AVX512(NAME, WIDTH, transpose_a, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc) \
     if (cyprop_gemm_fits(transpose_a, m, n, k, alpha, beta, WIDTH)) {                            \
@@ -385,6 +398,7 @@ static int cyprop_gemm_parts(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t wi
     (void)m; (void)n; (void)k; (void)width;
     return 1;
 }
+static void cyprop_gemm_set_blas_splits(int splits) { (void)splits; }
 #define CYPROP_TRY_AVX512(NAME, WIDTH, transpose_a, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
 #endif
 
