@@ -557,3 +557,15 @@ def test_a_network_that_keeps_blas_threads_busy_trains_on_blas_at_two_threads():
     # at one thread the kernel takes the forward products: rounding apart
     assert with_kernel.tobytes() != one_thread.tobytes()
     np.testing.assert_allclose(with_kernel, one_thread, rtol=1e-4, atol=1e-5)
+
+
+@needs_kernel
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity here")
+def test_a_product_takes_no_more_threads_than_cpus():
+    """More BLAS threads than CPUs (or than 8) would only wait for each other."""
+    cpus = len(os.sched_getaffinity(0))
+    with threadpool_limits(16):
+        threads = _core.avx512_product_threads(64, 1024, 784, 4)
+    if threads == 1 and cpus > 1:
+        pytest.skip("the BLAS does not run more than one thread here")
+    assert threads == min(cpus, 8)

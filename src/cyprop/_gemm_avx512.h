@@ -323,8 +323,8 @@ CYPROP_DEFINE_GEMM_PARTS(cyprop_gemm_d, D8)
 #define CYPROP_GEMM_PARALLEL_MIN (1 << 20)
 
 /* How many threads share this product: the BLAS's thread count, at most one
- * per 3 vectors of columns and at most CYPROP_MAX_PARTS, and 1 below
- * CYPROP_GEMM_PARALLEL_MIN. */
+ * per 3 vectors of columns, one per CPU the process may use and
+ * CYPROP_MAX_PARTS, and 1 below CYPROP_GEMM_PARALLEL_MIN. */
 static int cyprop_gemm_parts(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t width)
 {
     const ptrdiff_t most = (n + width - 1) / width / 3;
@@ -333,6 +333,8 @@ static int cyprop_gemm_parts(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t wi
         return 1;
     if (threads > most)
         threads = (int)most;
+    if (threads > cyprop_pool_cpus())
+        threads = cyprop_pool_cpus();
     return threads > CYPROP_MAX_PARTS ? CYPROP_MAX_PARTS : threads;
 }
 

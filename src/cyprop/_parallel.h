@@ -30,7 +30,9 @@ typedef void (*cyprop_part_t)(void* args, int part, int parts);
 
 #if defined(__GNUC__) && (defined(__linux__) || defined(__APPLE__))
 #include <pthread.h>
+#include <sched.h>
 #include <time.h>
+#include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -152,6 +154,23 @@ static void cyprop_pool_rest(void)
         __atomic_store_n(&cyprop_pool.rest, 1, __ATOMIC_SEQ_CST);
 }
 
+/* How many CPUs this process may run on, asked once: more threads than that
+ * would wait for each other. */
+static int cyprop_pool_cpus(void)
+{
+    static int cpus = 0;
+    if (cpus == 0) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+#if defined(__linux__)
+        cpu_set_t allowed;
+        if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0 && CPU_COUNT(&allowed) > 0)
+            online = CPU_COUNT(&allowed);
+#endif
+        cpus = online > 0 ? (int)online : 1;
+    }
+    return cpus;
+}
+
 /* How many workers have started in this process. */
 static int cyprop_pool_workers(void)
 {
@@ -190,6 +209,7 @@ static void cyprop_run_parts(cyprop_part_t task, void* args, int parts)
         task(args, part, parts);
 }
 #else
+static int cyprop_pool_cpus(void) { return 1; }
 static void cyprop_pool_rest(void) {}
 static int cyprop_pool_workers(void) { return 0; }
 
