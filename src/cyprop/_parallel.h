@@ -161,7 +161,7 @@ static int cyprop_pool_cpus(void)
     static int cpus = 0;
     if (cpus == 0) {
         long online = sysconf(_SC_NPROCESSORS_ONLN);
-#if defined(__linux__)
+#if defined(__linux__) && defined(CPU_COUNT)
         cpu_set_t allowed;
         if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0 && CPU_COUNT(&allowed) > 0)
             online = CPU_COUNT(&allowed);
