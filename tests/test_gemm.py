@@ -273,6 +273,9 @@ def test_which_products_the_kernel_takes():
         assert _core.avx512_product_threads(128, 81, 784, 4) == 2
         assert _core.avx512_product_threads(128, 40, 784, 8) == 1
         assert _core.avx512_product_threads(128, 41, 784, 8) == 2
+        assert _core.avx512_product_threads(128, 32, 784, 4) == 1
+        # without the BLAS's thread count, nothing is split
+        assert without_kernel(lambda: _core.avx512_product_threads(64, 256, 784, 4)) == 1
         with pytest.raises(ValueError, match="itemsize"):
             _core.avx512_product_threads(64, 256, 784, 2)
 
@@ -521,6 +524,11 @@ def test_networks_that_keep_blas_threads_busy_leave_it_every_product():
         assert _core.hands_blas_splittable_products(256, sizes(784, 256, 10), 4, False)
         # one row: matrix-vector products
         assert not _core.hands_blas_splittable_products(1, sizes(1024, 1024, 1024), 4)
+        # one output: its products are matrix-vector products, which BLAS
+        # splits from 9,216 entries
+        assert _core.hands_blas_splittable_products(64, sizes(784, 1024, 1), 4)
+        assert not _core.hands_blas_splittable_products(64, sizes(784, 256, 143, 1), 4,
+                                                        False)
         # several depth blocks of a plain SGD step are BLAS's
         assert not _core.hands_blas_splittable_products(128, sizes(784, 256), 8, True, -0.1,
                                                         1.0)

@@ -72,9 +72,11 @@ cdef extern from "_parallel.h" nogil:
 
 
 # OpenBLAS runs a gemm on one thread below 4 * 65,536 multiply-adds
-# (GEMM_MULTITHREAD_THRESHOLD times SMP_THRESHOLD_MIN in its interface/gemm.c).
+# (GEMM_MULTITHREAD_THRESHOLD times SMP_THRESHOLD_MIN in its interface/gemm.c),
+# and a gemv below 4 * 2,304 entries of its matrix (interface/gemv.c).
 cdef enum:
     BLAS_SPLITS_FROM = 262144
+    BLAS_GEMV_SPLITS_FROM = 9216
 
 
 cdef inline void gemv(bint transpose, int m, int n, double alpha, const floating* A, int lda,
@@ -83,6 +85,9 @@ cdef inline void gemv(bint transpose, int m, int n, double alpha, const floating
     """y = alpha * op(A) @ x + beta * y, with A column-major (m, n): BLAS's own order."""
     cdef char trans = b'T' if transpose else b'N'
     cdef float alpha_f = <float>alpha, beta_f = <float>beta
+    # as before gemm, below
+    if <Py_ssize_t>m * n >= BLAS_GEMV_SPLITS_FROM:
+        pool_rest()
     if floating is float:
         (<sgemv_t>blas_sgemv)(&trans, &m, &n, &alpha_f, <float*>A, &lda, <float*>x, &incx,
                               &beta_f, y, &incy)

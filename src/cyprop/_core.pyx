@@ -35,7 +35,7 @@ cdef extern from "Python.h":
     int PyErr_CheckSignals()
     void PyErr_Clear()
 
-from cyprop._blas cimport (BLAS_SPLITS_FROM, blas_dgemm, blas_dgemv, blas_sgemm, blas_sgemv,
+from cyprop._blas cimport (BLAS_GEMV_SPLITS_FROM, BLAS_SPLITS_FROM, blas_dgemm, blas_dgemv, blas_sgemm, blas_sgemv,
                            blas_threads, gemm, gemm_fits, gemm_parts, pool_workers, set_blas,
                            set_blas_splits, set_blas_threads)
 from cyprop._libm cimport all_finite, exp_, sigmoid_in_place, tanh_
@@ -840,6 +840,8 @@ cdef bint blas_splits_products(Py_ssize_t n_rows, const Py_ssize_t* sizes,
     (cyprop_gemm_blas_splits in _gemm_avx512.h)."""
     cdef Py_ssize_t l, fan_in, fan_out, work
     cdef Py_ssize_t width = 16 if itemsize == 4 else 8
+    # gemm_fits reads the flag: answer for the network alone
+    set_blas_splits(False)
     if n_rows < 2:
         # one row: matrix-vector products, never the kernel's
         return False
@@ -847,7 +849,13 @@ cdef bint blas_splits_products(Py_ssize_t n_rows, const Py_ssize_t* sizes,
         fan_in = sizes[l]
         fan_out = sizes[l + 1]
         work = n_rows * fan_in * fan_out
-        if work < BLAS_SPLITS_FROM or work < BLAS_MIN_MULTIPLY_ADDS:
+        if work < BLAS_MIN_MULTIPLY_ADDS:
+            continue
+        if fan_out == 1 and work >= BLAS_GEMV_SPLITS_FROM:
+            # one output column: the forward product and the weights' step are
+            # matrix-vector products, which BLAS splits from fewer entries
+            return True
+        if work < BLAS_SPLITS_FROM:
             continue
         if not gemm_fits(False, n_rows, fan_out, fan_in, 1.0, 0.0, width):
             return True

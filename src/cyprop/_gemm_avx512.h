@@ -34,7 +34,10 @@ typedef int (*cyprop_threads_t)(void);
 static cyprop_threads_t cyprop_blas_threads = 0;
 static void cyprop_set_blas_threads(void* function) { cyprop_blas_threads = (cyprop_threads_t)function; }
 
-#if defined(__GNUC__) && defined(__x86_64__)
+/* Not on Windows, where gcc does not align the stack beyond 16 bytes for
+ * the 64-byte copy of B and spilled vectors (gcc bug 54412), nor on x32. */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(_WIN32) && !defined(__CYGWIN__) \
+    && !defined(__ILP32__)
 #include <immintrin.h>
 
 #define CYPROP_AVX512 __attribute__((target("avx512f")))
@@ -328,8 +331,11 @@ CYPROP_DEFINE_GEMM_PARTS(cyprop_gemm_d, D8)
 static int cyprop_gemm_parts(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t width)
 {
     const ptrdiff_t most = (n + width - 1) / width / 3;
-    int threads = cyprop_blas_threads();
-    if (m * n * k < CYPROP_GEMM_PARALLEL_MIN || threads < 2)
+    int threads;
+    if (!cyprop_blas_threads || most < 2 || m * n * k < CYPROP_GEMM_PARALLEL_MIN)
+        return 1;
+    threads = cyprop_blas_threads();
+    if (threads < 2)
         return 1;
     if (threads > most)
         threads = (int)most;

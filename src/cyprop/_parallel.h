@@ -4,9 +4,9 @@
  * few thousand of them an epoch; starting threads for each, or waking
  * threads that sleep, would cost a noticeable part of that. The workers
  * here start once, on the first task that asks for them, and after each
- * part they wait a little while spinning (about 50 microseconds), so that
- * the next product of the same step finds them awake; past that they
- * sleep on a condition variable and cost nothing.
+ * part they wait a little while spinning (a millisecond), so that the next
+ * product of the same step finds them awake; past that they sleep on a
+ * condition variable and cost nothing.
  *
  * cyprop_run_parts(task, args, parts) calls task(args, part, parts) for
  * every part in [0, parts): part 0 on the calling thread, the others on
@@ -31,6 +31,7 @@ typedef void (*cyprop_part_t)(void* args, int part, int parts);
 #if defined(__GNUC__) && (defined(__linux__) || defined(__APPLE__))
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,7 +42,8 @@ typedef void (*cyprop_part_t)(void* args, int part, int parts);
 #define CYPROP_RELAX() ((void)0)
 #endif
 
-/* Spin this long for the next task, or for the workers to finish. */
+/* Workers spin this long for the next task; a caller waiting for its
+ * workers to finish spins this long before it yields the CPU between looks. */
 #define CYPROP_SPIN_NANOSECONDS 1000000
 
 typedef struct {
@@ -110,7 +112,7 @@ static void cyprop_pool_after_fork(void)
     pthread_mutex_init(&cyprop_pool.lock, NULL);
     pthread_cond_init(&cyprop_pool.wake, NULL);
     pthread_mutex_init(&cyprop_pool_start_lock, NULL);
-    cyprop_pool.started = 0;
+    __atomic_store_n(&cyprop_pool.started, 0, __ATOMIC_SEQ_CST);
     cyprop_pool.busy = 0;
     cyprop_pool.sleepers = 0;
 }
@@ -121,7 +123,8 @@ static int cyprop_pool_start(int wanted)
     static int fork_handler = 0;
     pthread_attr_t attributes;
     pthread_t thread;
-    int started;
+    sigset_t all_signals, old_signals;
+    int started, created;
     pthread_mutex_lock(&cyprop_pool_start_lock);
     if (!fork_handler)
         fork_handler = pthread_atfork(NULL, NULL, cyprop_pool_after_fork) == 0 ? 1 : -1;
@@ -132,10 +135,15 @@ static int cyprop_pool_start(int wanted)
         /* Set before the thread starts; the caller holds the workers, so
          * the generation does not move until this returns. */
         cyprop_pool_first_generation[cyprop_pool.started + 1] = cyprop_pool.generation;
-        if (pthread_create(&thread, &attributes, cyprop_worker,
-                           (void*)(ptrdiff_t)(cyprop_pool.started + 1)) != 0)
+        /* Signals go to the threads Python runs, not to the workers. */
+        sigfillset(&all_signals);
+        pthread_sigmask(SIG_SETMASK, &all_signals, &old_signals);
+        created = pthread_create(&thread, &attributes, cyprop_worker,
+                                 (void*)(ptrdiff_t)(cyprop_pool.started + 1)) == 0;
+        pthread_sigmask(SIG_SETMASK, &old_signals, NULL);
+        if (!created)
             break;
-        cyprop_pool.started++;
+        __atomic_store_n(&cyprop_pool.started, cyprop_pool.started + 1, __ATOMIC_SEQ_CST);
     }
     pthread_attr_destroy(&attributes);
     started = cyprop_pool.started;
@@ -179,7 +187,8 @@ static int cyprop_pool_workers(void)
 
 static void cyprop_run_parts(cyprop_part_t task, void* args, int parts)
 {
-    int part, workers = parts - 1, expected = 0;
+    int part, workers = parts - 1, expected = 0, spins = 0;
+    long long give_up;
     if (parts > 1 && parts <= CYPROP_MAX_PARTS
         && __atomic_compare_exchange_n(&cyprop_pool.busy, &expected, 1, 0, __ATOMIC_SEQ_CST,
                                        __ATOMIC_SEQ_CST)) {
@@ -198,8 +207,13 @@ static void cyprop_run_parts(cyprop_part_t task, void* args, int parts)
             }
             task(args, 0, parts);
             /* Every started worker counts itself done, with a part or without. */
-            while (__atomic_load_n(&cyprop_pool.done, __ATOMIC_SEQ_CST) < cyprop_pool.started)
+            give_up = cyprop_nanoseconds() + CYPROP_SPIN_NANOSECONDS;
+            while (__atomic_load_n(&cyprop_pool.done, __ATOMIC_SEQ_CST) < cyprop_pool.started) {
                 CYPROP_RELAX();
+                /* a worker that lost its CPU gets it back sooner */
+                if (++spins % 64 == 0 && cyprop_nanoseconds() > give_up)
+                    sched_yield();
+            }
             __atomic_store_n(&cyprop_pool.busy, 0, __ATOMIC_SEQ_CST);
             return;
         }
