@@ -35,9 +35,9 @@ cdef extern from "Python.h":
     int PyErr_CheckSignals()
     void PyErr_Clear()
 
-from cyprop._blas cimport (BLAS_GEMV_SPLITS_FROM, BLAS_SPLITS_FROM, blas_dgemm, blas_dgemv, blas_sgemm, blas_sgemv,
-                           blas_threads, gemm, gemm_fits, gemm_parts, pool_workers, set_blas,
-                           set_blas_splits, set_blas_threads)
+from cyprop._blas cimport (BLAS_GEMV_SPLITS_FROM, BLAS_SPLITS_FROM, blas_dgemm, blas_dgemv,
+                           blas_sgemm, blas_sgemv, blas_threads, gemm, gemm_fits, gemm_parts,
+                           pool_workers, set_blas, set_blas_splits, set_blas_threads)
 from cyprop._libm cimport all_finite, exp_, sigmoid_in_place, tanh_
 from cyprop._tiny_step cimport tiny_epochs, tiny_step
 from cyprop._vector_product cimport vector_product
@@ -133,27 +133,31 @@ def blas_threads_function():
     return <size_t>blas_threads
 
 
+cdef Py_ssize_t vector_width(Py_ssize_t itemsize) except -1:
+    """The kernel's lanes a vector for floats (itemsize 4) or doubles (8)."""
+    if itemsize != 4 and itemsize != 8:
+        raise ValueError(f"itemsize must be 4 or 8, got {itemsize}")
+    return 16 if itemsize == 4 else 8
+
+
 def takes_avx512_product(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t itemsize,
                          bint transpose_a=False, double alpha=1.0, double beta=0.0):
     """Whether the core computes C = alpha op(A) @ B + beta C for C (m, n) and
     op(A) (m, k), of floats (itemsize 4) or doubles (8), with its AVX-512
     kernel (_gemm_avx512.h) right now rather than BLAS: it depends on the
     shapes, the CPU, CYPROP_DISABLE_AVX512 and the BLAS's thread count."""
-    if itemsize != 4 and itemsize != 8:
-        raise ValueError(f"itemsize must be 4 or 8, got {itemsize}")
+    cdef Py_ssize_t width = vector_width(itemsize)
     if itemsize == 4:
         # as the core's gemm hands them on for floats
         alpha, beta = <float>alpha, <float>beta
-    return bool(gemm_fits(transpose_a, m, n, k, alpha, beta, 16 if itemsize == 4 else 8))
+    return bool(gemm_fits(transpose_a, m, n, k, alpha, beta, width))
 
 
 def avx512_product_threads(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t itemsize):
     """How many threads share such a product when the AVX-512 kernel takes it
     (takes_avx512_product): the BLAS's thread count, at most one per three
     vectors of columns of C, and 1 below a million multiply-adds."""
-    if itemsize != 4 and itemsize != 8:
-        raise ValueError(f"itemsize must be 4 or 8, got {itemsize}")
-    return gemm_parts(m, n, k, 16 if itemsize == 4 else 8)
+    return gemm_parts(m, n, k, vector_width(itemsize))
 
 
 def hands_blas_splittable_products(Py_ssize_t n_rows, const Py_ssize_t[::1] sizes,
@@ -165,8 +169,7 @@ def hands_blas_splittable_products(Py_ssize_t n_rows, const Py_ssize_t[::1] size
     than one BLAS thread (_gemm_avx512.h). step_alpha and step_beta are the
     weights' steps' (-learning_rate and 1 for plain SGD, 1 and 0 for
     gradients)."""
-    if itemsize != 4 and itemsize != 8:
-        raise ValueError(f"itemsize must be 4 or 8, got {itemsize}")
+    vector_width(itemsize)
     if sizes.shape[0] < 2:
         raise ValueError("sizes must name at least two layers")
     return bool(blas_splits_products(n_rows, &sizes[0], sizes.shape[0] - 1, backward,

@@ -273,20 +273,6 @@ static int cyprop_cpu_has_avx512(void)
  * same sum as on one thread, so the bits do not depend on the thread count.
  * NAME_part computes part `part` of `parts` of the product in NAME_args_t. */
 #define CYPROP_DEFINE_GEMM_PARTS(NAME, P)                                                       \
-    /* The kernel compiled once for each op(A), its strides through op(A)    \
-     * constants (left to vary, W3's products ran a third slower). */         \
-    static CYPROP_AVX512 void NAME##_avx512_n(                                                \
-        ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, P##_T alpha, const P##_T* A, ptrdiff_t lda,    \
-        const P##_T* B, ptrdiff_t ldb, P##_T beta, P##_T* C, ptrdiff_t ldc)                   \
-    {                                                                                         \
-        NAME##_avx512(0, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);                       \
-    }                                                                                         \
-    static CYPROP_AVX512 void NAME##_avx512_t(                                                \
-        ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, P##_T alpha, const P##_T* A, ptrdiff_t lda,    \
-        const P##_T* B, ptrdiff_t ldb, P##_T beta, P##_T* C, ptrdiff_t ldc)                   \
-    {                                                                                         \
-        NAME##_avx512(1, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);                       \
-    }                                                                                         \
     typedef struct {                                                                          \
         int transpose_a;                                                                      \
         ptrdiff_t m, n, k, lda, ldb, ldc;                                                     \
@@ -295,7 +281,10 @@ static int cyprop_cpu_has_avx512(void)
         const P##_T* B;                                                                       \
         P##_T* C;                                                                             \
     } NAME##_args_t;                                                                          \
-    static void NAME##_part(void* args, int part, int parts)                                  \
+    /* Each call of the kernel here has op(A) fixed, so that it is compiled  \
+     * (inlined) once for each, its strides through op(A) constants: called   \
+     * with them variable, W3's products ran a third slower. */                \
+    static CYPROP_AVX512 void NAME##_part(void* args, int part, int parts)                    \
     {                                                                                         \
         const NAME##_args_t* product = (const NAME##_args_t*)args;                            \
         const ptrdiff_t vectors = (product->n + P##_WIDTH - 1) / P##_WIDTH;                   \
@@ -306,13 +295,13 @@ static int cyprop_cpu_has_avx512(void)
         if (j1 <= j0)                                                                         \
             return;                                                                           \
         if (product->transpose_a)                                                             \
-            NAME##_avx512_t(product->m, j1 - j0, product->k, product->alpha, product->A,     \
-                            product->lda, product->B + j0, product->ldb, product->beta,      \
-                            product->C + j0, product->ldc);                                  \
+            NAME##_avx512(1, product->m, j1 - j0, product->k, product->alpha, product->A,    \
+                          product->lda, product->B + j0, product->ldb, product->beta,        \
+                          product->C + j0, product->ldc);                                    \
         else                                                                                  \
-            NAME##_avx512_n(product->m, j1 - j0, product->k, product->alpha, product->A,     \
-                            product->lda, product->B + j0, product->ldb, product->beta,      \
-                            product->C + j0, product->ldc);                                  \
+            NAME##_avx512(0, product->m, j1 - j0, product->k, product->alpha, product->A,    \
+                          product->lda, product->B + j0, product->ldb, product->beta,        \
+                          product->C + j0, product->ldc);                                    \
     }
 
 CYPROP_DEFINE_GEMM(cyprop_gemm_s, S16)

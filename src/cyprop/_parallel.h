@@ -28,6 +28,14 @@
 
 typedef void (*cyprop_part_t)(void* args, int part, int parts);
 
+/* Every part on the calling thread, one after another. */
+static void cyprop_run_parts_here(cyprop_part_t task, void* args, int parts)
+{
+    int part;
+    for (part = 0; part < parts; part++)
+        task(args, part, parts);
+}
+
 #if defined(__GNUC__) && (defined(__linux__) || defined(__APPLE__))
 #include <pthread.h>
 #include <sched.h>
@@ -79,9 +87,8 @@ static void* cyprop_worker(void* index_pointer)
     unsigned long seen = cyprop_pool_first_generation[index];
     for (;;) {
         const long long give_up = cyprop_nanoseconds() + CYPROP_SPIN_NANOSECONDS;
-        unsigned long now_at;
         int spins = 0;
-        while ((now_at = __atomic_load_n(&cyprop_pool.generation, __ATOMIC_SEQ_CST)) == seen) {
+        while (__atomic_load_n(&cyprop_pool.generation, __ATOMIC_SEQ_CST) == seen) {
             CYPROP_RELAX();
             if (__atomic_load_n(&cyprop_pool.rest, __ATOMIC_RELAXED)
                 || (++spins % 64 == 0 && cyprop_nanoseconds() > give_up)) {
@@ -187,7 +194,7 @@ static int cyprop_pool_workers(void)
 
 static void cyprop_run_parts(cyprop_part_t task, void* args, int parts)
 {
-    int part, workers = parts - 1, expected = 0, spins = 0;
+    int workers = parts - 1, expected = 0, spins = 0;
     long long give_up;
     if (parts > 1 && parts <= CYPROP_MAX_PARTS
         && __atomic_compare_exchange_n(&cyprop_pool.busy, &expected, 1, 0, __ATOMIC_SEQ_CST,
@@ -219,8 +226,7 @@ static void cyprop_run_parts(cyprop_part_t task, void* args, int parts)
         }
         __atomic_store_n(&cyprop_pool.busy, 0, __ATOMIC_SEQ_CST);
     }
-    for (part = 0; part < parts; part++)
-        task(args, part, parts);
+    cyprop_run_parts_here(task, args, parts);
 }
 #else
 static int cyprop_pool_cpus(void) { return 1; }
@@ -229,9 +235,7 @@ static int cyprop_pool_workers(void) { return 0; }
 
 static void cyprop_run_parts(cyprop_part_t task, void* args, int parts)
 {
-    int part;
-    for (part = 0; part < parts; part++)
-        task(args, part, parts);
+    cyprop_run_parts_here(task, args, parts);
 }
 #endif
 
