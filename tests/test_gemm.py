@@ -297,6 +297,17 @@ def test_matrix_product_refuses_shapes_that_do_not_match():
         _core.matrix_product(np.zeros((3, 0)), np.zeros((0, 2)), np.zeros((3, 2)))
 
 
+def softmax_training(layers, X, y, dtype, seed, activation="sigmoid", **fit):
+    """A function that trains a new softmax network of these layer sizes on X
+    and y and returns its weights and biases, flat."""
+    def train():
+        net = Network(layers, activation=activation, output_activation="softmax",
+                      loss="cross_entropy", dtype=dtype, seed=seed)
+        net.fit(X, y, **fit)
+        return np.concatenate([w.ravel() for w in net.weights + net.biases])
+    return train
+
+
 def without_kernel(function):
     """function() with every product on BLAS (the kernel's thread count hidden)."""
     addresses, threads = _core.blas_in_use(), _core.blas_threads_function()
@@ -338,11 +349,8 @@ def test_training_through_the_kernel_repeats_and_agrees_with_blas(dtype, optimiz
     X = rng.standard_normal((256, 60))
     y = np.eye(4)[rng.integers(0, 4, 256)]
 
-    def train():
-        net = Network([60, 64, 4], activation="sigmoid", output_activation="softmax",
-                      loss="cross_entropy", dtype=dtype, seed=2)
-        net.fit(X, y, epochs=3, batch_size=32, learning_rate=0.05, optimizer=optimizer)
-        return np.concatenate([w.ravel() for w in net.weights + net.biases])
+    train = softmax_training([60, 64, 4], X, y, dtype, 2, epochs=3, batch_size=32,
+                             learning_rate=0.05, optimizer=optimizer)
 
     with threadpool_limits(1):
         assert _core.takes_avx512_product(32, 64, 60, np.dtype(dtype).itemsize)
@@ -402,11 +410,8 @@ def test_training_with_split_products_repeats_the_one_thread_bits(dtype):
     X = rng.standard_normal((320, 200))
     y = np.eye(10)[rng.integers(0, 10, 320)]
 
-    def train():
-        net = Network([200, 256, 10], activation="sigmoid", output_activation="softmax",
-                      loss="cross_entropy", dtype=dtype, seed=4)
-        net.fit(X, y, epochs=2, batch_size=64, learning_rate=0.1)
-        return np.concatenate([w.ravel() for w in net.weights + net.biases])
+    train = softmax_training([200, 256, 10], X, y, dtype, 4, epochs=2, batch_size=64,
+                             learning_rate=0.1)
 
     itemsize = np.dtype(dtype).itemsize
     assert two_threads_split(64, 256, 200, itemsize)
@@ -547,11 +552,8 @@ def test_a_network_that_keeps_blas_threads_busy_trains_on_blas_at_two_threads():
     X = rng.standard_normal((256, 512)).astype(np.float32)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 256)]
 
-    def train():
-        net = Network([512, 512, 10], activation="relu", output_activation="softmax",
-                      loss="cross_entropy", dtype="float32", seed=1)
-        net.fit(X, y, epochs=1, batch_size=64, learning_rate=0.01, shuffle=False)
-        return np.concatenate([w.ravel() for w in net.weights + net.biases])
+    train = softmax_training([512, 512, 10], X, y, "float32", 1, activation="relu",
+                             epochs=1, batch_size=64, learning_rate=0.01, shuffle=False)
 
     layers = sizes(512, 512, 10)
     with threadpool_limits(2):
