@@ -52,10 +52,17 @@ def check_against_exact(A, B, C0, out, alpha, beta, transpose_a):
 
 # (m, k, n): rows of C from 8 (one tile) through every remainder of 8, columns
 # from three vectors of either dtype through every remainder of a block of
-# three, depths across the 128-row blocks of B.
+# three, depths across the 128-row blocks of B, and forward products of more
+# than 128 rows, which the kernel takes for floats only.
 SHAPES = [(8, 1, 48), (9, 7, 49), (10, 5, 63), (11, 3, 64), (12, 2, 65), (13, 4, 79),
           (14, 6, 80), (15, 9, 95), (16, 16, 96), (17, 127, 97), (64, 128, 256),
-          (23, 129, 50), (31, 300, 111), (128, 784, 24), (40, 257, 33)]
+          (23, 129, 50), (31, 300, 111), (128, 784, 24), (40, 257, 33), (129, 33, 49),
+          (256, 130, 48)]
+
+
+def kernel_takes_forward(m, n, itemsize):
+    """Whether the kernel takes A @ B for C (m, n), at one BLAS thread."""
+    return n >= 3 * 64 // itemsize and m <= (256 if itemsize == 4 else 128)
 
 
 @needs_kernel
@@ -69,7 +76,7 @@ def test_forward_products_are_right(dtype, m, k, n):
     C0 = np.full((m, n), np.nan, dtype=dtype)
     with threadpool_limits(1):
         out, taken = product(A, B, C0)
-    assert taken == (n >= 3 * 64 // A.itemsize)
+    assert taken == kernel_takes_forward(m, n, A.itemsize)
     check_against_exact(A, B, np.zeros_like(C0), out, 1.0, 0.0, False)
 
 
@@ -120,6 +127,7 @@ needs_long_double = pytest.mark.skipif(
 @pytest.mark.parametrize("m, k, n, alpha, beta, transpose_a", [
     (64, 784, 256, 1.0, 0.0, False), (13, 300, 49, 1.0, 0.0, False),
     (100, 3000, 48, 1.0, 0.0, False), (9, 129, 95, 1.0, 0.0, False),
+    (256, 300, 60, 1.0, 0.0, False), (200, 1100, 48, 1.0, 0.0, False),
     (784, 64, 256, -0.1, 1.0, True), (3000, 100, 48, 0.5, 2.0, True),
     (11, 128, 65, 1.0, 0.0, True)])
 def test_float32_products_are_the_kernels_in_order_sums(m, k, n, alpha, beta, transpose_a):
@@ -237,12 +245,16 @@ def test_which_products_the_kernel_takes():
         assert _core.takes_avx512_product(64, 256, 784, 4)
         assert _core.takes_avx512_product(64, 256, 784, 8)
         assert _core.takes_avx512_product(784, 256, 64, 4, True, -0.1, 1.0)
-        # narrower than three vectors, shorter than a tile, more than 128 rows
+        # narrower than three vectors, shorter than a tile, more than 256 rows of
+        # floats or 128 of doubles
         assert not _core.takes_avx512_product(64, 47, 784, 4)
         assert _core.takes_avx512_product(64, 24, 784, 8)
         assert not _core.takes_avx512_product(64, 23, 784, 8)
         assert not _core.takes_avx512_product(7, 256, 784, 4)
-        assert not _core.takes_avx512_product(129, 256, 784, 4)
+        assert _core.takes_avx512_product(256, 1024, 1024, 4)
+        assert not _core.takes_avx512_product(257, 256, 784, 4)
+        assert _core.takes_avx512_product(128, 256, 784, 8)
+        assert not _core.takes_avx512_product(129, 256, 784, 8)
         # a step over more than 128 rows; several depth blocks only with alpha 1, beta 0
         assert not _core.takes_avx512_product(784, 256, 129, 4, True, -0.1, 1.0)
         # a step into a C beyond the L2 cache
@@ -525,8 +537,10 @@ def test_networks_that_keep_blas_threads_busy_leave_it_every_product():
         assert not _core.hands_blas_splittable_products(64, sizes(1024, 1024, 1024, 48), 4,
                                                         False)
         assert _core.hands_blas_splittable_products(64, sizes(1024, 1024, 1024, 10), 4, False)
-        # batches of 256: the forward product is BLAS's
-        assert _core.hands_blas_splittable_products(256, sizes(784, 256, 10), 4, False)
+        # forward products of more than 256 rows of floats, or 128 of doubles, are BLAS's
+        assert not _core.hands_blas_splittable_products(256, sizes(784, 256), 4, False)
+        assert _core.hands_blas_splittable_products(257, sizes(784, 256), 4, False)
+        assert _core.hands_blas_splittable_products(129, sizes(784, 256), 8, False)
         # one row: matrix-vector products
         assert not _core.hands_blas_splittable_products(1, sizes(1024, 1024, 1024), 4)
         # one output: its products are matrix-vector products, which BLAS

@@ -42,7 +42,8 @@ static void cyprop_set_blas_threads(void* function) { cyprop_blas_threads = (cyp
 
 #define CYPROP_AVX512 __attribute__((target("avx512f")))
 #define CYPROP_GEMM_ROWS 8
-#define CYPROP_GEMM_MAX_ROWS 128
+#define CYPROP_GEMM_MAX_ROWS_FLOAT 256
+#define CYPROP_GEMM_MAX_ROWS_DOUBLE 128
 #define CYPROP_GEMM_MAX_STEP (1 << 18)
 #define CYPROP_GEMM_UNROLL _Pragma("GCC unroll 8")
 
@@ -337,10 +338,13 @@ static int cyprop_gemm_parts(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t wi
  * against OpenBLAS (benchmarks/README.md):
  *  - C at least a tile's rows high and three vectors wide (narrower products
  *    waste lanes);
- *  - a forward product, A @ B, over at most 128 rows (a minibatch), where
- *    BLAS's copies of the operands cost the most beside the product: 1.1 to
- *    1.4 times OpenBLAS's speed at 64 rows; from 256 rows as fast as OpenBLAS
- *    for floats and slower for doubles;
+ *  - a forward product, A @ B, over at most 256 rows of floats or 128 of
+ *    doubles (a minibatch), where BLAS's copies of the operands cost the
+ *    most beside the product: 1.1 to 1.4 times OpenBLAS's speed at 64 rows;
+ *    at 256 rows of floats (W4's forward products) 1.05 to 1.15 times on a
+ *    Zen 4 EPYC and 0.96 to 1.00 times on an AVX-512 Xeon, from 512 rows no
+ *    faster; doubles from 256 rows slower on both (0.85 to 0.9 times on the
+ *    EPYC);
  *  - a weights' step or gradient, A.T @ B, summed over at most 128 rows of A
  *    (one depth block, so alpha and beta may be anything), into a C of at
  *    most 2^18 entries: 1.03 to 1.12 times OpenBLAS's speed on 784 x 256
@@ -370,7 +374,8 @@ static int cyprop_gemm_fits(int transpose_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t
      * in them would be NaN here) */
     if (k < 1 || alpha == 0 || m < CYPROP_GEMM_ROWS || n < 3 * width)
         return 0;
-    if (transpose_a ? !one_block || m * n > CYPROP_GEMM_MAX_STEP : m > CYPROP_GEMM_MAX_ROWS)
+    if (transpose_a ? !one_block || m * n > CYPROP_GEMM_MAX_STEP
+                    : m > (width == 16 ? CYPROP_GEMM_MAX_ROWS_FLOAT : CYPROP_GEMM_MAX_ROWS_DOUBLE))
         return 0;
     if (!one_block && (alpha != 1 || beta != 0))
         return 0;
