@@ -17,7 +17,8 @@
  * rounding, as in the general step (sums from 0 in order, no fused
  * multiply-adds, the same exp as _vector_math.h's sigmoid), so the two give
  * the same bits; tests/test_core.py checks that they do, zeros' signs
- * included. Only the payload of a NaN may differ (which of two NaNs an
+ * included. The one difference, the start of the sums that feed a sigmoid
+ * (NAME_sigmoid_layer), changes no value the step keeps. Only the payload of a NaN may differ (which of two NaNs an
  * operation passes on), and no NaN leaves the training loop: a non-finite
  * loss or parameter restores the last good parameters. Sizes and n_rows are
  * from 1 to 4 (takes_tiny_step in _core.pyx). */
@@ -182,20 +183,21 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         }                                                                                   \
     }                                                                                       \
     /* outputs[k] = sigmoid(sum_p inputs[p] W[p, k] + b[k]) for W (fan_in, fan_out)        \
-     * followed by b in params, each sum from 0 in order, then the bias */                  \
+     * followed by b in params, each sum in order, then the bias. The general step's sums  \
+     * start from 0, these from the first product, one dependent addition sooner: the two  \
+     * differ only in the sign of a zero sum, and the sigmoid maps either zero to 1/2. */   \
     static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_sigmoid_layer(                       \
         const P##_VEC* inputs, const P##_T* params, ptrdiff_t fan_in, ptrdiff_t fan_out,    \
         P##_VEC* outputs)                                                                   \
     {                                                                                       \
-        const P##_VEC zero = P##_ZERO();                                                     \
         const P##_T* b = params + fan_in * fan_out;                                         \
         ptrdiff_t p, k;                                                                     \
         CYPROP_UNROLL(4)                                                                    \
         for (k = 0; k < 4; k++) {                                                           \
             if (k < fan_out) {                                                              \
-                P##_VEC t = zero;                                                           \
-                CYPROP_UNROLL(4)                                                            \
-                for (p = 0; p < 4; p++)                                                     \
+                P##_VEC t = P##_MUL(inputs[0], P##_SET(params[k]));                         \
+                CYPROP_UNROLL(3)                                                            \
+                for (p = 1; p < 4; p++)                                                     \
                     if (p < fan_in)                                                         \
                         t = P##_ADD(t, P##_MUL(inputs[p], P##_SET(params[p * fan_out + k]))); \
                 t = P##_ADD(t, P##_SET(b[k]));                                              \
