@@ -97,27 +97,42 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         columns[2] = r2;                                                                    \
         columns[3] = r3;                                                                    \
     }                                                                                       \
-    /* dst[0 .. count) = src[0 .. count) - rate * (the sum of each of the first count     \
-     * vectors' first n_rows lanes, in order, from 0; a batch of one row adds no 0, as     \
-     * the general step's one-sample update does not). check accumulates v - v over the   \
-     * new values v: it stays zero while they are all finite. */                           \
-    static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_subtract_sums(                       \
-        P##_VEC g0, P##_VEC g1, P##_VEC g2, P##_VEC g3, ptrdiff_t count, ptrdiff_t n_rows,  \
-        P##_T rate, const P##_T* src, P##_T* dst, P##_VEC* check)                           \
+    /* rows[4 i + c] = M[i, c] in every lane, for M (n_rows, n_cols), row-major; zero past  \
+     * M's rows and columns */                                                              \
+    static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_rows(                               \
+        const P##_T* M, ptrdiff_t n_rows, ptrdiff_t n_cols, P##_VEC* rows)                  \
     {                                                                                       \
-        P##_VEC total, updated;                                                             \
+        ptrdiff_t i, c;                                                                     \
+        for (i = 0; i < 4; i++)                                                             \
+            for (c = 0; c < 4; c++)                                                         \
+                rows[4 * i + c] = i < n_rows && c < n_cols ? P##_SET(M[i * n_cols + c])     \
+                                                           : P##_ZERO();                    \
+    }                                                                                       \
+    /* The sum of the first n_rows of r0, r1, r2, r3, in order, from 0 (a batch of one      \
+     * row adds no 0, as the general step's one-sample update does not) */                  \
+    static CYPROP_AVX2 CYPROP_ALWAYS_INLINE P##_VEC NAME##_row_sum(                         \
+        P##_VEC r0, P##_VEC r1, P##_VEC r2, P##_VEC r3, ptrdiff_t n_rows)                   \
+    {                                                                                       \
+        P##_VEC total = n_rows == 1 ? r0 : P##_ADD(P##_ZERO(), r0);                         \
+        if (n_rows > 1)                                                                     \
+            total = P##_ADD(total, r1);                                                     \
+        if (n_rows > 2)                                                                     \
+            total = P##_ADD(total, r2);                                                     \
+        if (n_rows > 3)                                                                     \
+            total = P##_ADD(total, r3);                                                     \
+        return total;                                                                       \
+    }                                                                                       \
+    /* dst[0 .. count) = src[0 .. count) - rate * total[0 .. count). check accumulates      \
+     * v - v over the new values v: it stays zero while they are all finite. */             \
+    static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_subtract(                           \
+        P##_VEC total, ptrdiff_t count, P##_T rate, const P##_T* src, P##_T* dst,           \
+        P##_VEC* check)                                                                     \
+    {                                                                                       \
+        P##_VEC updated;                                                                    \
         P##_T values[4];                                                                    \
         ptrdiff_t c;                                                                        \
-        P##_TRANSPOSE(g0, g1, g2, g3);                                                      \
-        total = n_rows == 1 ? g0 : P##_ADD(P##_ZERO(), g0);                                 \
-        if (n_rows > 1)                                                                     \
-            total = P##_ADD(total, g1);                                                     \
-        if (n_rows > 2)                                                                     \
-            total = P##_ADD(total, g2);                                                     \
-        if (n_rows > 3)                                                                     \
-            total = P##_ADD(total, g3);                                                     \
         /* lanes past count: 0 - rate * 0 */                                                \
-        updated = P##_SUB(count == 4 ? P##_LOAD(src) : P##_MASKLOAD(src, P##_FOUR_LANES(count)), \
+        updated = P##_SUB(count == 4 ? P##_LOAD(src) : P##_MASKLOAD(src, P##_FOUR_LANES(count)),\
                           P##_MUL(P##_SET(rate), total));                                   \
         *check = P##_ADD(*check, P##_SUB(updated, updated));                                \
         if (count == 4) {                                                                   \
@@ -128,6 +143,40 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         P##_STORE(values, updated);                                                         \
         for (c = 0; c < count; c++)                                                         \
             dst[c] = values[c];                                                             \
+    }                                                                                       \
+    /* NAME_subtract of the sums over the first n_rows lanes of each of the first count     \
+     * vectors g0 .. g3 (NAME_row_sum, after a transpose) */                                \
+    static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_subtract_sums(                      \
+        P##_VEC g0, P##_VEC g1, P##_VEC g2, P##_VEC g3, ptrdiff_t count, ptrdiff_t n_rows,  \
+        P##_T rate, const P##_T* src, P##_T* dst, P##_VEC* check)                           \
+    {                                                                                       \
+        P##_TRANSPOSE(g0, g1, g2, g3);                                                      \
+        NAME##_subtract(NAME##_row_sum(g0, g1, g2, g3, n_rows), count, rate, src, dst,        \
+                        check);                                                               \
+    }                                                                                       \
+    /* The first layer's step, W (fan_in, fan_out) followed by b, from src to dst, with     \
+     * x_rows the batch's inputs (NAME_rows): the deltas are transposed once, so that a     \
+     * vector holds one row's deltas for every unit, and row p of dW is                     \
+     * sum_i X[i, p] deltas_row[i]. These are NAME_layer_step's products and sums in its    \
+     * order, with one transpose in all instead of one for every four entries. */           \
+    static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_input_layer_step(                   \
+        const P##_VEC* x_rows, const P##_VEC* deltas, ptrdiff_t fan_in, ptrdiff_t fan_out,  \
+        ptrdiff_t n_rows, P##_T rate, const P##_T* src, P##_T* dst, P##_VEC* check)         \
+    {                                                                                       \
+        P##_VEC d0 = deltas[0], d1 = deltas[1], d2 = deltas[2], d3 = deltas[3];             \
+        const ptrdiff_t b = fan_in * fan_out;                                               \
+        ptrdiff_t p;                                                                        \
+        P##_TRANSPOSE(d0, d1, d2, d3);                                                      \
+        CYPROP_UNROLL(4)                                                                    \
+        for (p = 0; p < 4; p++)                                                             \
+            if (p < fan_in)                                                                 \
+                NAME##_subtract(                                                            \
+                    NAME##_row_sum(P##_MUL(x_rows[p], d0), P##_MUL(x_rows[4 + p], d1),      \
+                                   P##_MUL(x_rows[8 + p], d2), P##_MUL(x_rows[12 + p], d3), \
+                                   n_rows),                                                 \
+                    fan_out, rate, src + p * fan_out, dst + p * fan_out, check);            \
+        NAME##_subtract(NAME##_row_sum(d0, d1, d2, d3, n_rows), fan_out, rate, src + b,         \
+                        dst + b, check);                                                        \
     }                                                                                       \
     /* One layer's step, W (fan_in, fan_out) followed by b (fan_out), from src to dst:     \
      * dW[p, k] = sum_i inputs[p][i] deltas[k][i] and db[k] = sum_i deltas[k][i],           \
@@ -206,15 +255,16 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         }                                                                                   \
     }                                                                                       \
     /* The step from the parameters src to dst, which are the same array or two that do   \
-     * not overlap, on the batch whose columns are x and y (NAME_columns; x has a fifth    \
-     * vector, zero). loss_out receives the batch's loss before the step,                  \
+     * not overlap, on the batch whose columns are x and y (NAME_columns) and whose rows  \
+     * are x_rows (NAME_rows). loss_out receives the batch's loss before the step,        \
      * sum_i 0.5 |a_i - y_i|^2 (unscaled: scale multiplies the deltas only, as in          \
      * output_delta); check, as in NAME_subtract_sums. The loops run to 4, each pass       \
      * taken while within its size, so that they unroll and the vectors stay in            \
      * registers. */                                                                        \
     static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_step(                                \
-        const P##_VEC* x, const P##_VEC* y, ptrdiff_t n_rows, const ptrdiff_t* sizes,       \
-        const P##_T* src, P##_T* dst, double scale, P##_T rate, double* loss_out,           \
+        const P##_VEC* x, const P##_VEC* x_rows, const P##_VEC* y, ptrdiff_t n_rows,        \
+        const ptrdiff_t* sizes, const P##_T* src, P##_T* dst, double scale, P##_T rate,     \
+        double* loss_out,                                                                   \
         P##_VEC* check)                                                                     \
     {                                                                                       \
         const ptrdiff_t n_in = sizes[0], n_hidden = sizes[1], n_out = sizes[2];             \
@@ -264,7 +314,7 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         }                                                                                   \
         NAME##_layer_step_fixed(hidden, delta, n_hidden, n_out, n_rows, rate, W2,           \
                                 dst + layer_2, check);                                      \
-        NAME##_layer_step_fixed(x, delta_hidden, n_in, n_hidden, n_rows, rate, W1, dst,     \
+        NAME##_input_layer_step(x_rows, delta_hidden, n_in, n_hidden, n_rows, rate, W1, dst, \
                                 check);                                                     \
         *loss_out = total;                                                                  \
     }                                                                                       \
@@ -274,10 +324,12 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
                                         double scale, P##_T rate, double* loss_out)         \
     {                                                                                       \
         const P##_VEC zero = P##_ZERO();                                                    \
-        P##_VEC x[5] = {zero, zero, zero, zero, zero}, y[4], check = zero;                  \
+        P##_VEC x[4], x_rows[16], y[4], check = zero;                                       \
         NAME##_columns(X, n_rows, sizes[0], x);                                             \
+        NAME##_rows(X, n_rows, sizes[0], x_rows);                                           \
         NAME##_columns(Y, n_rows, sizes[2], y);                                             \
-        NAME##_step(x, y, n_rows, sizes, params, params, scale, rate, loss_out, &check);    \
+        NAME##_step(x, x_rows, y, n_rows, sizes, params, params, scale, rate, loss_out,     \
+                    &check);                                                                \
     }                                                                                       \
     /* Full-batch training, train_epochs' loop for one batch an epoch: epoch i is one     \
      * step on all n_rows rows at the rate rates[i], and losses[i] is its loss, divided    \
@@ -298,17 +350,18 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         const ptrdiff_t n_params = sizes[0] * sizes[1] + sizes[1] + sizes[1] * sizes[2]     \
                                    + sizes[2];                                              \
         const P##_VEC zero = P##_ZERO();                                                    \
-        P##_VEC x[5] = {zero, zero, zero, zero, zero}, y[4], check;                         \
+        P##_VEC x[4], x_rows[16], y[4], check;                                              \
         P##_T *known_good = rows + n_params, *src = params, *dst = rows, *spare;            \
         double loss;                                                                        \
         ptrdiff_t i;                                                                        \
         *status = 0;                                                                        \
         NAME##_columns(X, n_rows, sizes[0], x);                                             \
+        NAME##_rows(X, n_rows, sizes[0], x_rows);                                           \
         NAME##_columns(Y, n_rows, sizes[2], y);                                             \
         for (i = 0; i < n_epochs; i++) {                                                    \
             check = zero;                                                                   \
-            NAME##_step(x, y, n_rows, sizes, src, dst, scale, (P##_T)rates[i], &loss,       \
-                        &check);                                                            \
+            NAME##_step(x, x_rows, y, n_rows, sizes, src, dst, scale, (P##_T)rates[i],      \
+                        &loss, &check);                                                     \
             if (!isfinite(loss)) {                                                          \
                 *status = 1;                                                                \
                 break;                                                                      \
