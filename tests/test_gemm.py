@@ -52,12 +52,12 @@ def check_against_exact(A, B, C0, out, alpha, beta, transpose_a):
 
 # (m, k, n): rows of C from 8 (one tile) through every remainder of 8, columns
 # from three vectors of either dtype through every remainder of a block of
-# three, depths across the 128-row blocks of B, and forward products of more
+# three, depths across the 256-row blocks of B, and forward products of more
 # than 128 rows, which the kernel takes for floats only.
 SHAPES = [(8, 1, 48), (9, 7, 49), (10, 5, 63), (11, 3, 64), (12, 2, 65), (13, 4, 79),
           (14, 6, 80), (15, 9, 95), (16, 16, 96), (17, 127, 97), (64, 128, 256),
           (23, 129, 50), (31, 300, 111), (128, 784, 24), (40, 257, 33), (129, 33, 49),
-          (256, 130, 48)]
+          (256, 130, 48), (16, 530, 48)]
 
 
 def kernel_takes_forward(m, n, itemsize):
@@ -128,6 +128,7 @@ needs_long_double = pytest.mark.skipif(
     (64, 784, 256, 1.0, 0.0, False), (13, 300, 49, 1.0, 0.0, False),
     (100, 3000, 48, 1.0, 0.0, False), (9, 129, 95, 1.0, 0.0, False),
     (256, 300, 60, 1.0, 0.0, False), (200, 1100, 48, 1.0, 0.0, False),
+    (20, 200, 48, 0.5, 2.0, False),
     (784, 64, 256, -0.1, 1.0, True), (3000, 100, 48, 0.5, 2.0, True),
     (11, 128, 65, 1.0, 0.0, True)])
 def test_float32_products_are_the_kernels_in_order_sums(m, k, n, alpha, beta, transpose_a):
@@ -255,11 +256,14 @@ def test_which_products_the_kernel_takes():
         assert not _core.takes_avx512_product(257, 256, 784, 4)
         assert _core.takes_avx512_product(128, 256, 784, 8)
         assert not _core.takes_avx512_product(129, 256, 784, 8)
-        # a step over more than 128 rows; several depth blocks only with alpha 1, beta 0
+        # a step over more than 128 rows
         assert not _core.takes_avx512_product(784, 256, 129, 4, True, -0.1, 1.0)
         # a step into a C beyond the L2 cache
         assert _core.takes_avx512_product(1024, 256, 64, 4, True, -0.1, 1.0)
         assert not _core.takes_avx512_product(1024, 257, 64, 4, True, -0.1, 1.0)
+        # several depth blocks of 256 rows only with alpha 1, beta 0
+        assert _core.takes_avx512_product(64, 256, 256, 4, False, 2.0, 0.0)
+        assert not _core.takes_avx512_product(64, 256, 257, 4, False, 2.0, 0.0)
         assert not _core.takes_avx512_product(64, 256, 784, 4, False, 2.0, 0.0)
         # alpha 0 (BLAS gives beta C without reading A or B), no terms at all
         assert not _core.takes_avx512_product(64, 256, 784, 4, False, 0.0, 1.0)

@@ -9,8 +9,8 @@
  * (benchmarks/README.md). Here the kernel holds a block of 8 rows and 3
  * vectors (48 floats or 24 doubles) of C in 24 of the 32 vector registers
  * and adds, for each p, op(A)[i, p] (broadcast) times row p of B. Only B is
- * copied, a block of 128 rows by 3 vectors at a time, onto the stack, where
- * it stays in the L1 cache while every 8 rows of op(A) pass. Each entry of
+ * copied, a block of 256 rows by 3 vectors at a time, onto the stack, where
+ * it stays in the caches while every 8 rows of op(A) pass. Each entry of
  * C is one sum over p, in order from 0, of fused multiply-adds: the same
  * bits on every call, thread and CPU with AVX-512F (BLAS sums long products
  * in blocks, which rounds the last bits differently).
@@ -88,9 +88,16 @@ static int cyprop_cpu_has_avx512(void)
 #define D8_MUL _mm512_mul_pd
 
 /* Rows of B taken at a time: the copy of a block of B, CYPROP_GEMM_DEPTH rows
- * of 3 vectors (24 KB), stays in the L1 cache while every 8 rows of op(A)
- * use it. */
-#define CYPROP_GEMM_DEPTH 128
+ * of 3 vectors (48 KB), stays in the L1 and L2 caches while every 8 rows of
+ * op(A) use it. With 256 rows rather than 128 each tile of C leaves the
+ * registers half as often: on a Zen 4 EPYC, W4's forward product (256 x
+ * 1,024 by 1,024 x 1,024) ran 3% faster in a C loop and W4's training 1.2%
+ * faster; W3's forward product (64 x 784 by 784 x 256) 1% slower in the C
+ * loop, and W3's training the same (benchmarks/README.md). */
+#define CYPROP_GEMM_DEPTH 256
+/* The most rows a weights' step or gradient sums over here: one depth
+ * block, measured up to 128 rows */
+#define CYPROP_GEMM_MAX_STEP_ROWS 128
 
 /* A vector of C, in the lanes of mask when masked (masked-off lanes are
  * neither read nor written) or in all of them. */
@@ -374,7 +381,7 @@ static int cyprop_gemm_fits(int transpose_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t
      * in them would be NaN here) */
     if (k < 1 || alpha == 0 || m < CYPROP_GEMM_ROWS || n < 3 * width)
         return 0;
-    if (transpose_a ? !one_block || m * n > CYPROP_GEMM_MAX_STEP
+    if (transpose_a ? k > CYPROP_GEMM_MAX_STEP_ROWS || m * n > CYPROP_GEMM_MAX_STEP
                     : m > (width == 16 ? CYPROP_GEMM_MAX_ROWS_FLOAT : CYPROP_GEMM_MAX_ROWS_DOUBLE))
         return 0;
     if (!one_block && (alpha != 1 || beta != 0))
