@@ -18,8 +18,9 @@
  * multiply-adds, the same exp as _vector_math.h's sigmoid), so the two give
  * the same bits; tests/test_core.py checks that they do, zeros' signs
  * included. The one difference, the start of the sums that feed a sigmoid
- * (NAME_sigmoid_layer), changes no value the step keeps. Only the payload of a NaN may differ (which of two NaNs an
- * operation passes on), and no NaN leaves the training loop: a non-finite
+ * (NAME_sigmoid_layer), changes no value the step keeps. Only the payload of
+ * a NaN may differ (which of two NaNs an operation passes on), and no NaN
+ * leaves the training loop: a non-finite
  * loss or parameter restores the last good parameters. Sizes and n_rows are
  * from 1 to 4 (takes_tiny_step in _core.pyx). */
 #ifndef CYPROP_TINY_STEP_H
@@ -132,7 +133,7 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         P##_T values[4];                                                                    \
         ptrdiff_t c;                                                                        \
         /* lanes past count: 0 - rate * 0 */                                                \
-        updated = P##_SUB(count == 4 ? P##_LOAD(src) : P##_MASKLOAD(src, P##_FOUR_LANES(count)),\
+        updated = P##_SUB(count == 4 ? P##_LOAD(src) : P##_MASKLOAD(src, P##_FOUR_LANES(count)), \
                           P##_MUL(P##_SET(rate), total));                                   \
         *check = P##_ADD(*check, P##_SUB(updated, updated));                                \
         if (count == 4) {                                                                   \
@@ -151,8 +152,8 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         P##_T rate, const P##_T* src, P##_T* dst, P##_VEC* check)                           \
     {                                                                                       \
         P##_TRANSPOSE(g0, g1, g2, g3);                                                      \
-        NAME##_subtract(NAME##_row_sum(g0, g1, g2, g3, n_rows), count, rate, src, dst,        \
-                        check);                                                               \
+        NAME##_subtract(NAME##_row_sum(g0, g1, g2, g3, n_rows), count, rate, src, dst,      \
+                        check);                                                             \
     }                                                                                       \
     /* The first layer's step, W (fan_in, fan_out) followed by b, from src to dst, with     \
      * x_rows the batch's inputs (NAME_rows): the deltas are transposed once, so that a     \
@@ -175,8 +176,8 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
                                    P##_MUL(x_rows[8 + p], d2), P##_MUL(x_rows[12 + p], d3), \
                                    n_rows),                                                 \
                     fan_out, rate, src + p * fan_out, dst + p * fan_out, check);            \
-        NAME##_subtract(NAME##_row_sum(d0, d1, d2, d3, n_rows), fan_out, rate, src + b,         \
-                        dst + b, check);                                                        \
+        NAME##_subtract(NAME##_row_sum(d0, d1, d2, d3, n_rows), fan_out, rate, src + b,     \
+                        dst + b, check);                                                    \
     }                                                                                       \
     /* One layer's step, W (fan_in, fan_out) followed by b (fan_out), from src to dst:     \
      * dW[p, k] = sum_i inputs[p][i] deltas[k][i] and db[k] = sum_i deltas[k][i],           \
@@ -258,7 +259,7 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
      * not overlap, on the batch whose columns are x and y (NAME_columns) and whose rows  \
      * are x_rows (NAME_rows). loss_out receives the batch's loss before the step,        \
      * sum_i 0.5 |a_i - y_i|^2 (unscaled: scale multiplies the deltas only, as in          \
-     * output_delta); check, as in NAME_subtract_sums. The loops run to 4, each pass       \
+     * output_delta); check, as in NAME_subtract. The loops run to 4, each pass            \
      * taken while within its size, so that they unroll and the vectors stay in            \
      * registers. */                                                                        \
     static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_step(                                \
@@ -314,8 +315,8 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         }                                                                                   \
         NAME##_layer_step_fixed(hidden, delta, n_hidden, n_out, n_rows, rate, W2,           \
                                 dst + layer_2, check);                                      \
-        NAME##_input_layer_step(x_rows, delta_hidden, n_in, n_hidden, n_rows, rate, W1, dst, \
-                                check);                                                     \
+        NAME##_input_layer_step(x_rows, delta_hidden, n_in, n_hidden, n_rows, rate, W1,     \
+                                dst, check);                                                \
         *loss_out = total;                                                                  \
     }                                                                                       \
     /* One step, params updated in place */                                                 \
