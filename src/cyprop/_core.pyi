@@ -104,6 +104,7 @@ def tiny_sgd_step(
     scale: float,
     learning_rate: float,
 ) -> float | None: ...
+def tiny_step_sigmoid(Z: _Floats) -> bool: ...
 def train_epochs(
     X: _Floats,
     Y: _Floats,

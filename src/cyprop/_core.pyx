@@ -39,7 +39,7 @@ from cyprop._blas cimport (BLAS_GEMV_SPLITS_FROM, BLAS_SPLITS_FROM, blas_dgemm, 
                            blas_sgemm, blas_sgemv, blas_threads, gemm, gemm_fits, gemm_parts,
                            pool_workers, set_blas, set_blas_splits, set_blas_threads)
 from cyprop._libm cimport all_finite, exp_, sigmoid_in_place, tanh_
-from cyprop._tiny_step cimport tiny_epochs, tiny_step
+from cyprop._tiny_step cimport tiny_epochs, tiny_sigmoid, tiny_step
 from cyprop._vector_product cimport vector_product
 
 
@@ -1094,6 +1094,17 @@ def tiny_sgd_step(const floating[:, ::1] X, const floating[:, ::1] Y, floating[:
             taken = tiny_step(&X[0, 0], &Y[0, 0], X.shape[0], &sizes[0], &params[0], scale,
                               <floating>learning_rate, &total)
     return total if taken else None
+
+
+def tiny_step_sigmoid(floating[::1] Z):
+    """Z = the sigmoid that the tiny network's step (_tiny_step.h) computes, with
+    its multiply-adds fused, in place; returns whether it did: False, with Z
+    untouched, where the CPU does not take that step."""
+    cdef bint taken
+    cdef floating* values = &Z[0] if Z.shape[0] > 0 else NULL
+    with nogil:
+        taken = tiny_sigmoid(values, Z.shape[0])
+    return taken
 
 
 # --- 7. The training loop ------------------------------------------------

@@ -1,7 +1,8 @@
-/* One plain SGD step of a tiny network, whole, on AVX2 vector registers: one
- * sigmoid hidden layer, a sigmoid output with the squared error, and at most
- * four inputs, hidden units, outputs and rows in the batch (the lesson's
- * 3-4-1 network on its four XOR samples is one such).
+/* One plain SGD step of a tiny network, whole, on AVX2 vector registers with
+ * fused multiply-adds (FMA): one sigmoid hidden layer, a sigmoid output with
+ * the squared error, and at most four inputs, hidden units, outputs and rows
+ * in the batch (the lesson's 3-4-1 network on its four XOR samples is one
+ * such).
  *
  * The general step (backpropagate_and_step in _core.pyx) goes layer by
  * layer through products, activations and deltas, each a call over arrays
@@ -10,19 +11,23 @@
  * the rows of the batch, so each unit's sum is a few vector multiplies and
  * adds, and the whole step stays in registers. The gradient of a parameter
  * is a sum over the rows, across a vector's lanes: four such vectors are
- * transposed so that the sums run down the rows, in order, and four
- * parameters take their step at once.
+ * transposed so that the sums run down the rows, and four parameters take
+ * their step at once.
  *
- * Every value is computed with the same operations, in the same order and
- * rounding, as in the general step (sums from 0 in order, no fused
- * multiply-adds, the same exp as _vector_math.h's sigmoid), so the two give
- * the same bits; tests/test_core.py checks that they do, zeros' signs
- * included. The one difference, the start of the sums that feed a sigmoid
- * (NAME_sigmoid_layer), changes no value the step keeps. Only the payload of
- * a NaN may differ (which of two NaNs an operation passes on), and no NaN
- * leaves the training loop: a non-finite
- * loss or parameter restores the last good parameters. Sizes and n_rows are
- * from 1 to 4 (takes_tiny_step in _core.pyx). */
+ * A step is one chain of dependent operations (two sigmoid layers, one after
+ * the other, then the deltas and the update that the next step reads), and
+ * its length is what bounds the lesson's training. So, unlike the rest of the
+ * core, this step fuses each multiply with the add that takes it (one
+ * rounding instead of two), in the sums, the updates and the sigmoid
+ * (_vector_math.h's, built with the fused operations), and sums four terms as
+ * two pairs: a step takes 16% less time (float: 20%) than the same step
+ * rounding each operation on its own (benchmarks/README.md). Its results
+ * therefore agree with the general step's to rounding, not bit for bit;
+ * tests/test_core.py checks both. The step is the same on every CPU with
+ * AVX2 and FMA, and the loop of epochs gives the bits of the same steps taken
+ * one at a time. A non-finite loss or parameter restores the last good
+ * parameters, so no NaN leaves the training loop. Sizes and n_rows are from
+ * 1 to 4 (takes_tiny_step in _core.pyx). */
 #ifndef CYPROP_TINY_STEP_H
 #define CYPROP_TINY_STEP_H
 
@@ -37,7 +42,7 @@
 #define CYPROP_UNROLL(n) _Pragma(CYPROP_STRING(GCC unroll n))
 #define CYPROP_STRING(x) #x
 
-static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
+static CYPROP_AVX2_FMA CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
 {
     return _mm_cmpgt_epi32(_mm_set1_epi32((int)count), _mm_set_epi32(3, 2, 1, 0));
 }
@@ -60,11 +65,9 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         r3 = _mm256_permute2f128_pd(t1_, t3_, 0x31);                       \
     } while (0)
 
-/* a (1 - a), the sigmoid's derivative from its output a, as the general step
- * computes it: Cython writes the 1 as 1.0, so for float it is computed in
- * double and rounded once. */
-#define D4_SIGMOID_DERIVATIVE(a) _mm256_mul_pd(a, _mm256_sub_pd(_mm256_set1_pd(1.0), a))
-#define F4_SIGMOID_DERIVATIVE(a) _mm256_cvtpd_ps(D4_SIGMOID_DERIVATIVE(_mm256_cvtps_pd(a)))
+/* a - a a, the sigmoid's derivative from its output a, in one rounding */
+#define D4_SIGMOID_DERIVATIVE(a) D4F_NMULADD(a, a, a)
+#define F4_SIGMOID_DERIVATIVE(a) F4F_NMULADD(a, a, a)
 
 #define F4_MASK __m128i
 #define F4_FOUR_LANES cyprop_lanes_f4
@@ -78,13 +81,13 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
 #define D4_ALL_ORDERED(v) (_mm256_movemask_pd(_mm256_cmp_pd(v, v, _CMP_ORD_Q)) == 15)
 #define F4_ALL_ORDERED(v) (_mm_movemask_ps(_mm_cmpord_ps(v, v)) == 15)
 
-/* NAME_avx2 for the four-lane type P, with SIGMOID its sigmoid of a vector
- * (NAME_vec in _vector_math.h).
+/* NAME_fma for the four-lane type P, whose fused operations are those of PF
+ * (_vector_math.h), with SIGMOID its sigmoid of a vector (NAME_vec there).
  * Lanes are the rows of the batch; lanes past n_rows hold values computed
  * from zero rows, which no sum reads. */
-#define CYPROP_DEFINE_TINY_STEP(NAME, EPOCHS, P, SIGMOID)                                           \
+#define CYPROP_DEFINE_TINY_STEP(NAME, EPOCHS, P, SIGMOID)                                   \
     /* columns[c] = M[:, c] for M (n_rows, n_cols), row-major */                            \
-    static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_columns(                             \
+    static CYPROP_AVX2_FMA CYPROP_ALWAYS_INLINE void NAME##_columns(                        \
         const P##_T* M, ptrdiff_t n_rows, ptrdiff_t n_cols, P##_VEC* columns)               \
     {                                                                                       \
         const P##_MASK mask = P##_FOUR_LANES(n_cols);                                       \
@@ -100,7 +103,7 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
     }                                                                                       \
     /* rows[4 i + c] = M[i, c] in every lane, for M (n_rows, n_cols), row-major; zero past  \
      * M's rows and columns */                                                              \
-    static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_rows(                               \
+    static CYPROP_AVX2_FMA CYPROP_ALWAYS_INLINE void NAME##_rows(                           \
         const P##_T* M, ptrdiff_t n_rows, ptrdiff_t n_cols, P##_VEC* rows)                  \
     {                                                                                       \
         ptrdiff_t i, c;                                                                     \
@@ -109,23 +112,34 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
                 rows[4 * i + c] = i < n_rows && c < n_cols ? P##_SET(M[i * n_cols + c])     \
                                                            : P##_ZERO();                    \
     }                                                                                       \
-    /* The sum of the first n_rows of r0, r1, r2, r3, in order, from 0 (a batch of one      \
-     * row adds no 0, as the general step's one-sample update does not) */                  \
-    static CYPROP_AVX2 CYPROP_ALWAYS_INLINE P##_VEC NAME##_row_sum(                         \
+    /* The sum of the first n_rows of r0, r1, r2, r3: (r0 + r1) + (r2 + r3), two short      \
+     * chains instead of one long one */                                                    \
+    static CYPROP_AVX2_FMA CYPROP_ALWAYS_INLINE P##_VEC NAME##_row_sum(                     \
         P##_VEC r0, P##_VEC r1, P##_VEC r2, P##_VEC r3, ptrdiff_t n_rows)                   \
     {                                                                                       \
-        P##_VEC total = n_rows == 1 ? r0 : P##_ADD(P##_ZERO(), r0);                         \
+        P##_VEC total = r0, other = r2;                                                     \
         if (n_rows > 1)                                                                     \
             total = P##_ADD(total, r1);                                                     \
-        if (n_rows > 2)                                                                     \
-            total = P##_ADD(total, r2);                                                     \
         if (n_rows > 3)                                                                     \
-            total = P##_ADD(total, r3);                                                     \
-        return total;                                                                       \
+            other = P##_ADD(other, r3);                                                     \
+        return n_rows > 2 ? P##_ADD(total, other) : total;                                  \
     }                                                                                       \
-    /* dst[0 .. count) = src[0 .. count) - rate * total[0 .. count). check accumulates      \
+    /* sum_i a_i d_i over the first n_rows of the pairs (a0, d0) .. (a3, d3), as in         \
+     * NAME_row_sum, each product fused with the addition that takes it */                  \
+    static CYPROP_AVX2_FMA CYPROP_ALWAYS_INLINE P##_VEC NAME##_row_dot(                     \
+        P##_VEC a0, P##_VEC a1, P##_VEC a2, P##_VEC a3, P##_VEC d0, P##_VEC d1, P##_VEC d2, \
+        P##_VEC d3, ptrdiff_t n_rows)                                                       \
+    {                                                                                       \
+        P##_VEC total = P##_MUL(a0, d0), other = P##_MUL(a2, d2);                           \
+        if (n_rows > 1)                                                                     \
+            total = P##F_MULADD(a1, d1, total);                                             \
+        if (n_rows > 3)                                                                     \
+            other = P##F_MULADD(a3, d3, other);                                             \
+        return n_rows > 2 ? P##_ADD(total, other) : total;                                  \
+    }                                                                                       \
+    /* dst[0 .. count) = src[0 .. count) - rate * total[0 .. count), fused. check accumulates \
      * v - v over the new values v: it stays zero while they are all finite. */             \
-    static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_subtract(                           \
+    static CYPROP_AVX2_FMA CYPROP_ALWAYS_INLINE void NAME##_subtract(                       \
         P##_VEC total, ptrdiff_t count, P##_T rate, const P##_T* src, P##_T* dst,           \
         P##_VEC* check)                                                                     \
     {                                                                                       \
@@ -133,8 +147,9 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         P##_T values[4];                                                                    \
         ptrdiff_t c;                                                                        \
         /* lanes past count: 0 - rate * 0 */                                                \
-        updated = P##_SUB(count == 4 ? P##_LOAD(src) : P##_MASKLOAD(src, P##_FOUR_LANES(count)), \
-                          P##_MUL(P##_SET(rate), total));                                   \
+        updated = P##F_NMULADD(P##_SET(rate), total,                                        \
+                               count == 4 ? P##_LOAD(src)                                   \
+                                          : P##_MASKLOAD(src, P##_FOUR_LANES(count)));      \
         *check = P##_ADD(*check, P##_SUB(updated, updated));                                \
         if (count == 4) {                                                                   \
             P##_STORE(dst, updated);                                                        \
@@ -147,7 +162,7 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
     }                                                                                       \
     /* NAME_subtract of the sums over the first n_rows lanes of each of the first count     \
      * vectors g0 .. g3 (NAME_row_sum, after a transpose) */                                \
-    static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_subtract_sums(                      \
+    static CYPROP_AVX2_FMA CYPROP_ALWAYS_INLINE void NAME##_subtract_sums(                  \
         P##_VEC g0, P##_VEC g1, P##_VEC g2, P##_VEC g3, ptrdiff_t count, ptrdiff_t n_rows,  \
         P##_T rate, const P##_T* src, P##_T* dst, P##_VEC* check)                           \
     {                                                                                       \
@@ -158,9 +173,9 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
     /* The first layer's step, W (fan_in, fan_out) followed by b, from src to dst, with     \
      * x_rows the batch's inputs (NAME_rows): the deltas are transposed once, so that a     \
      * vector holds one row's deltas for every unit, and row p of dW is                     \
-     * sum_i X[i, p] deltas_row[i]. These are NAME_layer_step's products and sums in its    \
-     * order, with one transpose in all instead of one for every four entries. */           \
-    static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_input_layer_step(                   \
+     * sum_i X[i, p] deltas_row[i] (NAME_row_dot): one transpose in all instead of one      \
+     * for every four entries, as NAME_layer_step would take. */                            \
+    static CYPROP_AVX2_FMA CYPROP_ALWAYS_INLINE void NAME##_input_layer_step(               \
         const P##_VEC* x_rows, const P##_VEC* deltas, ptrdiff_t fan_in, ptrdiff_t fan_out,  \
         ptrdiff_t n_rows, P##_T rate, const P##_T* src, P##_T* dst, P##_VEC* check)         \
     {                                                                                       \
@@ -172,24 +187,23 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         for (p = 0; p < 4; p++)                                                             \
             if (p < fan_in)                                                                 \
                 NAME##_subtract(                                                            \
-                    NAME##_row_sum(P##_MUL(x_rows[p], d0), P##_MUL(x_rows[4 + p], d1),      \
-                                   P##_MUL(x_rows[8 + p], d2), P##_MUL(x_rows[12 + p], d3), \
-                                   n_rows),                                                 \
+                    NAME##_row_dot(x_rows[p], x_rows[4 + p], x_rows[8 + p], x_rows[12 + p], \
+                                   d0, d1, d2, d3, n_rows),                                 \
                     fan_out, rate, src + p * fan_out, dst + p * fan_out, check);            \
         NAME##_subtract(NAME##_row_sum(d0, d1, d2, d3, n_rows), fan_out, rate, src + b,     \
                         dst + b, check);                                                    \
     }                                                                                       \
-    /* One layer's step, W (fan_in, fan_out) followed by b (fan_out), from src to dst:     \
+    /* One layer's step, W (fan_in, fan_out) followed by b (fan_out), from src to dst:      \
      * dW[p, k] = sum_i inputs[p][i] deltas[k][i] and db[k] = sum_i deltas[k][i],           \
-     * four entries of the parameters at a time in their order. Inlined with fan_out       \
+     * four entries of the parameters at a time in their order. Inlined with fan_out        \
      * fixed, where the loops unroll and each entry's place in its four is known. */        \
-    static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_layer_step(                          \
+    static CYPROP_AVX2_FMA CYPROP_ALWAYS_INLINE void NAME##_layer_step(                     \
         const P##_VEC* inputs, const P##_VEC* deltas, ptrdiff_t fan_in, ptrdiff_t fan_out,  \
         ptrdiff_t n_rows, P##_T rate, const P##_T* src, P##_T* dst, P##_VEC* check)         \
     {                                                                                       \
-        /* lanes past count come out of the sums but are never stored. The empty asm      \
-         * hides that they start at zero, which gcc used to shorten the float             \
-         * transpose with a vmovq that valgrind 3.19 cannot decode. */                    \
+        /* lanes past count come out of the sums but are never stored. The empty asm        \
+         * hides that they start at zero, which gcc used to shorten the float               \
+         * transpose with a vmovq that valgrind 3.19 cannot decode. */                      \
         P##_VEC g[4] = {P##_ZERO(), P##_ZERO(), P##_ZERO(), P##_ZERO()};                    \
         __asm__("" : "+x"(g[0]), "+x"(g[1]), "+x"(g[2]), "+x"(g[3]));                       \
         ptrdiff_t p, k, count = 0, done = 0;                                                \
@@ -214,7 +228,7 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         }                                                                                   \
     }                                                                                       \
     /* NAME_layer_step with fan_out, from 1 to 4, fixed */                                  \
-    static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_layer_step_fixed(                    \
+    static CYPROP_AVX2_FMA CYPROP_ALWAYS_INLINE void NAME##_layer_step_fixed(               \
         const P##_VEC* inputs, const P##_VEC* deltas, ptrdiff_t fan_in, ptrdiff_t fan_out,  \
         ptrdiff_t n_rows, P##_T rate, const P##_T* src, P##_T* dst, P##_VEC* check)         \
     {                                                                                       \
@@ -232,11 +246,10 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
             NAME##_layer_step(inputs, deltas, fan_in, 4, n_rows, rate, src, dst, check);    \
         }                                                                                   \
     }                                                                                       \
-    /* outputs[k] = sigmoid(sum_p inputs[p] W[p, k] + b[k]) for W (fan_in, fan_out)        \
-     * followed by b in params, each sum in order, then the bias. The general step's sums  \
-     * start from 0, these from the first product, one dependent addition sooner: the two  \
-     * differ only in the sign of a zero sum, and the sigmoid maps either zero to 1/2. */   \
-    static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_sigmoid_layer(                       \
+    /* outputs[k] = sigmoid(sum_p inputs[p] W[p, k] + b[k]) for W (fan_in, fan_out)         \
+     * followed by b in params: (b[k] + the even terms) + the odd terms, each product       \
+     * fused with the addition that takes it. */                                            \
+    static CYPROP_AVX2_FMA CYPROP_ALWAYS_INLINE void NAME##_sigmoid_layer(                  \
         const P##_VEC* inputs, const P##_T* params, ptrdiff_t fan_in, ptrdiff_t fan_out,    \
         P##_VEC* outputs)                                                                   \
     {                                                                                       \
@@ -245,24 +258,27 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         CYPROP_UNROLL(4)                                                                    \
         for (k = 0; k < 4; k++) {                                                           \
             if (k < fan_out) {                                                              \
-                P##_VEC t = P##_MUL(inputs[0], P##_SET(params[k]));                         \
-                CYPROP_UNROLL(3)                                                            \
-                for (p = 1; p < 4; p++)                                                     \
-                    if (p < fan_in)                                                         \
-                        t = P##_ADD(t, P##_MUL(inputs[p], P##_SET(params[p * fan_out + k]))); \
-                t = P##_ADD(t, P##_SET(b[k]));                                              \
+                P##_VEC t = P##F_MULADD(inputs[0], P##_SET(params[k]), P##_SET(b[k]));      \
+                if (fan_in > 1) {                                                           \
+                    P##_VEC t1 = P##_MUL(inputs[1], P##_SET(params[fan_out + k]));          \
+                    if (fan_in > 2)                                                         \
+                        t = P##F_MULADD(inputs[2], P##_SET(params[2 * fan_out + k]), t);    \
+                    if (fan_in > 3)                                                         \
+                        t1 = P##F_MULADD(inputs[3], P##_SET(params[3 * fan_out + k]), t1);  \
+                    t = P##_ADD(t, t1);                                                     \
+                }                                                                           \
                 outputs[k] = SIGMOID(t);                                                    \
             }                                                                               \
         }                                                                                   \
     }                                                                                       \
-    /* The step from the parameters src to dst, which are the same array or two that do   \
-     * not overlap, on the batch whose columns are x and y (NAME_columns) and whose rows  \
-     * are x_rows (NAME_rows). loss_out receives the batch's loss before the step,        \
-     * sum_i 0.5 |a_i - y_i|^2 (unscaled: scale multiplies the deltas only, as in          \
-     * output_delta); check, as in NAME_subtract. The loops run to 4, each pass            \
-     * taken while within its size, so that they unroll and the vectors stay in            \
+    /* The step from the parameters src to dst, which are the same array or two that do     \
+     * not overlap, on the batch whose columns are x and y (NAME_columns) and whose rows    \
+     * are x_rows (NAME_rows). loss_out receives the batch's loss before the step,          \
+     * sum_i 0.5 |a_i - y_i|^2 (unscaled: scale multiplies the deltas only, as in           \
+     * output_delta); check, as in NAME_subtract. The loops run to 4, each pass             \
+     * taken while within its size, so that they unroll and the vectors stay in             \
      * registers. */                                                                        \
-    static CYPROP_AVX2 CYPROP_ALWAYS_INLINE void NAME##_step(                                \
+    static CYPROP_AVX2_FMA CYPROP_ALWAYS_INLINE void NAME##_step(                           \
         const P##_VEC* x, const P##_VEC* x_rows, const P##_VEC* y, ptrdiff_t n_rows,        \
         const ptrdiff_t* sizes, const P##_T* src, P##_T* dst, double scale, P##_T rate,     \
         double* loss_out,                                                                   \
@@ -273,12 +289,12 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         const P##_T* W1 = src;                                                              \
         const P##_T* W2 = src + layer_2;                                                    \
         const P##_VEC zero = P##_ZERO();                                                    \
-        /* hidden has a fifth vector, which the pass of layer_step's unrolled loop that  \
-         * takes the bias names but never reads; all start at zero, so that no vector    \
-         * read only under a test that its size holds is uninitialized. */               \
-        P##_VEC hidden[5] = {zero, zero, zero, zero, zero};                              \
-        P##_VEC out[4] = {zero, zero, zero, zero}, delta[4] = {zero, zero, zero, zero};   \
-        P##_VEC delta_hidden[4] = {zero, zero, zero, zero}, t;                           \
+        /* hidden has a fifth vector, which the pass of layer_step's unrolled loop that     \
+         * takes the bias names but never reads; all start at zero, so that no vector       \
+         * read only under a test that its size holds is uninitialized. */                  \
+        P##_VEC hidden[5] = {zero, zero, zero, zero, zero};                                 \
+        P##_VEC out[4] = {zero, zero, zero, zero}, delta[4] = {zero, zero, zero, zero};     \
+        P##_VEC delta_hidden[4] = {zero, zero, zero, zero}, t;                              \
         __m256d squares = _mm256_setzero_pd();                                              \
         double losses[4], total = 0.0;                                                      \
         ptrdiff_t i, j, k;                                                                  \
@@ -305,11 +321,11 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         CYPROP_UNROLL(4)                                                                    \
         for (j = 0; j < 4; j++) {                                                           \
             if (j < n_hidden) {                                                             \
-                t = zero;                                                                   \
-                CYPROP_UNROLL(4)                                                            \
-                for (k = 0; k < 4; k++)                                                     \
+                t = P##_MUL(delta[0], P##_SET(W2[j * n_out]));                              \
+                CYPROP_UNROLL(3)                                                            \
+                for (k = 1; k < 4; k++)                                                     \
                     if (k < n_out)                                                          \
-                        t = P##_ADD(t, P##_MUL(delta[k], P##_SET(W2[j * n_out + k])));      \
+                        t = P##F_MULADD(delta[k], P##_SET(W2[j * n_out + k]), t);           \
                 delta_hidden[j] = P##_MUL(t, P##_SIGMOID_DERIVATIVE(hidden[j]));            \
             }                                                                               \
         }                                                                                   \
@@ -320,7 +336,7 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         *loss_out = total;                                                                  \
     }                                                                                       \
     /* One step, params updated in place */                                                 \
-    static CYPROP_AVX2 void NAME##_avx2(const P##_T* X, const P##_T* Y, ptrdiff_t n_rows,   \
+    static CYPROP_AVX2_FMA void NAME##_fma(const P##_T* X, const P##_T* Y, ptrdiff_t n_rows, \
                                         const ptrdiff_t* sizes, P##_T* params,              \
                                         double scale, P##_T rate, double* loss_out)         \
     {                                                                                       \
@@ -332,18 +348,18 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         NAME##_step(x, x_rows, y, n_rows, sizes, params, params, scale, rate, loss_out,     \
                     &check);                                                                \
     }                                                                                       \
-    /* Full-batch training, train_epochs' loop for one batch an epoch: epoch i is one     \
-     * step on all n_rows rows at the rate rates[i], and losses[i] is its loss, divided    \
-     * by n_rows when mean is set. rows holds two more sets of parameters, the second of   \
-     * which, on entry, holds the last known good: those to restore should the first       \
-     * epoch's loss not be finite. The three sets take turns, each step reading one and    \
-     * writing the next, so that the parameters at the start of the last two epochs are    \
-     * at hand without copies. Stops after n_epochs, or at the first epoch whose loss or   \
-     * new parameters are not finite: *status is then 1 (loss), with params restored to   \
-     * the last known good, or 2 (parameters), with params restored to those at the        \
-     * epoch's start; else 0. *completed receives the number of epochs completed, and the  \
-     * second set in rows the last known good on return. */                                \
-    static CYPROP_AVX2 void EPOCHS##_avx2(                                                  \
+    /* Full-batch training, train_epochs' loop for one batch an epoch: epoch i is one       \
+     * step on all n_rows rows at the rate rates[i], and losses[i] is its loss, divided     \
+     * by n_rows when mean is set. rows holds two more sets of parameters, the second of    \
+     * which, on entry, holds the last known good: those to restore should the first        \
+     * epoch's loss not be finite. The three sets take turns, each step reading one and     \
+     * writing the next, so that the parameters at the start of the last two epochs are     \
+     * at hand without copies. Stops after n_epochs, or at the first epoch whose loss or    \
+     * new parameters are not finite: *status is then 1 (loss), with params restored to     \
+     * the last known good, or 2 (parameters), with params restored to those at the         \
+     * epoch's start; else 0. *completed receives the number of epochs completed, and the   \
+     * second set in rows the last known good on return. */                                 \
+    static CYPROP_AVX2_FMA void EPOCHS##_fma(                                              \
         const P##_T* X, const P##_T* Y, ptrdiff_t n_rows, const ptrdiff_t* sizes,           \
         P##_T* params, P##_T* rows, double scale, int mean, const double* rates,            \
         ptrdiff_t n_epochs, double* losses, ptrdiff_t* completed, int* status)              \
@@ -392,44 +408,68 @@ static CYPROP_AVX2 CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
             memcpy(rows + n_params, known_good, n_params * sizeof(P##_T));                  \
     }
 
-CYPROP_DEFINE_TINY_STEP(cyprop_tiny_step_d, cyprop_tiny_epochs_d, D4, cyprop_sigmoid_d_avx2_vec)
-CYPROP_DEFINE_TINY_STEP(cyprop_tiny_step_f, cyprop_tiny_epochs_f, F4, cyprop_sigmoid_f_base_vec)
+CYPROP_DEFINE_TINY_STEP(cyprop_tiny_step_d, cyprop_tiny_epochs_d, D4, cyprop_sigmoid_d_fma_vec)
+CYPROP_DEFINE_TINY_STEP(cyprop_tiny_step_f, cyprop_tiny_epochs_f, F4, cyprop_sigmoid_f_fma_vec)
+#endif
+
+/* NAME_fma and 1 from the entry point where the CPU has AVX2 and FMA (and
+ * CYPROP_DISABLE_AVX2=1 is not set) */
+#if defined(CYPROP_AVX2)
+#define CYPROP_TRY_FMA(NAME, ...)              \
+    if (cyprop_cpu_has_fma()) {                \
+        NAME##_fma(__VA_ARGS__);               \
+        return 1;                              \
+    }
+#else
+#define CYPROP_TRY_FMA(NAME, ...)
 #endif
 
 /* NAME, for T: 1, with the batch's loss in loss_out, when the step was taken
- * here; 0, with nothing touched, when the CPU lacks AVX2 (or
- * CYPROP_DISABLE_AVX2=1 is set) and the caller must take it
- * (CYPROP_TRY_AVX2: _vector_product.h). */
+ * here; 0, with nothing touched, when the CPU lacks AVX2 or FMA (or
+ * CYPROP_DISABLE_AVX2=1 is set) and the caller must take it. */
 #define CYPROP_DEFINE_TINY_STEP_ENTRY(NAME, T)                                              \
-    static CYPROP_NOINLINE int NAME(const T* X, const T* Y, ptrdiff_t n_rows,              \
-                                    const ptrdiff_t* sizes, T* params, double scale,       \
-                                    T rate, double* loss_out)                              \
+    static CYPROP_NOINLINE int NAME(const T* X, const T* Y, ptrdiff_t n_rows,               \
+                                    const ptrdiff_t* sizes, T* params, double scale,        \
+                                    T rate, double* loss_out)                               \
     {                                                                                       \
-        CYPROP_TRY_AVX2(NAME, X, Y, n_rows, sizes, params, scale, rate, loss_out)           \
-        (void)X; (void)Y; (void)n_rows; (void)sizes; (void)params; (void)scale;            \
+        CYPROP_TRY_FMA(NAME, X, Y, n_rows, sizes, params, scale, rate, loss_out)            \
+        (void)X; (void)Y; (void)n_rows; (void)sizes; (void)params; (void)scale;             \
         (void)rate; (void)loss_out;                                                         \
         return 0;                                                                           \
     }
 
-/* The same for NAME_avx2 of the epochs' loop. */
-#define CYPROP_DEFINE_TINY_EPOCHS_ENTRY(NAME, T)                                            \
+/* The same for NAME_fma of the epochs' loop. */
+#define CYPROP_DEFINE_TINY_EPOCHS_ENTRY(NAME, T)                                           \
     static CYPROP_NOINLINE int NAME(const T* X, const T* Y, ptrdiff_t n_rows,              \
                                     const ptrdiff_t* sizes, T* params, T* rows,            \
                                     double scale, int mean, const double* rates,           \
                                     ptrdiff_t n_epochs, double* losses,                    \
                                     ptrdiff_t* completed, int* status)                     \
-    {                                                                                       \
-        CYPROP_TRY_AVX2(NAME, X, Y, n_rows, sizes, params, rows, scale, mean, rates,        \
-                        n_epochs, losses, completed, status)                                \
+    {                                                                                      \
+        CYPROP_TRY_FMA(NAME, X, Y, n_rows, sizes, params, rows, scale, mean, rates,        \
+                       n_epochs, losses, completed, status)                                \
         (void)X; (void)Y; (void)n_rows; (void)sizes; (void)params; (void)rows;             \
         (void)scale; (void)mean; (void)rates; (void)n_epochs; (void)losses;                \
-        (void)completed; (void)status;                                                      \
-        return 0;                                                                           \
+        (void)completed; (void)status;                                                     \
+        return 0;                                                                          \
     }
 
 CYPROP_DEFINE_TINY_STEP_ENTRY(cyprop_tiny_step_d, double)
 CYPROP_DEFINE_TINY_STEP_ENTRY(cyprop_tiny_step_f, float)
 CYPROP_DEFINE_TINY_EPOCHS_ENTRY(cyprop_tiny_epochs_d, double)
 CYPROP_DEFINE_TINY_EPOCHS_ENTRY(cyprop_tiny_epochs_f, float)
+
+/* Z = the tiny step's sigmoid of Z, in place, and 1; 0, with Z untouched,
+ * where the CPU does not take the step. For the tests of its accuracy. */
+#define CYPROP_DEFINE_TINY_SIGMOID_ENTRY(NAME, SIGMOID, T)                                 \
+    static CYPROP_NOINLINE int NAME(T* Z, ptrdiff_t n)                                     \
+    {                                                                                      \
+        CYPROP_TRY_FMA(SIGMOID, Z, n)                                                      \
+        (void)Z; (void)n;                                                                  \
+        return 0;                                                                          \
+    }
+
+CYPROP_DEFINE_TINY_SIGMOID_ENTRY(cyprop_tiny_sigmoid_d, cyprop_sigmoid_d, double)
+CYPROP_DEFINE_TINY_SIGMOID_ENTRY(cyprop_tiny_sigmoid_f, cyprop_sigmoid_f, float)
 
 #endif /* CYPROP_TINY_STEP_H */

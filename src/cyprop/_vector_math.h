@@ -9,7 +9,9 @@
  * where the CPU has it (four doubles or eight floats), chosen once at run
  * time, with the same operations in the same order, so the results are the
  * same bit for bit on every x86-64 CPU (no fused multiply-adds). Other
- * CPUs run the same steps one value at a time.
+ * CPUs run the same steps one value at a time. The tiny network's step
+ * (_tiny_step.h) has a copy of its own that fuses each multiply with the
+ * add that takes it (D4F and F4F below), on CPUs with AVX2 and FMA.
  *
  * exp(x) = 2^k exp(r), k = round(x / ln 2), r = x - k ln 2 (|r| <= ln 2 / 2):
  *  - k is rounded by adding 1.5 * 2^52 (2^23 for float), which leaves it
@@ -28,9 +30,9 @@
  *
  * Accuracy, against a long-double reference on 2.5e7 arguments for each
  * dtype: within 2.6 units in the last place (double) and 2.5 (float), where
- * 1 / (1 + exp(-z)) with glibc's exp is within 2.4; the same with the
- * multiply-adds fused, as gcc builds the scalar code for aarch64.
- * tests/test_core.py allows 3. */
+ * 1 / (1 + exp(-z)) with glibc's exp is within 2.4; the same for the copy
+ * with the multiply-adds fused (2.56 and 2.45 units, the same worst cases:
+ * the two differ on about 1 argument in 2,000). tests/test_core.py allows 3. */
 #ifndef CYPROP_VECTOR_MATH_H
 #define CYPROP_VECTOR_MATH_H
 
@@ -63,24 +65,26 @@
  * training step) about a seventh longer, with a second division. Each part
  * is a few independent products summed in pairs; the odd part multiplies
  * by r first, off the chain's longest path. */
-#define CYPROP_EXP_PADE_D(VEC, MUL, ADD, SET, r, even, odd)                           \
+#define CYPROP_EXP_PADE_D(VEC, MUL, MULADD, SET, r, even, odd)                   \
     do {                                                                         \
         const VEC r2 = MUL(r, r), r4 = MUL(r2, r2);                              \
-        even = ADD(ADD(SET(1.0), MUL(SET(5.0 / 44.0), r2)),                      \
-                   MUL(r4, ADD(SET(1.0 / 792.0), MUL(SET(1.0 / 665280.0), r2)))); \
-        odd = ADD(ADD(MUL(SET(1.0 / 2.0), r), MUL(MUL(SET(1.0 / 66.0), r), r2)), \
-                  MUL(MUL(SET(1.0 / 15840.0), r), r4));                          \
+        even = MULADD(r4, MULADD(SET(1.0 / 665280.0), r2, SET(1.0 / 792.0)),     \
+                      MULADD(SET(5.0 / 44.0), r2, SET(1.0)));                    \
+        odd = MULADD(MUL(SET(1.0 / 15840.0), r), r4,                             \
+                     MULADD(MUL(SET(1.0 / 66.0), r), r2, MUL(SET(1.0 / 2.0), r))); \
     } while (0)
 
-#define CYPROP_EXP_PADE_F(VEC, MUL, ADD, SET, r, even, odd)                           \
+#define CYPROP_EXP_PADE_F(VEC, MUL, MULADD, SET, r, even, odd)                   \
     do {                                                                         \
         const VEC r2 = MUL(r, r);                                                \
-        even = ADD(SET(1.0f), MUL(SET(1.0f / 10.0f), r2));                       \
-        odd = ADD(MUL(SET(1.0f / 2.0f), r), MUL(MUL(SET(1.0f / 120.0f), r), r2)); \
+        even = MULADD(SET(1.0f / 10.0f), r2, SET(1.0f));                         \
+        odd = MULADD(MUL(SET(1.0f / 120.0f), r), r2, MUL(SET(1.0f / 2.0f), r));  \
     } while (0)
 
 /* Each instruction set below names the same operations; CYPROP_DEFINE_SIGMOID
- * writes the sigmoid once in their terms. */
+ * writes the sigmoid once in their terms. MULADD(a, b, c) is a b + c and
+ * NMULADD(a, b, c) is c - a b, each rounded twice; the sigmoid takes them from
+ * a set of its own (M), so that one set can fuse them (D4F, F4F below). */
 
 static CYPROP_INLINE uint64_t cyprop_bits_d(double x) { uint64_t b; memcpy(&b, &x, 8); return b; }
 static CYPROP_INLINE double cyprop_from_bits_d(uint64_t b) { double x; memcpy(&x, &b, 8); return x; }
@@ -100,6 +104,8 @@ static CYPROP_INLINE float cyprop_from_bits_f(uint32_t b) { float x; memcpy(&x, 
 #define SD_SUB(a, b) ((a) - (b))
 #define SD_MUL(a, b) ((a) * (b))
 #define SD_DIV(a, b) ((a) / (b))
+#define SD_MULADD(a, b, c) SD_ADD(SD_MUL(a, b), c)
+#define SD_NMULADD(a, b, c) SD_SUB(c, SD_MUL(a, b))
 #define SD_MAX(bound, x) ((x) < (bound) ? (bound) : (x))
 #define SD_MIN(bound, x) ((x) > (bound) ? (bound) : (x))
 #define SD_BITS(v) cyprop_bits_d(v)
@@ -122,6 +128,8 @@ static CYPROP_INLINE float cyprop_from_bits_f(uint32_t b) { float x; memcpy(&x, 
 #define SF_SUB SD_SUB
 #define SF_MUL SD_MUL
 #define SF_DIV SD_DIV
+#define SF_MULADD(a, b, c) SF_ADD(SF_MUL(a, b), c)
+#define SF_NMULADD(a, b, c) SF_SUB(c, SF_MUL(a, b))
 #define SF_MAX SD_MAX
 #define SF_MIN SD_MIN
 #define SF_BITS(v) cyprop_bits_f(v)
@@ -146,7 +154,7 @@ static CYPROP_INLINE float cyprop_from_bits_f(uint32_t b) { float x; memcpy(&x, 
  * makes MSVC's traditional preprocessor split __VA_ARGS__ too. */
 #define CYPROP_EXPAND(x) x
 #define CYPROP_DEFINE_SIGMOID(...) CYPROP_EXPAND(CYPROP_DEFINE_SIGMOID_(__VA_ARGS__))
-#define CYPROP_DEFINE_SIGMOID_(NAME, ATTRIBUTES, P, SHIFT, LOW, HIGH, LN2_HI, LN2_LO,                    \
+#define CYPROP_DEFINE_SIGMOID_(NAME, ATTRIBUTES, P, M, SHIFT, LOW, HIGH, LN2_HI, LN2_LO,                 \
                                BIAS, MANTISSA, RATIONAL, SHORT_LOW, SHORT_HIGH)                          \
     /* 1 / (1 + exp(-z)) for any z: x = -z, clamped; 2^k in two halves. D = P(-r), and                   \
      * N = P(r) is made from D, so that their roundings, which the ratio carries,                        \
@@ -159,19 +167,21 @@ static CYPROP_INLINE float cyprop_from_bits_f(uint32_t b) { float x; memcpy(&x, 
         P##_IVEC k1, k2;                                                                                 \
         x = P##_MAX(P##_SET(LOW), P##_SUB(P##_SET(0.0), z));                                             \
         x = P##_MIN(P##_SET(HIGH), x);                                                                   \
-        t = P##_ADD(P##_MUL(x, P##_SET(CYPROP_LOG2E)), shift);                                           \
+        t = M##_MULADD(x, P##_SET(CYPROP_LOG2E), shift);                                                 \
         k = P##_SUB(t, shift);                                                                           \
-        r = P##_SUB(x, P##_MUL(k, P##_SET(LN2_HI)));                                                     \
-        r = P##_SUB(r, P##_MUL(k, P##_SET(LN2_LO)));                                                     \
-        RATIONAL(P##_VEC, P##_MUL, P##_ADD, P##_SET, r, even, odd);                                      \
+        r = M##_NMULADD(k, P##_SET(LN2_HI), x);                                                          \
+        r = M##_NMULADD(k, P##_SET(LN2_LO), r);                                                          \
+        RATIONAL(P##_VEC, P##_MUL, M##_MULADD, P##_SET, r, even, odd);                                   \
         denominator = P##_SUB(even, odd);                                                                \
         numerator = P##_ADD(denominator, P##_ADD(odd, odd));                                             \
-        half = P##_ADD(P##_MUL(k, P##_SET(0.5)), shift);                                                 \
+        half = M##_MULADD(k, P##_SET(0.5), shift);                                                       \
         k1 = P##_ISUB(P##_BITS(half), shift_bits);                                                       \
         k2 = P##_ISUB(P##_ISUB(P##_BITS(t), shift_bits), k1);                                            \
         numerator = P##_MUL(numerator, P##_FROM_BITS(P##_ISHL(P##_IADD(k1, P##_ISET(BIAS)), MANTISSA))); \
-        numerator = P##_MUL(numerator, P##_FROM_BITS(P##_ISHL(P##_IADD(k2, P##_ISET(BIAS)), MANTISSA))); \
-        return P##_DIV(denominator, P##_ADD(denominator, numerator));                                    \
+        return P##_DIV(denominator,                                                                      \
+                       M##_MULADD(numerator,                                                             \
+                                  P##_FROM_BITS(P##_ISHL(P##_IADD(k2, P##_ISET(BIAS)), MANTISSA)),       \
+                                  denominator));                                                         \
     }                                                                                                    \
     /* The same, when every lane of z is within [SHORT_LOW, SHORT_HIGH], as almost                       \
      * always, from fewer dependent steps: no clamps; x = -z folded into the signs                       \
@@ -185,18 +195,24 @@ static CYPROP_INLINE float cyprop_from_bits_f(uint32_t b) { float x; memcpy(&x, 
         P##_VEC t, k, u, even, odd, numerator, denominator;                                              \
         if (!P##_ALL_WITHIN(z, SHORT_LOW, SHORT_HIGH))                                                   \
             return NAME##_full(z);                                                                       \
-        t = P##_SUB(shift, P##_MUL(z, P##_SET(CYPROP_LOG2E)));                                           \
+        t = M##_NMULADD(z, P##_SET(CYPROP_LOG2E), shift);                                                \
         k = P##_SUB(t, shift);                                                                           \
-        u = P##_ADD(z, P##_MUL(k, P##_SET(LN2_HI)));                                                     \
-        u = P##_ADD(u, P##_MUL(k, P##_SET(LN2_LO)));                                                     \
-        RATIONAL(P##_VEC, P##_MUL, P##_ADD, P##_SET, u, even, odd);                                      \
+        u = M##_MULADD(k, P##_SET(LN2_HI), z);                                                           \
+        u = M##_MULADD(k, P##_SET(LN2_LO), u);                                                           \
+        RATIONAL(P##_VEC, P##_MUL, M##_MULADD, P##_SET, u, even, odd);                                   \
         denominator = P##_ADD(even, odd);                                                                \
         numerator = P##_SUB(denominator, P##_ADD(odd, odd));                                             \
-        numerator = P##_MUL(numerator, P##_FROM_BITS(P##_IADD(P##_ISHL(P##_BITS(t), MANTISSA),           \
-                                                              P##_ISET((P##_IT)BIAS << MANTISSA))));     \
-        return P##_DIV(denominator, P##_ADD(denominator, numerator));                                    \
-    }                                                                                                    \
-    /* The last n % width values go through the same code from a padded copy. */        \
+        return P##_DIV(denominator,                                                                      \
+                       M##_MULADD(numerator,                                                             \
+                                  P##_FROM_BITS(P##_IADD(P##_ISHL(P##_BITS(t), MANTISSA),                \
+                                                         P##_ISET((P##_IT)BIAS << MANTISSA))),           \
+                                  denominator));                                                         \
+    }
+
+/* NAME over an array, with NAME_vec: the last n % width values go through the
+ * same code from a padded copy. */
+#define CYPROP_DEFINE_SIGMOID_ARRAY(...) CYPROP_EXPAND(CYPROP_DEFINE_SIGMOID_ARRAY_(__VA_ARGS__))
+#define CYPROP_DEFINE_SIGMOID_ARRAY_(NAME, ATTRIBUTES, P)                                \
     static ATTRIBUTES void NAME(P##_T* Z, ptrdiff_t n)                                   \
     {                                                                                    \
         P##_T tail[P##_WIDTH];                                                           \
@@ -228,6 +244,8 @@ static CYPROP_INLINE float cyprop_from_bits_f(uint32_t b) { float x; memcpy(&x, 
 #define D2_SUB _mm_sub_pd
 #define D2_MUL _mm_mul_pd
 #define D2_DIV _mm_div_pd
+#define D2_MULADD(a, b, c) D2_ADD(D2_MUL(a, b), c)
+#define D2_NMULADD(a, b, c) D2_SUB(c, D2_MUL(a, b))
 #define D2_MAX _mm_max_pd
 #define D2_MIN _mm_min_pd
 #define D2_BITS _mm_castpd_si128
@@ -251,6 +269,8 @@ static CYPROP_INLINE float cyprop_from_bits_f(uint32_t b) { float x; memcpy(&x, 
 #define F4_SUB _mm_sub_ps
 #define F4_MUL _mm_mul_ps
 #define F4_DIV _mm_div_ps
+#define F4_MULADD(a, b, c) F4_ADD(F4_MUL(a, b), c)
+#define F4_NMULADD(a, b, c) F4_SUB(c, F4_MUL(a, b))
 #define F4_MAX _mm_max_ps
 #define F4_MIN _mm_min_ps
 #define F4_BITS _mm_castps_si128
@@ -267,8 +287,10 @@ static CYPROP_INLINE float cyprop_from_bits_f(uint32_t b) { float x; memcpy(&x, 
 #define CYPROP_BASE_F SF
 #endif
 
-CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_d_base, , CYPROP_BASE_D, CYPROP_D_CONSTANTS)
-CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_f_base, , CYPROP_BASE_F, CYPROP_F_CONSTANTS)
+CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_d_base, , CYPROP_BASE_D, CYPROP_BASE_D, CYPROP_D_CONSTANTS)
+CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_f_base, , CYPROP_BASE_F, CYPROP_BASE_F, CYPROP_F_CONSTANTS)
+CYPROP_DEFINE_SIGMOID_ARRAY(cyprop_sigmoid_d_base, , CYPROP_BASE_D)
+CYPROP_DEFINE_SIGMOID_ARRAY(cyprop_sigmoid_f_base, , CYPROP_BASE_F)
 
 /* AVX2 through gcc's and clang's target attribute: compiled beside the base
  * code and taken only when the CPU reports AVX2 (and the OS saves its
@@ -288,6 +310,8 @@ CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_f_base, , CYPROP_BASE_F, CYPROP_F_CONSTANTS
 #define D4_SUB _mm256_sub_pd
 #define D4_MUL _mm256_mul_pd
 #define D4_DIV _mm256_div_pd
+#define D4_MULADD(a, b, c) D4_ADD(D4_MUL(a, b), c)
+#define D4_NMULADD(a, b, c) D4_SUB(c, D4_MUL(a, b))
 #define D4_MAX _mm256_max_pd
 #define D4_MIN _mm256_min_pd
 #define D4_BITS _mm256_castpd_si256
@@ -298,7 +322,7 @@ CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_f_base, , CYPROP_BASE_F, CYPROP_F_CONSTANTS
 #define D4_ISHL _mm256_slli_epi64
 #define D4_IT uint64_t
 #define D4_ALL_WITHIN(z, low, high)                                         \
-    (_mm256_movemask_pd(_mm256_and_pd(_mm256_cmp_pd(z, _mm256_set1_pd(low), _CMP_GE_OQ),   \
+    (_mm256_movemask_pd(_mm256_and_pd(_mm256_cmp_pd(z, _mm256_set1_pd(low), _CMP_GE_OQ), \
                                       _mm256_cmp_pd(z, _mm256_set1_pd(high), _CMP_LE_OQ))) == 15)
 
 #define F8_WIDTH 8
@@ -312,6 +336,8 @@ CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_f_base, , CYPROP_BASE_F, CYPROP_F_CONSTANTS
 #define F8_SUB _mm256_sub_ps
 #define F8_MUL _mm256_mul_ps
 #define F8_DIV _mm256_div_ps
+#define F8_MULADD(a, b, c) F8_ADD(F8_MUL(a, b), c)
+#define F8_NMULADD(a, b, c) F8_SUB(c, F8_MUL(a, b))
 #define F8_MAX _mm256_max_ps
 #define F8_MIN _mm256_min_ps
 #define F8_BITS _mm256_castps_si256
@@ -322,11 +348,26 @@ CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_f_base, , CYPROP_BASE_F, CYPROP_F_CONSTANTS
 #define F8_ISHL _mm256_slli_epi32
 #define F8_IT uint32_t
 #define F8_ALL_WITHIN(z, low, high)                                         \
-    (_mm256_movemask_ps(_mm256_and_ps(_mm256_cmp_ps(z, _mm256_set1_ps(low), _CMP_GE_OQ),   \
+    (_mm256_movemask_ps(_mm256_and_ps(_mm256_cmp_ps(z, _mm256_set1_ps(low), _CMP_GE_OQ), \
                                       _mm256_cmp_ps(z, _mm256_set1_ps(high), _CMP_LE_OQ))) == 255)
 
-CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_d_avx2, CYPROP_AVX2, D4, CYPROP_D_CONSTANTS)
-CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_f_avx2, CYPROP_AVX2, F8, CYPROP_F_CONSTANTS)
+CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_d_avx2, CYPROP_AVX2, D4, D4, CYPROP_D_CONSTANTS)
+CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_f_avx2, CYPROP_AVX2, F8, F8, CYPROP_F_CONSTANTS)
+CYPROP_DEFINE_SIGMOID_ARRAY(cyprop_sigmoid_d_avx2, CYPROP_AVX2, D4)
+CYPROP_DEFINE_SIGMOID_ARRAY(cyprop_sigmoid_f_avx2, CYPROP_AVX2, F8)
+
+/* The same sigmoid with its multiply-adds fused (one rounding each), for the
+ * tiny network's step (_tiny_step.h) on CPUs with AVX2 and FMA: D4F and F4F
+ * name the fused operations of D4 and F4. */
+#define CYPROP_AVX2_FMA __attribute__((target("avx2,fma")))
+#define D4F_MULADD _mm256_fmadd_pd
+#define D4F_NMULADD _mm256_fnmadd_pd
+#define F4F_MULADD _mm_fmadd_ps
+#define F4F_NMULADD _mm_fnmadd_ps
+CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_d_fma, CYPROP_AVX2_FMA, D4, D4F, CYPROP_D_CONSTANTS)
+CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_f_fma, CYPROP_AVX2_FMA, F4, F4F, CYPROP_F_CONSTANTS)
+CYPROP_DEFINE_SIGMOID_ARRAY(cyprop_sigmoid_d_fma, CYPROP_AVX2_FMA, D4)
+CYPROP_DEFINE_SIGMOID_ARRAY(cyprop_sigmoid_f_fma, CYPROP_AVX2_FMA, F4)
 
 /* CYPROP_DISABLE_AVX2=1 in the environment keeps the SSE2 code, which the
  * tests use to check that both give the same bits. */
@@ -341,6 +382,13 @@ static CYPROP_INLINE int cyprop_cpu_has_avx2(void)
         has_avx2 = __builtin_cpu_supports("avx2") && !(disable && disable[0] == '1');
     }
     return has_avx2;
+}
+static CYPROP_INLINE int cyprop_cpu_has_fma(void)
+{
+    static int has_fma = -1;
+    if (has_fma < 0)
+        has_fma = cyprop_cpu_has_avx2() && __builtin_cpu_supports("fma");
+    return has_fma;
 }
 #define CYPROP_DISPATCH(NAME, Z, n)              \
     do {                                         \
@@ -366,8 +414,8 @@ static CYPROP_INLINE int cyprop_cpu_has_avx2(void)
 #define CYPROP_EXPONENT_UNIT_D ((uint64_t)1 << 52)
 #define CYPROP_EXPONENT_F 0x7f800000u
 #define CYPROP_EXPONENT_UNIT_F ((uint32_t)1 << 23)
-#define CYPROP_DEFINE_ALL_FINITE(NAME, T, UINT, EXPONENT, UNIT, BITS)                   \
-    static CYPROP_INLINE int NAME##_base(const T* values, T* copy_out, ptrdiff_t n)     \
+#define CYPROP_DEFINE_ALL_FINITE(NAME, T, UINT, EXPONENT, UNIT, BITS)                    \
+    static CYPROP_INLINE int NAME##_base(const T* values, T* copy_out, ptrdiff_t n)      \
     {                                                                                    \
         const UINT exponent = EXPONENT, unit = UNIT;                                     \
         UINT carries = 0;                                                                \
@@ -399,7 +447,7 @@ CYPROP_DEFINE_ALL_FINITE(cyprop_all_finite_f, float, uint32_t, CYPROP_EXPONENT_F
         ptrdiff_t i = 0;                                                                   \
         for (; i + step <= n; i += step) {                                                 \
             const __m256i* v = (const __m256i*)(values + i);                               \
-            c0 = _mm256_or_si256(c0, ADD(_mm256_and_si256(_mm256_loadu_si256(v), exponent), unit));     \
+            c0 = _mm256_or_si256(c0, ADD(_mm256_and_si256(_mm256_loadu_si256(v), exponent), unit)); \
             c1 = _mm256_or_si256(c1, ADD(_mm256_and_si256(_mm256_loadu_si256(v + 1), exponent), unit)); \
             c2 = _mm256_or_si256(c2, ADD(_mm256_and_si256(_mm256_loadu_si256(v + 2), exponent), unit)); \
             c3 = _mm256_or_si256(c3, ADD(_mm256_and_si256(_mm256_loadu_si256(v + 3), exponent), unit)); \

@@ -178,8 +178,7 @@ CYPROP_DEFINE_PRODUCT(cyprop_vector_product_f_avx2, F8)
  * Not inline: the call is smaller than the check, and every byte inlined
  * into the core's small products counts against the compiler's inlining
  * budget (benchmarks/README.md, items 10 and 11). CYPROP_TRY_AVX2 calls
- * NAME_avx2 and returns 1 from the entry point where the CPU has AVX2
- * (_tiny_step.h's entry points use it too). */
+ * NAME_avx2 and returns 1 from the entry point where the CPU has AVX2. */
 #if defined(CYPROP_AVX2)
 #define CYPROP_TRY_AVX2(NAME, ...)             \
     if (cyprop_cpu_has_avx2()) {               \
