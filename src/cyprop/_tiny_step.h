@@ -137,8 +137,8 @@ static CYPROP_AVX2_FMA CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
             other = P##F_MULADD(a3, d3, other);                                             \
         return n_rows > 2 ? P##_ADD(total, other) : total;                                  \
     }                                                                                       \
-    /* dst[0 .. count) = src[0 .. count) - rate * total[0 .. count), fused. check accumulates \
-     * v - v over the new values v: it stays zero while they are all finite. */             \
+    /* dst[0 .. count) = src[0 .. count) - rate * total[0 .. count), fused. check          \
+     * accumulates v - v over the new values v: it stays zero while they are all finite. */ \
     static CYPROP_AVX2_FMA CYPROP_ALWAYS_INLINE void NAME##_subtract(                       \
         P##_VEC total, ptrdiff_t count, P##_T rate, const P##_T* src, P##_T* dst,           \
         P##_VEC* check)                                                                     \
@@ -336,9 +336,9 @@ static CYPROP_AVX2_FMA CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         *loss_out = total;                                                                  \
     }                                                                                       \
     /* One step, params updated in place */                                                 \
-    static CYPROP_AVX2_FMA void NAME##_fma(const P##_T* X, const P##_T* Y, ptrdiff_t n_rows, \
-                                        const ptrdiff_t* sizes, P##_T* params,              \
-                                        double scale, P##_T rate, double* loss_out)         \
+    static CYPROP_AVX2_FMA void NAME##_fma(                                                 \
+        const P##_T* X, const P##_T* Y, ptrdiff_t n_rows, const ptrdiff_t* sizes,           \
+        P##_T* params, double scale, P##_T rate, double* loss_out)                          \
     {                                                                                       \
         const P##_VEC zero = P##_ZERO();                                                    \
         P##_VEC x[4], x_rows[16], y[4], check = zero;                                       \
@@ -359,7 +359,7 @@ static CYPROP_AVX2_FMA CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
      * the last known good, or 2 (parameters), with params restored to those at the         \
      * epoch's start; else 0. *completed receives the number of epochs completed, and the   \
      * second set in rows the last known good on return. */                                 \
-    static CYPROP_AVX2_FMA void EPOCHS##_fma(                                              \
+    static CYPROP_AVX2_FMA void EPOCHS##_fma(                                               \
         const P##_T* X, const P##_T* Y, ptrdiff_t n_rows, const ptrdiff_t* sizes,           \
         P##_T* params, P##_T* rows, double scale, int mean, const double* rates,            \
         ptrdiff_t n_epochs, double* losses, ptrdiff_t* completed, int* status)              \
