@@ -33,10 +33,11 @@ optimize = ["/O2"] if sys.platform == "win32" else ["-O3"]
 INLINE_BUDGET = "--param=inline-unit-growth=2000"
 # The kernels promise each multiply and add rounded on its own, the same bits
 # on every CPU (_vector_math.h, _vector_product.h). gcc and clang fuse them
-# into one rounding where the target has FMA (aarch64, or CFLAGS such as
-# -march=haswell) unless told not to. (The fused multiply-adds of the AVX-512
-# product and of the tiny network's step are written out as such, where they
-# are meant: _gemm_avx512.h, _tiny_step.h.)
+# into one rounding where the target has FMA (aarch64, CFLAGS such as
+# -march=haswell, or a function compiled for FMA) unless told not to. The
+# AVX-512 product and the tiny network's step write out the fused
+# multiply-adds they mean as such (_gemm_avx512.h, _tiny_step.h); the tiny
+# step's other operations, compiled for FMA, stay unfused only by this flag.
 NO_FUSED_MULTIPLY_ADD = "-ffp-contract=off"
 
 

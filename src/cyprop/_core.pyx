@@ -1120,7 +1120,8 @@ cdef bint train_tiny_epochs(const floating* X, const floating* Y, Py_ssize_t n_r
     and results; rows is params_backup. The loop stays in _tiny_step.h, which
     keeps the batch in registers and needs no copy of the parameters an epoch.
     It looks for signals after every signal_interval epochs and stops after the
-    epoch it has finished. False, with nothing touched, when the CPU lacks AVX2."""
+    epoch it has finished. False, with nothing touched, when the CPU lacks AVX2 or
+    FMA (or CYPROP_DISABLE_AVX2=1 is set)."""
     cdef Py_ssize_t n_params = (sizes[0] * sizes[1] + sizes[1] + sizes[1] * sizes[2]
                                 + sizes[2])
     cdef Py_ssize_t done = 0, count, chunk_done = 0

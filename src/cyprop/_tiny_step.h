@@ -17,17 +17,21 @@
  * A step is one chain of dependent operations (two sigmoid layers, one after
  * the other, then the deltas and the update that the next step reads), and
  * its length is what bounds the lesson's training. So, unlike the rest of the
- * core, this step fuses each multiply with the add that takes it (one
- * rounding instead of two), in the sums, the updates and the sigmoid
- * (_vector_math.h's, built with the fused operations), and sums four terms as
- * two pairs: a step takes 16% less time (float: 20%) than the same step
- * rounding each operation on its own (benchmarks/README.md). Its results
- * therefore agree with the general step's to rounding, not bit for bit;
- * tests/test_core.py checks both. The step is the same on every CPU with
- * AVX2 and FMA, and the loop of epochs gives the bits of the same steps taken
- * one at a time. A non-finite loss or parameter restores the last good
- * parameters, so no NaN leaves the training loop. Sizes and n_rows are from
- * 1 to 4 (takes_tiny_step in _core.pyx). */
+ * core, this step fuses most multiplies with the add that takes them (one
+ * rounding instead of two): in the forward sums, the hidden deltas, the first
+ * layer's gradient, every update, the sigmoid's derivative and the sigmoid
+ * itself (_vector_math.h's, built with the fused operations); the second
+ * layer's gradient products and the loss are rounded as before. Sums over the
+ * rows and the forward sums run as two chains added at the end. A step takes
+ * 16% less time (float: 20%) than the same step rounding each operation on
+ * its own (benchmarks/README.md). Its results therefore agree with the
+ * general step's to rounding, not bit for bit; tests/test_core.py checks
+ * both. The step is the same on every CPU with AVX2 and FMA, given that the
+ * compiler fuses nothing else (setup.py's -ffp-contract=off), and the loop
+ * of epochs gives the bits of the same steps taken one at a time. A
+ * non-finite loss or parameter restores the last good parameters, so no NaN
+ * leaves the training loop. Sizes and n_rows are from 1 to 4
+ * (takes_tiny_step in _core.pyx). */
 #ifndef CYPROP_TINY_STEP_H
 #define CYPROP_TINY_STEP_H
 
@@ -254,7 +258,7 @@ static CYPROP_AVX2_FMA CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
         P##_VEC* outputs)                                                                   \
     {                                                                                       \
         const P##_T* b = params + fan_in * fan_out;                                         \
-        ptrdiff_t p, k;                                                                     \
+        ptrdiff_t k;                                                                        \
         CYPROP_UNROLL(4)                                                                    \
         for (k = 0; k < 4; k++) {                                                           \
             if (k < fan_out) {                                                              \

@@ -32,7 +32,8 @@
  * dtype: within 2.6 units in the last place (double) and 2.5 (float), where
  * 1 / (1 + exp(-z)) with glibc's exp is within 2.4; the same for the copy
  * with the multiply-adds fused (2.56 and 2.45 units, the same worst cases:
- * the two differ on about 1 argument in 2,000). tests/test_core.py allows 3. */
+ * the two differ on about 1 argument in 2,000 in double, 1 in 3,000 in
+ * float). tests/test_core.py allows 3. */
 #ifndef CYPROP_VECTOR_MATH_H
 #define CYPROP_VECTOR_MATH_H
 
@@ -383,6 +384,8 @@ static CYPROP_INLINE int cyprop_cpu_has_avx2(void)
     }
     return has_avx2;
 }
+/* Whether the tiny network's fused step runs (_tiny_step.h): AVX2, as above
+ * (so CYPROP_DISABLE_AVX2=1 turns it off too), and FMA. */
 static CYPROP_INLINE int cyprop_cpu_has_fma(void)
 {
     static int has_fma = -1;
