@@ -237,12 +237,10 @@ def products_and_training_bytes():
                 _, trained, losses, _ = run_training(
                     dtype, layer_sizes, 9, batch_size, np.empty((2, 0), dtype=np.intp))
                 lines.append((trained.tobytes() + losses.tobytes()).hex())
+    lines += tiny_trainings(MOMENTUM_ZERO)
+    for dtype in DTYPES:
         for layer_sizes in TINY_SHAPES:
             for batch_size in TINY_BATCHES:
-                for mean in (False, True):
-                    _, trained, losses, _ = tiny_training(dtype, layer_sizes, batch_size, mean,
-                                                          MOMENTUM_ZERO)
-                    lines.append((trained.tobytes() + losses.tobytes()).hex())
                 runs = [tiny_diverging_training(dtype, layer_sizes, batch_size, MOMENTUM_ZERO)]
                 runs += [tiny_epochs(dtype, layer_sizes, batch_size, [0.5, 2.0, 0.25],
                                      tiny_signed_zero_data(layer_sizes, seed),
