@@ -419,11 +419,7 @@ CYPROP_DEFINE_TINY_STEP(cyprop_tiny_step_f, cyprop_tiny_epochs_f, F4, cyprop_sig
 /* NAME_fma and 1 from the entry point where the CPU has AVX2 and FMA (and
  * CYPROP_DISABLE_AVX2=1 is not set) */
 #if defined(CYPROP_AVX2)
-#define CYPROP_TRY_FMA(NAME, ...)              \
-    if (cyprop_cpu_has_fma()) {                \
-        NAME##_fma(__VA_ARGS__);               \
-        return 1;                              \
-    }
+#define CYPROP_TRY_FMA(NAME, ...) CYPROP_TRY_WHERE(cyprop_cpu_has_fma, NAME##_fma, __VA_ARGS__)
 #else
 #define CYPROP_TRY_FMA(NAME, ...)
 #endif

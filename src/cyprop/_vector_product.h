@@ -177,14 +177,17 @@ CYPROP_DEFINE_PRODUCT(cyprop_vector_product_f_avx2, F8)
  * AVX2 (or CYPROP_DISABLE_AVX2=1 is set) and the caller must compute it.
  * Not inline: the call is smaller than the check, and every byte inlined
  * into the core's small products counts against the compiler's inlining
- * budget (benchmarks/README.md, items 10 and 11). CYPROP_TRY_AVX2 calls
- * NAME_avx2 and returns 1 from the entry point where the CPU has AVX2. */
+ * budget (benchmarks/README.md, items 10 and 11). CYPROP_TRY_WHERE calls
+ * FUNCTION and returns 1 from the entry point where CPU_HAS() says the CPU
+ * can run it; CYPROP_TRY_AVX2 does so for NAME_avx2 (_tiny_step.h's
+ * CYPROP_TRY_FMA for its NAME_fma). */
 #if defined(CYPROP_AVX2)
-#define CYPROP_TRY_AVX2(NAME, ...)             \
-    if (cyprop_cpu_has_avx2()) {               \
-        NAME##_avx2(__VA_ARGS__);              \
-        return 1;                              \
+#define CYPROP_TRY_WHERE(CPU_HAS, FUNCTION, ...) \
+    if (CPU_HAS()) {                             \
+        FUNCTION(__VA_ARGS__);                   \
+        return 1;                                \
     }
+#define CYPROP_TRY_AVX2(NAME, ...) CYPROP_TRY_WHERE(cyprop_cpu_has_avx2, NAME##_avx2, __VA_ARGS__)
 #else
 #define CYPROP_TRY_AVX2(NAME, ...)
 #endif
