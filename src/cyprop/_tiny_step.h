@@ -285,8 +285,7 @@ static CYPROP_AVX2_FMA CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
     static CYPROP_AVX2_FMA CYPROP_ALWAYS_INLINE void NAME##_step(                           \
         const P##_VEC* x, const P##_VEC* x_rows, const P##_VEC* y, ptrdiff_t n_rows,        \
         const ptrdiff_t* sizes, const P##_T* src, P##_T* dst, double scale, P##_T rate,     \
-        double* loss_out,                                                                   \
-        P##_VEC* check)                                                                     \
+        double* loss_out, P##_VEC* check)                                                   \
     {                                                                                       \
         const ptrdiff_t n_in = sizes[0], n_hidden = sizes[1], n_out = sizes[2];             \
         const ptrdiff_t layer_2 = n_in * n_hidden + n_hidden;                               \
