@@ -192,7 +192,10 @@ static int cyprop_pool_workers(void)
     return __atomic_load_n(&cyprop_pool.started, __ATOMIC_SEQ_CST);
 }
 
-static void cyprop_run_parts(cyprop_part_t task, void* args, int parts)
+/* Runs every part at once, part 0 on the caller and the others on the
+ * workers, and returns 1 when they have all returned; returns 0 without
+ * running any when that cannot be (see cyprop_run_parts). */
+static int cyprop_run_parts_at_once(cyprop_part_t task, void* args, int parts)
 {
     int workers = parts - 1, expected = 0, spins = 0;
     long long give_up;
@@ -222,21 +225,82 @@ static void cyprop_run_parts(cyprop_part_t task, void* args, int parts)
                     sched_yield();
             }
             __atomic_store_n(&cyprop_pool.busy, 0, __ATOMIC_SEQ_CST);
-            return;
+            return 1;
         }
         __atomic_store_n(&cyprop_pool.busy, 0, __ATOMIC_SEQ_CST);
     }
-    cyprop_run_parts_here(task, args, parts);
+    return 0;
+}
+
+static void cyprop_run_parts(cyprop_part_t task, void* args, int parts)
+{
+    if (!cyprop_run_parts_at_once(task, args, parts))
+        cyprop_run_parts_here(task, args, parts);
+}
+
+/* The parts of one task, all running at once (cyprop_run_parts_at_once),
+ * wait in cyprop_barrier_wait until every part has arrived there. The
+ * waiting spins, as the workers do between tasks, and yields the CPU
+ * between looks after CYPROP_SPIN_NANOSECONDS, so that a part whose thread
+ * lost its CPU gets it back. */
+typedef struct {
+    int parts;
+    int arrived;
+    unsigned long passed; /* barriers completed */
+} cyprop_barrier_t;
+
+static void cyprop_barrier_init(cyprop_barrier_t* barrier, int parts)
+{
+    barrier->parts = parts;
+    barrier->arrived = 0;
+    barrier->passed = 0;
+}
+
+static void cyprop_barrier_wait(cyprop_barrier_t* barrier)
+{
+    unsigned long passed;
+    long long give_up;
+    int spins = 0;
+    if (barrier->parts < 2)
+        return;
+    /* Read before arriving: the last to arrive bumps it only after this
+     * part has counted itself. */
+    passed = __atomic_load_n(&barrier->passed, __ATOMIC_SEQ_CST);
+    if (__atomic_add_fetch(&barrier->arrived, 1, __ATOMIC_SEQ_CST) == barrier->parts) {
+        __atomic_store_n(&barrier->arrived, 0, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&barrier->passed, passed + 1, __ATOMIC_SEQ_CST);
+        return;
+    }
+    give_up = cyprop_nanoseconds() + CYPROP_SPIN_NANOSECONDS;
+    while (__atomic_load_n(&barrier->passed, __ATOMIC_SEQ_CST) == passed) {
+        CYPROP_RELAX();
+        if (++spins % 64 == 0 && cyprop_nanoseconds() > give_up)
+            sched_yield();
+    }
 }
 #else
 static int cyprop_pool_cpus(void) { return 1; }
 static void cyprop_pool_rest(void) {}
 static int cyprop_pool_workers(void) { return 0; }
 
+static int cyprop_run_parts_at_once(cyprop_part_t task, void* args, int parts)
+{
+    (void)task; (void)args; (void)parts;
+    return 0;
+}
+
 static void cyprop_run_parts(cyprop_part_t task, void* args, int parts)
 {
     cyprop_run_parts_here(task, args, parts);
 }
+
+/* Only one part ever runs at a time here: nothing to wait for. */
+typedef struct {
+    int parts;
+} cyprop_barrier_t;
+
+static void cyprop_barrier_init(cyprop_barrier_t* barrier, int parts) { barrier->parts = parts; }
+static void cyprop_barrier_wait(cyprop_barrier_t* barrier) { (void)barrier; }
 #endif
 
 #endif /* CYPROP_PARALLEL_H */
