@@ -276,6 +276,20 @@ static int cyprop_cpu_has_avx512(void)
         }                                                                                     \
     }
 
+/* The columns [j0, j1) of C (n wide) that part `part` of `parts` computes: a
+ * whole number of vectors of width lanes each, but for n's tail. */
+static void cyprop_gemm_part_columns(ptrdiff_t n, ptrdiff_t width, int part, int parts,
+                                     ptrdiff_t* j0, ptrdiff_t* j1)
+{
+    const ptrdiff_t vectors = (n + width - 1) / width;
+    *j0 = vectors * part / parts * width;
+    *j1 = vectors * (part + 1) / parts * width;
+    if (*j1 > n)
+        *j1 = n;
+    if (*j0 > n)
+        *j0 = n;
+}
+
 /* With more than one BLAS thread, the columns of C are split between the
  * threads (_parallel.h), a whole number of vectors each: every entry is the
  * same sum as on one thread, so the bits do not depend on the thread count.
@@ -295,11 +309,8 @@ static int cyprop_cpu_has_avx512(void)
     static CYPROP_AVX512 void NAME##_part(void* args, int part, int parts)                    \
     {                                                                                         \
         const NAME##_args_t* product = (const NAME##_args_t*)args;                            \
-        const ptrdiff_t vectors = (product->n + P##_WIDTH - 1) / P##_WIDTH;                   \
-        const ptrdiff_t j0 = vectors * part / parts * P##_WIDTH;                              \
-        ptrdiff_t j1 = vectors * (part + 1) / parts * P##_WIDTH;                              \
-        if (j1 > product->n)                                                                  \
-            j1 = product->n;                                                                  \
+        ptrdiff_t j0, j1;                                                                     \
+        cyprop_gemm_part_columns(product->n, P##_WIDTH, part, parts, &j0, &j1);               \
         if (j1 <= j0)                                                                         \
             return;                                                                           \
         if (product->transpose_a)                                                             \
@@ -316,6 +327,29 @@ CYPROP_DEFINE_GEMM(cyprop_gemm_s, S16)
 CYPROP_DEFINE_GEMM(cyprop_gemm_d, D8)
 CYPROP_DEFINE_GEMM_PARTS(cyprop_gemm_s, S16)
 CYPROP_DEFINE_GEMM_PARTS(cyprop_gemm_d, D8)
+
+/* NAME_alone: the whole product on the calling thread, for any shape with
+ * op(A) over at most one depth block unless alpha is 1 and beta 0; only
+ * where cyprop_gemm_available. For the parts of a task that splits a
+ * layer's work between threads itself (_one_hidden_layer in _core.pyx). */
+#define CYPROP_DEFINE_GEMM_ALONE(NAME, P)                                                       \
+    static void NAME##_alone(int transpose_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,          \
+                             P##_T alpha, const P##_T* A, ptrdiff_t lda, const P##_T* B,      \
+                             ptrdiff_t ldb, P##_T beta, P##_T* C, ptrdiff_t ldc)              \
+    {                                                                                         \
+        NAME##_args_t product = {transpose_a, m, n, k, lda, ldb, ldc, alpha, beta, A, B, C};  \
+        NAME##_part(&product, 0, 1);                                                          \
+    }
+
+CYPROP_DEFINE_GEMM_ALONE(cyprop_gemm_s, S16)
+CYPROP_DEFINE_GEMM_ALONE(cyprop_gemm_d, D8)
+
+/* Whether the kernel runs here at all: AVX-512F, not disabled, and a BLAS
+ * whose thread count is known. */
+static int cyprop_gemm_available(void)
+{
+    return cyprop_cpu_has_avx512() && cyprop_blas_threads != 0;
+}
 
 /* Products of fewer multiply-adds stay on one thread: waking a worker and
  * waiting for it cost a few microseconds, about what a quarter of such a
@@ -408,6 +442,26 @@ static int cyprop_gemm_parts(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t wi
     return 1;
 }
 static void cyprop_gemm_set_blas_splits(int splits) { (void)splits; }
+static int cyprop_gemm_available(void) { return 0; }
+static void cyprop_gemm_part_columns(ptrdiff_t n, ptrdiff_t width, int part, int parts,
+                                     ptrdiff_t* j0, ptrdiff_t* j1)
+{
+    (void)width; (void)parts;
+    *j0 = part == 0 ? 0 : n;
+    *j1 = n;
+}
+/* Never called where cyprop_gemm_available is 0. */
+#define CYPROP_DEFINE_GEMM_ALONE_STUB(NAME, T)                                                  \
+    static void NAME##_alone(int transpose_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha, \
+                             const T* A, ptrdiff_t lda, const T* B, ptrdiff_t ldb, T beta,    \
+                             T* C, ptrdiff_t ldc)                                             \
+    {                                                                                         \
+        (void)transpose_a; (void)m; (void)n; (void)k; (void)alpha; (void)A; (void)lda;       \
+        (void)B; (void)ldb; (void)beta; (void)C; (void)ldc;                                   \
+        abort();                                                                              \
+    }
+CYPROP_DEFINE_GEMM_ALONE_STUB(cyprop_gemm_s, float)
+CYPROP_DEFINE_GEMM_ALONE_STUB(cyprop_gemm_d, double)
 #define CYPROP_TRY_AVX512(NAME, WIDTH, transpose_a, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
 #endif
 
