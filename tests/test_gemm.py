@@ -570,10 +570,12 @@ def test_a_network_that_keeps_blas_threads_busy_trains_on_blas_at_two_threads():
     X = rng.standard_normal((256, 512)).astype(np.float32)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 256)]
 
-    train = softmax_training([512, 512, 10], X, y, "float32", 1, activation="relu",
+    # two hidden layers: one alone would train through the core's split of
+    # it, which hands BLAS nothing
+    train = softmax_training([512, 512, 32, 10], X, y, "float32", 1, activation="relu",
                              epochs=1, batch_size=64, learning_rate=0.01, shuffle=False)
 
-    layers = sizes(512, 512, 10)
+    layers = sizes(512, 512, 32, 10)
     with threadpool_limits(2):
         assert _core.takes_avx512_product(64, 512, 512, 4)
         assert _core.hands_blas_splittable_products(64, layers, 4, True, -0.01, 1.0)

@@ -35,6 +35,17 @@ WIDE = textwrap.dedent("""
                   reduction="mean", seed=0)
 """).strip()
 
+# One hidden layer, whose threads share each batch (split in _core.pyx).
+ONE_HIDDEN = textwrap.dedent("""
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(2)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((4000, 256)).astype(np.float32)
+    y = np.eye(8, dtype=np.float32)[rng.integers(0, 8, 4000)]
+    net = Network([256, 128, 8], output_activation="softmax", loss="cross_entropy",
+                  dtype="float32", seed=0)
+""").strip()
+
 # The lesson's network trained full batch runs its epochs in one native loop.
 LESSON = textwrap.dedent("""
     X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=float)
@@ -47,6 +58,7 @@ LESSON = textwrap.dedent("""
 @pytest.mark.parametrize("setup, epochs, batch_size", [
     (WIDE.format(activation="tanh"), 100_000, 32),
     (WIDE.format(activation="relu"), 100_000, 4000),
+    (ONE_HIDDEN, 100_000, 64),
     (LESSON, 2_000_000_000, 4),
 ])
 def test_ctrl_c_stops_fit(setup, epochs, batch_size):

@@ -61,6 +61,22 @@ cdef extern from "_gemm_avx512.h" nogil:
                                       Py_ssize_t width)
     int gemm_parts "cyprop_gemm_parts"(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                                        Py_ssize_t width)
+    void gemm_alone_float "cyprop_gemm_s_alone"(
+        bint transpose_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha,
+        const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb, float beta, float* C,
+        Py_ssize_t ldc)
+    void gemm_alone_double "cyprop_gemm_d_alone"(
+        bint transpose_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha,
+        const double* A, Py_ssize_t lda, const double* B, Py_ssize_t ldb, double beta,
+        double* C, Py_ssize_t ldc)
+    bint gemm_available "cyprop_gemm_available"()
+    void gemm_part_columns "cyprop_gemm_part_columns"(Py_ssize_t n, Py_ssize_t width, int part,
+                                                      int parts, Py_ssize_t* j0,
+                                                      Py_ssize_t* j1)
+    enum:
+        GEMM_ROWS "CYPROP_GEMM_ROWS"
+        GEMM_MAX_STEP_ROWS "CYPROP_GEMM_MAX_STEP_ROWS"
+        GEMM_MAX_STEP "CYPROP_GEMM_MAX_STEP"
     void set_blas_splits "cyprop_gemm_set_blas_splits"(bint splits)
     void set_blas_threads "cyprop_set_blas_threads"(void* function)
     void* blas_threads "cyprop_blas_threads"
@@ -69,6 +85,26 @@ cdef extern from "_gemm_avx512.h" nogil:
 cdef extern from "_parallel.h" nogil:
     int pool_workers "cyprop_pool_workers"()
     void pool_rest "cyprop_pool_rest"()
+    enum:
+        MAX_PARTS "CYPROP_MAX_PARTS"
+    ctypedef void (*part_task "cyprop_part_t")(void* args, int part, int parts) noexcept nogil
+    bint run_parts_at_once "cyprop_run_parts_at_once"(part_task task, void* args, int parts)
+    ctypedef struct barrier_t "cyprop_barrier_t":
+        pass
+    void barrier_init "cyprop_barrier_init"(barrier_t* barrier, int parts)
+    void barrier_wait "cyprop_barrier_wait"(barrier_t* barrier)
+
+
+cdef inline void gemm_alone(bint transpose_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                            floating alpha, const floating* A, Py_ssize_t lda,
+                            const floating* B, Py_ssize_t ldb, floating beta, floating* C,
+                            Py_ssize_t ldc) noexcept nogil:
+    """C = alpha op(A) @ B + beta C on the AVX-512 kernel, on the calling thread
+    alone, whatever the shapes; only where gemm_available()."""
+    if floating is float:
+        gemm_alone_float(transpose_a, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+    else:
+        gemm_alone_double(transpose_a, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
 
 
 # OpenBLAS runs a gemm on one thread below 4 * 65,536 multiply-adds

@@ -44,6 +44,12 @@ def hands_blas_splittable_products(
     step_alpha: float = 1.0,
     step_beta: float = 0.0,
 ) -> bool: ...
+def trains_hidden_layer_split(
+    n_rows: int, sizes: _Sizes, activations: _Codes, itemsize: int
+) -> bool: ...
+def hidden_layer_scratch_size(
+    batch_rows: int, sizes: _Sizes, gather: bool, weighted: bool
+) -> int: ...
 def product_workers() -> int: ...
 def matrix_product(
     A: _Floats,
@@ -130,4 +136,5 @@ def train_epochs(
     losses_out: NDArray[np.float64],
     signal_interval: int,
     check_inputs: bool = ...,
+    scratch: _Floats | None = ...,
 ) -> tuple[int, int, int, int]: ...

@@ -8,7 +8,8 @@ In the order of the algorithm:
 4. the backward pass;
 5. optimizer updates and weight decay;
 6. the minibatch gather;
-7. the training loop, whole epochs in one call.
+7. one hidden layer's batches, split between threads;
+8. the training loop, whole epochs in one call.
 
 Every kernel trusts its arguments: ``cyprop.network`` checked shapes, dtypes,
 finiteness, sizes and the pairing of output activation and loss before
@@ -35,9 +36,12 @@ cdef extern from "Python.h":
     int PyErr_CheckSignals()
     void PyErr_Clear()
 
-from cyprop._blas cimport (BLAS_GEMV_SPLITS_FROM, BLAS_SPLITS_FROM, blas_dgemm, blas_dgemv,
-                           blas_sgemm, blas_sgemv, blas_threads, gemm, gemm_fits, gemm_parts,
-                           pool_workers, set_blas, set_blas_splits, set_blas_threads)
+from cyprop._blas cimport (BLAS_GEMV_SPLITS_FROM, BLAS_SPLITS_FROM, GEMM_MAX_STEP,
+                           GEMM_MAX_STEP_ROWS, GEMM_ROWS, MAX_PARTS, barrier_init, barrier_t,
+                           barrier_wait, blas_dgemm, blas_dgemv, blas_sgemm, blas_sgemv,
+                           blas_threads, gemm, gemm_alone, gemm_available, gemm_fits,
+                           gemm_part_columns, gemm_parts, pool_workers, run_parts_at_once,
+                           set_blas, set_blas_splits, set_blas_threads)
 from cyprop._libm cimport all_finite, exp_, sigmoid_in_place, tanh_
 from cyprop._tiny_step cimport tiny_epochs, tiny_sigmoid, tiny_step
 from cyprop._vector_product cimport vector_product
@@ -174,6 +178,19 @@ def hands_blas_splittable_products(Py_ssize_t n_rows, const Py_ssize_t[::1] size
         raise ValueError("sizes must name at least two layers")
     return bool(blas_splits_products(n_rows, &sizes[0], sizes.shape[0] - 1, backward,
                                      step_alpha, step_beta, itemsize))
+
+
+def trains_hidden_layer_split(Py_ssize_t n_rows, const Py_ssize_t[::1] sizes,
+                              const int[::1] activations, Py_ssize_t itemsize):
+    """Whether plain SGD on batches of up to n_rows rows of floats (itemsize 4)
+    or doubles (8) trains this network through the core's split of its one
+    hidden layer between threads (section 7 of _core.pyx), as train_epochs
+    does when given hidden_layer_scratch_size's scratch."""
+    vector_width(itemsize)
+    if activations.shape[0] < 1 or sizes.shape[0] != activations.shape[0] + 1:
+        raise ValueError("sizes must name one more layer than activations, at least two")
+    return bool(splits_hidden_layer(n_rows, &sizes[0], &activations[0], activations.shape[0],
+                                    itemsize))
 
 
 def product_workers():
@@ -987,6 +1004,376 @@ cdef void gather_rows(const floating* source, const Py_ssize_t* rows, Py_ssize_t
                n_columns * sizeof(floating))
 
 
+# --- 7. One hidden layer, split between threads --------------------------
+#
+# Plain SGD on a network of one hidden layer, for minibatches on the AVX-512
+# kernel. Splitting only the first layer's two products between the threads
+# (as every other network's products are split) leaves the rest of each
+# batch to the calling thread while the others wait: the output layer, the
+# loss, the activation and its derivative, the bias steps and the check of
+# the inputs. On W3 at two threads that was about 40 of each 330 us batch;
+# leaving it out altogether (an experiment, wrong results) trained 12%
+# faster (benchmarks/README.md). Here every thread runs the whole batch loop
+# for its own columns of the hidden layer: its share of the forward product,
+# the activation, the delta, the steps of its rows of the output layer's
+# weights and of its columns of the first layer's; each entry is the same
+# sum as on one thread. The threads meet twice a batch: once the hidden
+# layer is complete, and once each has computed the output layer, the loss
+# and the delta for its share of the rows (the output layer is at most a
+# sixteenth of the first layer's work). Between the two each also gathers
+# and checks its share of the next batch's rows, into the other half of a
+# double buffer. After the second, each takes the step of its columns of the
+# first layer and the next batch's forward product through them a block of
+# columns at a time, while the block is still in the caches.
+
+cdef struct HiddenLayerRun:
+    # the epoch: rows of X, Y and the weights in `order` (NULL: storage order)
+    const void* X
+    const void* Y
+    const void* sample_weight
+    const Py_ssize_t* order
+    Py_ssize_t n_samples, n_features, n_hidden, n_outputs, batch_size, itemsize
+    void* params
+    int hidden_activation, output_activation, loss
+    bint mean_reduction, weighted, check_inputs
+    double learning_rate
+    Py_ssize_t signal_interval
+    # two batches of gathered rows each (with an order), the layers'
+    # activations and deltas, W2 transposed, and the bias sums
+    void* X_batches[2]
+    void* Y_batches[2]
+    void* weight_batches[2]
+    void* A_work
+    void* delta_work
+    void* W2_transposed
+    void* sums
+    # each row's loss, summed in order as output_delta sums them
+    double row_losses[GEMM_MAX_STEP_ROWS]
+    # shared by the parts
+    barrier_t barrier
+    int inputs_finite[MAX_PARTS]
+    bint stop
+    # written by part 0 for the caller: batches stepped, their losses and
+    # weights, and how the epoch ended
+    Py_ssize_t batches, until_signal_check
+    double epoch_sum, epoch_weight
+    bint first_batch_finite, losses_finite
+    int status
+
+
+cdef inline bint splits_hidden_layer(Py_ssize_t n_rows, const Py_ssize_t* sizes,
+                                     const int* activations, Py_ssize_t n_layers,
+                                     Py_ssize_t itemsize) noexcept nogil:
+    """Whether plain SGD on batches of up to n_rows rows runs through
+    hidden_layer_task: one hidden layer of an elementwise activation, an
+    output layer at most a sixteenth as wide as the input, and the first
+    layer's products where the kernel takes them (a weights' step over at
+    most CYPROP_GEMM_MAX_STEP_ROWS rows into at most CYPROP_GEMM_MAX_STEP
+    entries, and C at least three vectors wide)."""
+    cdef Py_ssize_t width = 16 if itemsize == 4 else 8
+    return (n_layers == 2 and activations[0] != SOFTMAX and GEMM_ROWS <= n_rows
+            and n_rows <= GEMM_MAX_STEP_ROWS and sizes[1] >= 3 * width
+            and sizes[0] * sizes[1] <= GEMM_MAX_STEP and 16 * sizes[2] <= sizes[0]
+            and gemm_available())
+
+
+cpdef Py_ssize_t hidden_layer_scratch_size(Py_ssize_t batch_rows, const Py_ssize_t[::1] sizes,
+                                           bint gather, bint weighted):
+    """How many values of scratch train_epochs needs to train a network of one
+    hidden layer through hidden_layer_task, on batches of up to batch_rows
+    rows, gathered (shuffled epochs) or not; 0 for other networks. About one
+    batch of X when gathered, and a copy of the output layer's weights."""
+    cdef Py_ssize_t F, H, O
+    if sizes.shape[0] != 3:
+        return 0
+    F = sizes[0]
+    H = sizes[1]
+    O = sizes[2]
+    return H * O + H + O + (batch_rows * (F + O + weighted) if gather else 0)
+
+
+cdef void set_up_hidden_layer_run(HiddenLayerRun* run, const floating[:, ::1] X,
+                                  const floating[:, ::1] Y,
+                                  const floating[::1] sample_weight, Py_ssize_t batch_size,
+                                  floating[::1] params, const Py_ssize_t[::1] sizes,
+                                  const int[::1] activations, int loss, bint mean_reduction,
+                                  floating[:, ::1] X_batch, floating[:, ::1] Y_batch,
+                                  floating[::1] weight_batch, floating[::1] A_work,
+                                  floating[::1] delta_work, floating[::1] scratch,
+                                  Py_ssize_t signal_interval) noexcept:
+    """Fill in everything of run but what changes with the epoch; scratch is
+    as long as hidden_layer_scratch_size asks."""
+    cdef Py_ssize_t F = sizes[0], H = sizes[1], O = sizes[2]
+    cdef Py_ssize_t rows = min(batch_size, X.shape[0])
+    cdef floating* free = &scratch[0]
+    run.X = &X[0, 0]
+    run.Y = &Y[0, 0]
+    run.weighted = sample_weight.shape[0] > 0
+    run.sample_weight = &sample_weight[0] if run.weighted else NULL
+    run.n_samples = X.shape[0]
+    run.n_features = F
+    run.n_hidden = H
+    run.n_outputs = O
+    run.batch_size = rows
+    run.itemsize = sizeof(floating)
+    run.params = &params[0]
+    run.hidden_activation = activations[0]
+    run.output_activation = activations[1]
+    run.loss = loss
+    run.mean_reduction = mean_reduction
+    run.signal_interval = signal_interval
+    run.A_work = &A_work[0]
+    run.delta_work = &delta_work[0]
+    run.W2_transposed = free
+    free += H * O
+    run.sums = free
+    free += H + O
+    run.X_batches[0] = run.X_batches[1] = NULL
+    run.Y_batches[0] = run.Y_batches[1] = NULL
+    run.weight_batches[0] = run.weight_batches[1] = NULL
+    if X_batch.shape[0] > 0:
+        run.X_batches[0] = &X_batch[0, 0]
+        run.Y_batches[0] = &Y_batch[0, 0]
+        run.X_batches[1] = free
+        free += rows * F
+        run.Y_batches[1] = free
+        free += rows * O
+        if run.weighted:
+            run.weight_batches[0] = &weight_batch[0]
+            run.weight_batches[1] = free
+
+
+cdef inline bint part_inputs_finite(const HiddenLayerRun* run, int parts) noexcept nogil:
+    cdef int part
+    for part in range(parts):
+        if not run.inputs_finite[part]:
+            return False
+    return True
+
+
+cdef void prepare_batch(HiddenLayerRun* run, floating* kind, int part, int parts,
+                        Py_ssize_t start, Py_ssize_t n_rows, int buffer,
+                        const floating** X_rows, const floating** Y_rows,
+                        const floating** w_rows) noexcept nogil:
+    """Point at the batch of n_rows rows from start, gathering this part's
+    share of its rows into the given buffer first (with an order), and
+    check that share of X when asked."""
+    cdef Py_ssize_t r0 = n_rows * part // parts, r1 = n_rows * (part + 1) // parts
+    cdef Py_ssize_t F = run.n_features, O = run.n_outputs
+    cdef const floating* X = <const floating*>run.X
+    cdef const floating* Y = <const floating*>run.Y
+    cdef const floating* w = <const floating*>run.sample_weight
+    if run.order != NULL:
+        gather_rows(X, run.order + start + r0, r1 - r0, F,
+                    <floating*>run.X_batches[buffer] + r0 * F)
+        gather_rows(Y, run.order + start + r0, r1 - r0, O,
+                    <floating*>run.Y_batches[buffer] + r0 * O)
+        X_rows[0] = <const floating*>run.X_batches[buffer]
+        Y_rows[0] = <const floating*>run.Y_batches[buffer]
+        w_rows[0] = NULL
+        if run.weighted:
+            gather_rows(w, run.order + start + r0, r1 - r0, 1,
+                        <floating*>run.weight_batches[buffer] + r0)
+            w_rows[0] = <const floating*>run.weight_batches[buffer]
+    else:
+        X_rows[0] = X + start * F
+        Y_rows[0] = Y + start * O
+        w_rows[0] = w + start if run.weighted else NULL
+    run.inputs_finite[part] = (not run.check_inputs
+                               or all_finite(X_rows[0] + r0 * F, NULL, (r1 - r0) * F))
+
+
+cdef inline void hidden_forward(const floating* X_rows, Py_ssize_t n_rows, Py_ssize_t F,
+                                Py_ssize_t H, const floating* W1, const floating* b1,
+                                floating* A1, Py_ssize_t j0, Py_ssize_t j1,
+                                int activation) noexcept nogil:
+    """Columns [j0, j1) of the hidden layer: A1 = f(X @ W1 + b1)."""
+    cdef Py_ssize_t r, j
+    cdef floating* row
+    gemm_alone(False, n_rows, j1 - j0, F, <floating>1, X_rows, F, W1 + j0, H, <floating>0,
+               A1 + j0, H)
+    for r in range(n_rows):
+        row = A1 + r * H
+        for j in range(j0, j1):
+            row[j] = row[j] + b1[j]
+        activate(row + j0, 1, j1 - j0, activation)
+
+
+cdef inline void hidden_step(const floating* X_rows, Py_ssize_t n_rows, Py_ssize_t F,
+                             Py_ssize_t H, floating* W1, floating* b1, const floating* D1,
+                             floating* sums, Py_ssize_t j0, Py_ssize_t j1,
+                             floating rate) noexcept nogil:
+    """Columns [j0, j1) of W1 -= rate * X.T @ D1, and of b1 -= rate * D1.sum(axis=0)."""
+    cdef Py_ssize_t r, j
+    cdef const floating* row
+    gemm_alone(True, F, j1 - j0, n_rows, -rate, X_rows, F, D1 + j0, H, <floating>1, W1 + j0, H)
+    for j in range(j0, j1):
+        sums[j] = 0
+    for r in range(n_rows):
+        row = D1 + r * H
+        for j in range(j0, j1):
+            sums[j] += row[j]
+    for j in range(j0, j1):
+        b1[j] -= rate * sums[j]
+
+
+cdef void hidden_layer_epoch(HiddenLayerRun* run, floating* kind, int part,
+                             int parts) noexcept nogil:
+    """Part `part` of `parts` of one epoch of hidden_layer_task."""
+    cdef Py_ssize_t F = run.n_features, H = run.n_hidden, O = run.n_outputs
+    cdef Py_ssize_t n_samples = run.n_samples, batch_size = run.batch_size
+    cdef floating* W1 = <floating*>run.params
+    cdef floating* b1 = W1 + F * H
+    cdef floating* W2 = b1 + H
+    cdef floating* b2 = W2 + H * O
+    cdef floating* A1 = <floating*>run.A_work
+    cdef floating* D1 = <floating*>run.delta_work
+    cdef floating* A2 = A1 + batch_size * H
+    cdef floating* D2 = D1 + batch_size * H
+    cdef floating* W2T = <floating*>run.W2_transposed
+    cdef floating* sums = <floating*>run.sums
+    cdef floating rate = <floating>run.learning_rate
+    cdef int hidden_activation = run.hidden_activation
+    cdef Py_ssize_t j0, j1, r0, r1, start = 0, next_start, n_rows, next_rows, r, j, k
+    cdef Py_ssize_t block, block_end
+    cdef Py_ssize_t block_columns = 3 * (16 if floating is float else 8)
+    cdef bint forward
+    cdef int buffer = 0
+    cdef double batch_sum, batch_weight, scale
+    cdef floating* row
+    cdef const floating* X_rows
+    cdef const floating* Y_rows
+    cdef const floating* w_rows
+    cdef const floating* X_next
+    cdef const floating* Y_next
+    cdef const floating* w_next
+    gemm_part_columns(H, 16 if floating is float else 8, part, parts, &j0, &j1)
+
+    n_rows = min(batch_size, n_samples)
+    prepare_batch(run, kind, part, parts, 0, n_rows, buffer, &X_rows, &Y_rows, &w_rows)
+    barrier_wait(&run.barrier)
+    if not part_inputs_finite(run, parts):
+        if part == 0:
+            run.status = INPUT_NOT_FINITE
+        return
+    if j1 > j0:
+        hidden_forward(X_rows, n_rows, F, H, W1, b1, A1, j0, j1, hidden_activation)
+    while True:
+        barrier_wait(&run.barrier)
+        if run.stop:
+            return
+
+        # this part's rows of the output layer, their losses and their delta
+        batch_weight = n_rows
+        if run.weighted:
+            batch_weight = 0.0
+            for r in range(n_rows):
+                batch_weight += w_rows[r]
+        scale = 1.0
+        if run.mean_reduction:
+            scale = 1.0 / batch_weight if batch_weight > 0 else 0.0
+        r0 = n_rows * part // parts
+        r1 = n_rows * (part + 1) // parts
+        if r1 > r0:
+            gemm_alone(False, r1 - r0, O, H, <floating>1, A1 + r0 * H, H, W2, O, <floating>0,
+                       A2 + r0 * O, O)
+            for r in range(r0, r1):
+                row = A2 + r * O
+                for k in range(O):
+                    row[k] = row[k] + b2[k]
+            if run.loss != MSE:
+                memcpy(D2 + r0 * O, A2 + r0 * O, (r1 - r0) * O * sizeof(floating))
+            activate(A2 + r0 * O, r1 - r0, O, run.output_activation)
+            for r in range(r0, r1):
+                run.row_losses[r] = output_delta(
+                    A2 + r * O, Y_rows + r * O, w_rows + r if run.weighted else NULL,
+                    D2 + r * O, 1, O, run.output_activation, run.loss, scale)
+
+        next_start = start + n_rows
+        if next_start < n_samples:
+            prepare_batch(run, kind, part, parts, next_start,
+                          min(batch_size, n_samples - next_start), 1 - buffer, &X_next,
+                          &Y_next, &w_next)
+        # the output layer is complete, and every part has read W2 and b2
+        barrier_wait(&run.barrier)
+        batch_sum = 0.0
+        for r in range(n_rows):
+            batch_sum += run.row_losses[r]
+        if not isfinite(batch_sum):
+            if part == 0:
+                run.losses_finite = False
+            return
+
+        if j1 > j0:
+            # D1 = D2 @ W2.T from W2 before its step, through a copy of this
+            # part's rows of W2 transposed: the kernel reads B by rows
+            for j in range(j0, j1):
+                for k in range(O):
+                    W2T[k * H + j] = W2[j * O + k]
+            gemm_alone(False, n_rows, j1 - j0, O, <floating>1, D2, O, W2T + j0, H,
+                       <floating>0, D1 + j0, H)
+            # this part's rows of W2 -= rate * A1.T @ D2
+            gemm_alone(True, j1 - j0, O, n_rows, -rate, A1 + j0, H, D2, O, <floating>1,
+                       W2 + j0 * O, O)
+            for r in range(n_rows):
+                multiply_by_derivative(A1 + r * H + j0, D1 + r * H + j0, 1, j1 - j0,
+                                       hidden_activation)
+            # The step of this part's columns of W1 and b1, and the next
+            # batch's forward product through them, a block of columns at a
+            # time: the block is still in the caches from its step.
+            forward = next_start < n_samples and part_inputs_finite(run, parts)
+            next_rows = min(batch_size, n_samples - next_start)
+            block = j0
+            while block < j1:
+                block_end = min(block + block_columns, j1)
+                hidden_step(X_rows, n_rows, F, H, W1, b1, D1, sums, block, block_end, rate)
+                if forward:
+                    hidden_forward(X_next, next_rows, F, H, W1, b1, A1, block, block_end,
+                                   hidden_activation)
+                block = block_end
+
+        if part == 0:
+            column_sums(D2, n_rows, O, sums + H)
+            for k in range(O):
+                b2[k] -= rate * sums[H + k]
+            if start == 0:
+                run.first_batch_finite = True
+            run.epoch_sum += batch_sum
+            run.epoch_weight += batch_weight
+            run.batches += 1
+            run.until_signal_check -= 1
+            if run.until_signal_check == 0:
+                run.until_signal_check = run.signal_interval
+                with gil:
+                    if PyErr_CheckSignals() != 0:
+                        PyErr_Clear()
+                        run.status = INTERRUPTED
+                        run.stop = True
+        if next_start >= n_samples:
+            return
+        if not part_inputs_finite(run, parts):
+            # a signal, seen above, ends the loop first
+            if part == 0 and run.status != INTERRUPTED:
+                run.status = INPUT_NOT_FINITE
+            return
+        start = next_start
+        n_rows = min(batch_size, n_samples - start)
+        buffer = 1 - buffer
+        X_rows = X_next
+        Y_rows = Y_next
+        w_rows = w_next
+
+
+cdef void hidden_layer_task(void* args, int part, int parts) noexcept nogil:
+    """One epoch of plain SGD on a network of one hidden layer, part `part` of
+    `parts`, all of them running at once (run_parts_at_once)."""
+    cdef HiddenLayerRun* run = <HiddenLayerRun*>args
+    if run.itemsize == 4:
+        hidden_layer_epoch(run, <float*>NULL, part, parts)
+    else:
+        hidden_layer_epoch(run, <double*>NULL, part, parts)
+
+
 # --- Entry points --------------------------------------------------------
 
 def forward(const floating[:, ::1] X, const floating[::1] params,
@@ -1107,7 +1494,7 @@ def tiny_step_sigmoid(floating[::1] Z):
     return taken
 
 
-# --- 7. The training loop ------------------------------------------------
+# --- 8. The training loop ------------------------------------------------
 
 cdef bint train_tiny_epochs(const floating* X, const floating* Y, Py_ssize_t n_rows,
                             const Py_ssize_t* sizes, floating* params, floating* rows,
@@ -1164,7 +1551,8 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
                  floating[:, ::1] Y_batch, floating[::1] weight_batch,
                  floating[::1] A_work, floating[::1] delta_work, floating[::1] grads,
                  floating[:, ::1] params_backup, double[::1] losses_out,
-                 Py_ssize_t signal_interval, bint check_inputs=False):
+                 Py_ssize_t signal_interval, bint check_inputs=False,
+                 floating[::1] scratch=None):
     """Minibatch training for len(losses_out) epochs, updating params in place.
 
     Epoch e visits the rows of X in the order orders[e], or in storage order
@@ -1200,6 +1588,11 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
     tiny network trained full batch (one native loop over the epochs, one
     batch each) looks after every signal_interval epochs, and counts the
     epochs it finished before looking as completed.
+
+    Plain SGD on a network of one hidden layer that splits_hidden_layer
+    takes runs through hidden_layer_task when scratch holds
+    hidden_layer_scratch_size(...) values: each thread trains its share of
+    the hidden layer (same bits at every thread count).
     """
     cdef Py_ssize_t n_samples = X.shape[0], n_features = X.shape[1]
     cdef Py_ssize_t n_outputs = Y.shape[1], n_layers = activations.shape[0]
@@ -1220,6 +1613,10 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
     cdef const floating* Y_rows
     cdef const floating* w_rows = NULL
     cdef floating* state_ptr = NULL
+    cdef HiddenLayerRun run
+    cdef bint split_hidden = False
+    cdef int parts = 1
+    cdef Py_ssize_t batch_rows = min(batch_size, n_samples)
     if state.shape[0] > 0:
         state_ptr = &state[0]
     if tiny and not gather and batch_size >= n_samples and n_epochs > 0:
@@ -1233,6 +1630,16 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
         if tiny:
             # an update that diverged in parameters counts as a step, as below
             return completed, status, first_step + good_epoch + 1, good_epoch
+    if (fused_sgd and not tiny and scratch is not None and batch_rows > 0
+            and scratch.shape[0] >= hidden_layer_scratch_size(batch_rows, sizes, gather,
+                                                              weighted)
+            and splits_hidden_layer(batch_rows, &sizes[0], &activations[0], n_layers,
+                                    sizeof(floating))):
+        split_hidden = True
+        set_up_hidden_layer_run(&run, X, Y, sample_weight, batch_size, params, sizes,
+                                activations, loss, mean_reduction, X_batch, Y_batch,
+                                weight_batch, A_work, delta_work, scratch, signal_interval)
+        parts = gemm_parts(batch_rows, sizes[1], sizes[0], 16 if floating is float else 8)
     with nogil:
         # the fused step's weights' update, or the gradient
         set_blas_splits(blas_splits_products(
@@ -1245,6 +1652,36 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
             epoch_sum = 0.0
             epoch_weight = 0.0
             start = 0
+            if split_hidden:
+                run.order = &orders[epoch, 0] if gather else NULL
+                run.check_inputs = check_inputs and epoch == 0
+                run.learning_rate = learning_rates[epoch]
+                run.until_signal_check = until_signal_check
+                run.stop = False
+                run.batches = 0
+                run.epoch_sum = 0.0
+                run.epoch_weight = 0.0
+                run.first_batch_finite = False
+                run.losses_finite = True
+                run.status = COMPLETED
+                barrier_init(&run.barrier, parts)
+                if parts < 2 or not run_parts_at_once(hidden_layer_task, &run, parts):
+                    # the same bits from one part as from several
+                    barrier_init(&run.barrier, 1)
+                    hidden_layer_task(&run, 0, 1)
+                if run.first_batch_finite:
+                    swap = known_good
+                    known_good = epoch_start
+                    epoch_start = swap
+                    good_epoch = epoch
+                epoch_sum = run.epoch_sum
+                epoch_weight = run.epoch_weight
+                step += run.batches
+                until_signal_check = run.until_signal_check
+                finite = run.losses_finite
+                status = run.status
+                # every batch done, or the loop below skipped
+                start = n_samples
             while start < n_samples:
                 n_rows = min(batch_size, n_samples - start)
                 if gather:

@@ -972,6 +972,9 @@ class Network:
         X_batch = np.empty((gather_rows, X.shape[1]), dtype=self._dtype)
         y_batch = np.empty((gather_rows, y.shape[1]), dtype=self._dtype)
         weight_batch = np.empty(gather_rows if weights.size else 0, dtype=self._dtype)
+        scratch = np.empty(_core.hidden_layer_scratch_size(
+            min(batch_size, n_samples), self._sizes, shuffle, weights.size > 0),
+            dtype=self._dtype)
         work_per_sample = self._params.size
         per_call = max(1, min(_ORDERS_PER_CALL // n_samples,
                               _WORK_PER_CALL // (n_samples * work_per_sample)))
@@ -995,7 +998,7 @@ class Network:
                 self._activation_codes, self._loss_code, self._reduction == "mean",
                 settings, rates, state.step, state.buffers.reshape(-1), X_batch, y_batch,
                 weight_batch, A_work, delta_work, grads, backup, losses, signal_interval,
-                before is not None,
+                before is not None, scratch,
             )
             if before is not None:
                 # A first epoch that stopped early may not have read all of X.
