@@ -62,6 +62,15 @@ def load_contenders(names_to_skip):
     return contenders
 
 
+# At more than one thread, W3's and W4's timed runs start this long after the
+# round's sgemm peak or the previous row, whose BLAS or OpenMP threads go on
+# spinning on the cores for a while after their last call (OpenBLAS for about
+# 2^28 cycles, Intel's OpenMP for its KMP_BLOCKTIME of 200 ms) and slow the
+# next row's threads: cyprop's W3 at two threads took 332 ms (median of six)
+# right after the peak's sgemm, 279 ms half a second later (benchmarks/README.md).
+SETTLE_SECONDS = 0.5
+
+
 def measure_peak(threads, size=2048, repeats=5):
     """Best float32 matmul rate (flop/s) of scipy's BLAS and of every library cyprop has
     loaded (its default, and MKL for its rows): the highest makes the limit."""
@@ -173,6 +182,8 @@ def run_training(workload, contenders, args, threads, peaks):
                 # almost nothing to a single call into C (benchmarks/README.md).
                 gc.collect()
                 run = row.contender.prepare(workload, threads, **row.options)
+                if needs_peak and threads > 1:
+                    time.sleep(SETTLE_SECONDS)
                 gc.disable()
                 try:
                     start = time.perf_counter()
@@ -263,6 +274,8 @@ def run_inference(workload, contenders, args, threads, peak):
         for label, options in variants:
             try:
                 run = contender.prepare_inference(workload, threads, **options)
+                if threads > 1:
+                    time.sleep(SETTLE_SECONDS)
                 run_dtype = getattr(run, "dtype", None) or np.dtype(options.get("dtype", "float32"))
                 X = np.ascontiguousarray(batch, dtype=run_dtype)
                 rows = [X[i:i + 1] for i in range(n_single)]
