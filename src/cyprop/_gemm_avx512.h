@@ -34,6 +34,15 @@ typedef int (*cyprop_threads_t)(void);
 static cyprop_threads_t cyprop_blas_threads = 0;
 static void cyprop_set_blas_threads(void* function) { cyprop_blas_threads = (cyprop_threads_t)function; }
 
+/* The kernel's sizes, defined on every platform for the core's eligibility
+ * tests, which then fail on cyprop_gemm_available() where there is no
+ * kernel: rows of A per tile; the most rows a weights' step or gradient
+ * sums over here (within one depth block, measured up to 128 rows); and the
+ * most entries of C such a step writes. */
+#define CYPROP_GEMM_ROWS 8
+#define CYPROP_GEMM_MAX_STEP_ROWS 128
+#define CYPROP_GEMM_MAX_STEP (1 << 18)
+
 /* Not on Windows, where gcc does not align the stack beyond 16 bytes for
  * the 64-byte copy of B and spilled vectors (gcc bug 54412), nor on x32. */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(_WIN32) && !defined(__CYGWIN__) \
@@ -41,10 +50,8 @@ static void cyprop_set_blas_threads(void* function) { cyprop_blas_threads = (cyp
 #include <immintrin.h>
 
 #define CYPROP_AVX512 __attribute__((target("avx512f")))
-#define CYPROP_GEMM_ROWS 8
 #define CYPROP_GEMM_MAX_ROWS_FLOAT 256
 #define CYPROP_GEMM_MAX_ROWS_DOUBLE 128
-#define CYPROP_GEMM_MAX_STEP (1 << 18)
 #define CYPROP_GEMM_UNROLL _Pragma("GCC unroll 8")
 
 /* Asked once; a race only writes the same answer twice. */
@@ -95,9 +102,6 @@ static int cyprop_cpu_has_avx512(void)
  * faster; W3's forward product (64 x 784 by 784 x 256) 1% slower in the C
  * loop, and W3's training the same (benchmarks/README.md). */
 #define CYPROP_GEMM_DEPTH 256
-/* The most rows a weights' step or gradient sums over here: one depth
- * block, measured up to 128 rows */
-#define CYPROP_GEMM_MAX_STEP_ROWS 128
 
 /* A vector of C, in the lanes of mask when masked (masked-off lanes are
  * neither read nor written) or in all of them. */
