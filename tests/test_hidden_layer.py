@@ -128,6 +128,58 @@ def test_split_training_matches_the_reference(case, dtype, rtol):
         np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol)
 
 
+class ScratchWatcher:
+    """Stands in for a network's kernels. With ``split``, fills the scratch that
+    fit hands train_epochs with NaN and records, for each call, whether the
+    split wrote its transposed copy of the output layer's weights (the first
+    hidden x outputs values); without, hands train_epochs no scratch, so that
+    fit trains through the core's general loop."""
+
+    def __init__(self, kernels, n_transposed, split):
+        self.kernels = kernels
+        self.n_transposed = n_transposed
+        self.split = split
+        self.wrote = []
+
+    def __getattr__(self, name):
+        return getattr(self.kernels, name)
+
+    def train_epochs(self, *args):
+        scratch = args[-1]
+        if not self.split:
+            return self.kernels.train_epochs(*args[:-1], scratch[:0])
+        scratch[...] = np.nan
+        result = self.kernels.train_epochs(*args)
+        self.wrote.append(bool(np.isfinite(scratch[:self.n_transposed]).all()))
+        return result
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype, rtol", [("float32", 2e-4), ("float64", 1e-11)])
+@pytest.mark.parametrize("case", CASES)
+def test_fit_takes_the_split_and_agrees_with_the_general_loop(case, dtype, rtol):
+    """Shuffled, weighted, mean-reduced epochs through fit (gathered rows in
+    the double buffer): the split runs in every call into the core and ends
+    where the general loop ends, to rounding."""
+    sizes, hidden, output, loss, batch_size, n_rows = case
+    X, y, weights = data(sizes, n_rows, loss, dtype)
+    results = []
+    for split in (True, False):
+        net = Network(sizes, activation=hidden, output_activation=output, loss=loss,
+                      reduction="mean", dtype=dtype, seed=4)
+        net._kernels = watcher = ScratchWatcher(net._kernels, sizes[1] * sizes[2], split)
+        with threadpool_limits(2):
+            history = net.fit(X, y, epochs=3, learning_rate=0.05, batch_size=batch_size,
+                              sample_weight=weights)
+        if split:
+            assert watcher.wrote and all(watcher.wrote)
+        results.append((np.concatenate([p.ravel() for p in net.weights + net.biases]),
+                        np.asarray(history.loss)))
+    (split_params, split_losses), (general_params, general_losses) = results
+    np.testing.assert_allclose(split_losses, general_losses, rtol=rtol)
+    np.testing.assert_allclose(split_params, general_params, rtol=rtol, atol=rtol)
+
+
 def core_training(case, dtype, split, X=None, rows=None, learning_rate=0.01, epochs=2,
                   check_inputs=False, learning_rates=None):
     """train_epochs on case's data (its first rows, or all) in storage order,
