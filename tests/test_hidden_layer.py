@@ -8,6 +8,8 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from cyprop import Network, _core
+from cyprop.optimizers import SGD as SGDOptimizer
+from cyprop.optimizers import Adam
 
 from . import reference
 from .test_core import SGD, activation_buffer
@@ -180,6 +182,40 @@ def test_fit_takes_the_split_and_agrees_with_the_general_loop(case, dtype, rtol)
     np.testing.assert_allclose(split_params, general_params, rtol=rtol, atol=rtol)
 
 
+@needs_kernel
+@pytest.mark.parametrize("optimizer, batch_size, splits", [
+    (SGDOptimizer(learning_rate=0.01), 64, True),
+    (SGDOptimizer(learning_rate=0.01, momentum=0.9), 64, False),
+    (SGDOptimizer(learning_rate=0.01, weight_decay=1e-4), 64, False),
+    (Adam(), 64, False),
+    (SGDOptimizer(learning_rate=0.01), 129, False),
+])
+def test_fit_allocates_the_split_scratch_only_where_the_split_runs(optimizer, batch_size,
+                                                                    splits):
+    """The transposed weights and the second gathered batch cost memory only
+    where the core will use them: plain SGD on batches of up to 128 rows."""
+    sizes = CASES[0][0]
+    X, y, _ = data(sizes, 300, "cross_entropy", "float32")
+    net = Network(sizes, output_activation="softmax", loss="cross_entropy",
+                  dtype="float32", seed=4)
+    scratch_sizes = []
+    kernels = net._kernels
+
+    class Recorder:
+        def __getattr__(self, name):
+            return getattr(kernels, name)
+
+        def train_epochs(self, *args):
+            scratch_sizes.append(args[-1].size)
+            return kernels.train_epochs(*args)
+
+    net._kernels = Recorder()
+    net.fit(X, y, epochs=1, batch_size=batch_size, optimizer=optimizer)
+    expected = _core.hidden_layer_scratch_size(batch_size, np.array(sizes, np.intp),
+                                               True, False) if splits else 0
+    assert scratch_sizes and set(scratch_sizes) == {expected}
+
+
 def core_training(case, dtype, split, X=None, rows=None, learning_rate=0.01, epochs=2,
                   check_inputs=False, learning_rates=None):
     """train_epochs on case's data (its first rows, or all) in storage order,
@@ -198,12 +234,12 @@ def core_training(case, dtype, split, X=None, rows=None, learning_rate=0.01, epo
     scratch = np.empty(_core.hidden_layer_scratch_size(batch_size, size_array, False, False),
                        dtype)
     losses = np.zeros(epochs)
+    rates = (np.full(epochs, learning_rate) if learning_rates is None
+             else np.array(learning_rates, np.float64))
     result = _core.train_epochs(
         X, Y, np.empty(0, dtype), np.empty((epochs, 0), np.intp), batch_size, params,
-        size_array, codes, _core.LOSSES[loss], False, SGD,
-        np.full(epochs, learning_rate) if learning_rates is None
-        else np.array(learning_rates, np.float64), 0, np.empty(0, dtype), np.empty((0, X.shape[1]), dtype),
-        np.empty((0, Y.shape[1]), dtype), np.empty(0, dtype),
+        size_array, codes, _core.LOSSES[loss], False, SGD, rates, 0, np.empty(0, dtype),
+        np.empty((0, X.shape[1]), dtype), np.empty((0, Y.shape[1]), dtype), np.empty(0, dtype),
         activation_buffer(sizes, batch_size, dtype), activation_buffer(sizes, batch_size, dtype),
         np.empty_like(params), np.empty((2, params.size), dtype), losses, 1000, check_inputs,
         scratch if split else None)
