@@ -332,6 +332,26 @@ def test_a_diverging_epoch_is_undone(threads):
 
 
 @needs_kernel
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_last_step_that_overflows_the_parameters_is_undone(threads):
+    """One batch an epoch, and a second epoch's rate that overflows float32 in
+    the step: its loss was finite, so only the check of the parameters at the
+    end of the epoch sees it, as in the general loop."""
+    case = ([784, 256, 10], "relu", "identity", "mse", 64, 64)
+    rates = [1e-3, 1e39]
+    with threadpool_limits(threads):
+        result, params, losses = core_training(case, np.float32, True, learning_rates=rates)
+        general, _, general_losses = core_training(case, np.float32, False,
+                                                   learning_rates=rates)
+        _, first_epoch, _ = core_training(case, np.float32, True, learning_rates=rates[:1],
+                                          epochs=1)
+    assert result == general
+    assert result[:2] == (1, _core.STATUS["diverged"])
+    assert losses.tobytes() == general_losses.tobytes()
+    assert params.tobytes() == first_epoch.tobytes()
+
+
+@needs_kernel
 def test_networks_trained_from_two_python_threads_get_their_own_bits():
     """While one fit holds the workers, the other runs its split on its own
     thread: each ends as when trained alone."""
