@@ -131,16 +131,18 @@ def test_split_training_matches_the_reference(case, dtype, rtol):
 
 
 class ScratchWatcher:
-    """Stands in for a network's kernels. With ``split``, fills the scratch that
-    fit hands train_epochs with NaN and records, for each call, whether the
-    split wrote its transposed copy of the output layer's weights (the first
-    hidden x outputs values); without, hands train_epochs no scratch, so that
-    fit trains through the core's general loop."""
+    """Stands in for a network's kernels, recording the size of the scratch
+    that fit hands each call of train_epochs. With ``split``, fills that
+    scratch with NaN and records, for each call, whether the split wrote its
+    transposed copy of the output layer's weights (the first hidden x outputs
+    values); without, hands train_epochs no scratch, so that fit trains
+    through the core's general loop."""
 
-    def __init__(self, kernels, n_transposed, split):
+    def __init__(self, kernels, n_transposed, split=True):
         self.kernels = kernels
         self.n_transposed = n_transposed
         self.split = split
+        self.scratch_sizes = []
         self.wrote = []
 
     def __getattr__(self, name):
@@ -148,6 +150,7 @@ class ScratchWatcher:
 
     def train_epochs(self, *args):
         scratch = args[-1]
+        self.scratch_sizes.append(scratch.size)
         if not self.split:
             return self.kernels.train_epochs(*args[:-1], scratch[:0])
         scratch[...] = np.nan
@@ -198,22 +201,13 @@ def test_fit_allocates_the_split_scratch_only_where_the_split_runs(optimizer, ba
     X, y, _ = data(sizes, 300, "cross_entropy", "float32")
     net = Network(sizes, output_activation="softmax", loss="cross_entropy",
                   dtype="float32", seed=4)
-    scratch_sizes = []
-    kernels = net._kernels
-
-    class Recorder:
-        def __getattr__(self, name):
-            return getattr(kernels, name)
-
-        def train_epochs(self, *args):
-            scratch_sizes.append(args[-1].size)
-            return kernels.train_epochs(*args)
-
-    net._kernels = Recorder()
+    net._kernels = watcher = ScratchWatcher(net._kernels, sizes[1] * sizes[2])
     net.fit(X, y, epochs=1, batch_size=batch_size, optimizer=optimizer)
     expected = _core.hidden_layer_scratch_size(batch_size, np.array(sizes, np.intp),
                                                True, False) if splits else 0
-    assert scratch_sizes and set(scratch_sizes) == {expected}
+    assert watcher.scratch_sizes and set(watcher.scratch_sizes) == {expected}
+    if splits:
+        assert all(watcher.wrote)
 
 
 def core_training(case, dtype, split, X=None, rows=None, learning_rate=0.01, epochs=2,
