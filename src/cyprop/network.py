@@ -976,7 +976,7 @@ class Network:
         batch_rows = min(batch_size, n_samples)
         splits_hidden_layer = (
             optimizer.kind == "sgd" and optimizer.weight_decay == 0.0
-            and len(self._sizes) == 3 and _core.trains_hidden_layer_split(
+            and _core.trains_hidden_layer_split(
                 batch_rows, self._sizes, self._activation_codes, self._dtype.itemsize))
         scratch = np.empty(_core.hidden_layer_scratch_size(
             batch_rows, self._sizes, shuffle, weights.size > 0) if splits_hidden_layer else 0,
