@@ -30,10 +30,16 @@ CASES = [
 ]
 
 
-def split_taken(sizes, activations, batch_size, dtype):
-    return _core.trains_hidden_layer_split(
-        batch_size, np.array(sizes, np.intp),
-        np.array([CODES[a] for a in activations], np.intc), np.dtype(dtype).itemsize)
+def scratch_size(sizes, activations, batch_size, dtype, optimizer=SGD, gather=False,
+                 weighted=False):
+    return _core.hidden_layer_scratch_size(
+        optimizer, batch_size, np.array(sizes, np.intp),
+        np.array([CODES[a] for a in activations], np.intc), np.dtype(dtype).itemsize, gather,
+        weighted)
+
+
+def split_taken(sizes, activations, batch_size, dtype, optimizer=SGD):
+    return scratch_size(sizes, activations, batch_size, dtype, optimizer) > 0
 
 
 def data(sizes, n_rows, loss, dtype, seed=0):
@@ -82,8 +88,38 @@ def test_which_networks_are_split():
     assert not split_taken([784, 40, 10], ["sigmoid", "softmax"], 64, np.float32)
     assert split_taken([784, 40, 10], ["sigmoid", "softmax"], 64, np.float64)
     with pytest.raises(ValueError, match="one more layer"):
-        _core.trains_hidden_layer_split(64, np.array([3, 4], np.intp),
-                                        np.array([1, 1], np.intc), 8)
+        _core.hidden_layer_scratch_size(SGD, 64, np.array([3, 4], np.intp),
+                                        np.array([1, 1], np.intc), 8, False, False)
+
+
+@pytest.mark.parametrize("changes", [
+    {"kind": _core.OPTIMIZERS["momentum"], "momentum": 0.9},
+    {"kind": _core.OPTIMIZERS["nesterov"], "momentum": 0.9},
+    {"kind": _core.OPTIMIZERS["adam"], "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8},
+    {"weight_decay": 1e-4},
+])
+def test_only_plain_sgd_is_split(changes):
+    """The split steps the weights inside its products, as only plain SGD
+    without weight decay can: every other optimizer asks for no scratch."""
+    if not split_taken([784, 256, 10], ["sigmoid", "softmax"], 64, np.float32):
+        pytest.skip("the kernel does not run here")
+    optimizer = {**SGD, **changes}
+    for dtype in (np.float32, np.float64):
+        assert scratch_size([784, 256, 10], ["sigmoid", "softmax"], 64, dtype, optimizer,
+                            gather=True) == 0
+
+
+def test_split_scratch_size():
+    """The output layer's weights transposed, room for its biases and outputs,
+    and a second batch of X, Y and sample weights when batches are gathered."""
+    if not split_taken([784, 256, 10], ["sigmoid", "softmax"], 64, np.float32):
+        pytest.skip("the kernel does not run here")
+    own = 256 * 10 + 256 + 10
+    assert scratch_size([784, 256, 10], ["sigmoid", "softmax"], 64, np.float32) == own
+    assert scratch_size([784, 256, 10], ["sigmoid", "softmax"], 64, np.float32,
+                        gather=True) == own + 64 * (784 + 10)
+    assert scratch_size([784, 256, 10], ["sigmoid", "softmax"], 64, np.float64,
+                        gather=True, weighted=True) == own + 64 * (784 + 10 + 1)
 
 
 @needs_kernel
@@ -203,8 +239,8 @@ def test_fit_allocates_the_split_scratch_only_where_the_split_runs(optimizer, ba
                   dtype="float32", seed=4)
     net._kernels = watcher = ScratchWatcher(net._kernels, sizes[1] * sizes[2])
     net.fit(X, y, epochs=1, batch_size=batch_size, optimizer=optimizer)
-    expected = _core.hidden_layer_scratch_size(batch_size, np.array(sizes, np.intp),
-                                               True, False) if splits else 0
+    expected = scratch_size(sizes, ["sigmoid", "softmax"], batch_size, "float32",
+                            gather=True) if splits else 0
     assert watcher.scratch_sizes and set(watcher.scratch_sizes) == {expected}
     if splits:
         assert all(watcher.wrote)
@@ -225,8 +261,7 @@ def core_training(case, dtype, split, X=None, rows=None, learning_rate=0.01, epo
                              for W, b in zip(net.weights, net.biases)])
     size_array = np.array(sizes, np.intp)
     codes = np.array([CODES[a] for a in net.activations], np.intc)
-    scratch = np.empty(_core.hidden_layer_scratch_size(batch_size, size_array, False, False),
-                       dtype)
+    scratch = np.empty(scratch_size(sizes, net.activations, batch_size, dtype), dtype)
     losses = np.zeros(epochs)
     rates = (np.full(epochs, learning_rate) if learning_rates is None
              else np.array(learning_rates, np.float64))

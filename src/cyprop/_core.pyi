@@ -44,11 +44,14 @@ def hands_blas_splittable_products(
     step_alpha: float = 1.0,
     step_beta: float = 0.0,
 ) -> bool: ...
-def trains_hidden_layer_split(
-    n_rows: int, sizes: _Sizes, activations: _Codes, itemsize: int
-) -> bool: ...
 def hidden_layer_scratch_size(
-    batch_rows: int, sizes: _Sizes, gather: bool, weighted: bool
+    optimizer: dict[str, Any],
+    batch_rows: int,
+    sizes: _Sizes,
+    activations: _Codes,
+    itemsize: int,
+    gather: bool,
+    weighted: bool,
 ) -> int: ...
 def product_workers() -> int: ...
 def matrix_product(

@@ -180,19 +180,6 @@ def hands_blas_splittable_products(Py_ssize_t n_rows, const Py_ssize_t[::1] size
                                      step_alpha, step_beta, itemsize))
 
 
-def trains_hidden_layer_split(Py_ssize_t n_rows, const Py_ssize_t[::1] sizes,
-                              const int[::1] activations, Py_ssize_t itemsize):
-    """Whether plain SGD on batches of up to n_rows rows of floats (itemsize 4)
-    or doubles (8) trains this network through the core's split of its one
-    hidden layer between threads (section 7 of _core.pyx), as train_epochs
-    does when given hidden_layer_scratch_size's scratch."""
-    vector_width(itemsize)
-    if activations.shape[0] < 1 or sizes.shape[0] != activations.shape[0] + 1:
-        raise ValueError("sizes must name one more layer than activations, at least two")
-    return bool(splits_hidden_layer(n_rows, &sizes[0], &activations[0], activations.shape[0],
-                                    itemsize))
-
-
 def product_workers():
     """How many worker threads the kernel's split products have started in
     this process (_parallel.h); they start at the first split product."""
@@ -1077,19 +1064,38 @@ cdef inline bint splits_hidden_layer(Py_ssize_t n_rows, const Py_ssize_t* sizes,
             and gemm_available())
 
 
-cpdef Py_ssize_t hidden_layer_scratch_size(Py_ssize_t batch_rows, const Py_ssize_t[::1] sizes,
-                                           bint gather, bint weighted):
-    """How many values of scratch train_epochs needs to train a network of one
-    hidden layer through hidden_layer_task, on batches of up to batch_rows
-    rows, gathered (shuffled epochs) or not; 0 for other networks. About one
-    batch of X when gathered, and a copy of the output layer's weights."""
-    cdef Py_ssize_t F, H, O
-    if sizes.shape[0] != 3:
-        return 0
-    F = sizes[0]
-    H = sizes[1]
-    O = sizes[2]
+cdef inline bint fuses_sgd_step(const Optimizer* optimizer) noexcept nogil:
+    """Whether train_epochs steps the weights inside the products, with the
+    learning rate as alpha (plain SGD without weight decay), rather than
+    computing the gradient first."""
+    return optimizer.kind == SGD and optimizer.weight_decay == 0.0
+
+
+cdef inline Py_ssize_t hidden_layer_scratch_values(Py_ssize_t batch_rows, const Py_ssize_t* sizes,
+                                                   bint gather, bint weighted) noexcept nogil:
+    """How much scratch hidden_layer_task's run takes: a copy of the output
+    layer's weights and room for its biases and outputs, and one batch of X,
+    Y and the weights when batches are gathered (shuffled epochs)."""
+    cdef Py_ssize_t F = sizes[0], H = sizes[1], O = sizes[2]
     return H * O + H + O + (batch_rows * (F + O + weighted) if gather else 0)
+
+
+def hidden_layer_scratch_size(Optimizer optimizer, Py_ssize_t batch_rows,
+                              const Py_ssize_t[::1] sizes, const int[::1] activations,
+                              Py_ssize_t itemsize, bint gather, bint weighted):
+    """How many values of scratch train_epochs needs to split this network's
+    one hidden layer between threads (section 7), training with optimizer on
+    batches of up to batch_rows rows of floats (itemsize 4) or doubles (8),
+    gathered (shuffled epochs) or not, with sample weights or not; 0 where
+    train_epochs does not take that split (splits_hidden_layer, and plain
+    SGD only), whatever scratch it is given."""
+    vector_width(itemsize)
+    if activations.shape[0] < 1 or sizes.shape[0] != activations.shape[0] + 1:
+        raise ValueError("sizes must name one more layer than activations, at least two")
+    if batch_rows < 1 or not fuses_sgd_step(&optimizer) or not splits_hidden_layer(
+            batch_rows, &sizes[0], &activations[0], activations.shape[0], itemsize):
+        return 0
+    return hidden_layer_scratch_values(batch_rows, &sizes[0], gather, weighted)
 
 
 cdef void set_up_hidden_layer_run(HiddenLayerRun* run, const floating[:, ::1] X,
@@ -1605,7 +1611,7 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
     cdef floating* swap
     cdef bint gather = orders.shape[1] > 0, finite = True
     cdef bint weighted = sample_weight.shape[0] > 0
-    cdef bint fused_sgd = optimizer.kind == SGD and optimizer.weight_decay == 0.0
+    cdef bint fused_sgd = fuses_sgd_step(&optimizer)
     cdef bint tiny = fused_sgd and not weighted and takes_tiny_step(
         min(batch_size, n_samples), &sizes[0], &activations[0], n_layers, loss)
     cdef double scale, batch_sum, batch_weight, epoch_sum, epoch_weight, batch_penalty
@@ -1631,10 +1637,10 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
             # an update that diverged in parameters counts as a step, as below
             return completed, status, first_step + good_epoch + 1, good_epoch
     if (fused_sgd and not tiny and scratch is not None and batch_rows > 0
-            and scratch.shape[0] >= hidden_layer_scratch_size(batch_rows, sizes, gather,
-                                                              weighted)
             and splits_hidden_layer(batch_rows, &sizes[0], &activations[0], n_layers,
-                                    sizeof(floating))):
+                                    sizeof(floating))
+            and scratch.shape[0] >= hidden_layer_scratch_values(batch_rows, &sizes[0], gather,
+                                                                weighted)):
         split_hidden = True
         set_up_hidden_layer_run(&run, X, Y, sample_weight, batch_size, params, sizes,
                                 activations, loss, mean_reduction, X_batch, Y_batch,

@@ -972,15 +972,10 @@ class Network:
         X_batch = np.empty((gather_rows, X.shape[1]), dtype=self._dtype)
         y_batch = np.empty((gather_rows, y.shape[1]), dtype=self._dtype)
         weight_batch = np.empty(gather_rows if weights.size else 0, dtype=self._dtype)
-        # The core's split of one hidden layer between threads takes plain SGD only.
-        batch_rows = min(batch_size, n_samples)
-        splits_hidden_layer = (
-            optimizer.kind == "sgd" and optimizer.weight_decay == 0.0
-            and _core.trains_hidden_layer_split(
-                batch_rows, self._sizes, self._activation_codes, self._dtype.itemsize))
+        # Empty unless the core splits this network's hidden layer between threads.
         scratch = np.empty(_core.hidden_layer_scratch_size(
-            batch_rows, self._sizes, shuffle, weights.size > 0) if splits_hidden_layer else 0,
-            dtype=self._dtype)
+            settings, min(batch_size, n_samples), self._sizes, self._activation_codes,
+            self._dtype.itemsize, shuffle, weights.size > 0), dtype=self._dtype)
         work_per_sample = self._params.size
         per_call = max(1, min(_ORDERS_PER_CALL // n_samples,
                               _WORK_PER_CALL // (n_samples * work_per_sample)))
