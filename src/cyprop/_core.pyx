@@ -1080,6 +1080,15 @@ cdef inline Py_ssize_t hidden_layer_scratch_values(Py_ssize_t batch_rows, const 
     return H * O + H + O + (batch_rows * (F + O + weighted) if gather else 0)
 
 
+cdef inline bint takes_hidden_layer_split(const Optimizer* optimizer, Py_ssize_t batch_rows,
+                                          const Py_ssize_t* sizes, const int* activations,
+                                          Py_ssize_t n_layers, Py_ssize_t itemsize) noexcept nogil:
+    """Whether train_epochs trains through hidden_layer_task, given the
+    scratch: the fused plain SGD step on a network splits_hidden_layer takes."""
+    return (batch_rows > 0 and fuses_sgd_step(optimizer)
+            and splits_hidden_layer(batch_rows, sizes, activations, n_layers, itemsize))
+
+
 def hidden_layer_scratch_size(Optimizer optimizer, Py_ssize_t batch_rows,
                               const Py_ssize_t[::1] sizes, const int[::1] activations,
                               Py_ssize_t itemsize, bint gather, bint weighted):
@@ -1092,8 +1101,8 @@ def hidden_layer_scratch_size(Optimizer optimizer, Py_ssize_t batch_rows,
     vector_width(itemsize)
     if activations.shape[0] < 1 or sizes.shape[0] != activations.shape[0] + 1:
         raise ValueError("sizes must name one more layer than activations, at least two")
-    if batch_rows < 1 or not fuses_sgd_step(&optimizer) or not splits_hidden_layer(
-            batch_rows, &sizes[0], &activations[0], activations.shape[0], itemsize):
+    if not takes_hidden_layer_split(&optimizer, batch_rows, &sizes[0], &activations[0],
+                                    activations.shape[0], itemsize):
         return 0
     return hidden_layer_scratch_values(batch_rows, &sizes[0], gather, weighted)
 
@@ -1636,9 +1645,9 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
         if tiny:
             # an update that diverged in parameters counts as a step, as below
             return completed, status, first_step + good_epoch + 1, good_epoch
-    if (fused_sgd and not tiny and scratch is not None and batch_rows > 0
-            and splits_hidden_layer(batch_rows, &sizes[0], &activations[0], n_layers,
-                                    sizeof(floating))
+    if (not tiny and scratch is not None
+            and takes_hidden_layer_split(&optimizer, batch_rows, &sizes[0], &activations[0],
+                                         n_layers, sizeof(floating))
             and scratch.shape[0] >= hidden_layer_scratch_values(batch_rows, &sizes[0], gather,
                                                                 weighted)):
         split_hidden = True
