@@ -84,10 +84,12 @@ static double peak_rate(void)
     double best = 1e30;
     int round;
     for (round = 0; round < 8; round++) {
-        double start = seconds();
+        const double start = seconds();
+        double elapsed;
         scipy_sgemm_("N", "N", &n, &n, &n, &one, A, &n, B, &n, &zero, C, &n);
-        if (seconds() - start < best)
-            best = seconds() - start;
+        elapsed = seconds() - start;
+        if (elapsed < best)
+            best = elapsed;
     }
     free(A);
     free(B);
@@ -105,15 +107,18 @@ int main(int argc, char** argv)
 {
     const int threads = argc > 1 ? atoi(argv[1]) : 2, epochs = argc > 2 ? atoi(argv[2]) : 6;
     const float rate = 0.01f / BATCH;
-    const double flops_per_batch = 2.0 * BATCH * (2.0 * WIDE * WIDE + 3.0 * WIDE * WIDE
-                                                  + 3.0 * WIDE * CLASSES);
-    const double flops = flops_per_batch * (SAMPLES / BATCH);
+    /* flops of each product in product_names, per batch */
+    const double wide = 2.0 * BATCH * WIDE * WIDE, narrow = 2.0 * BATCH * WIDE * CLASSES;
+    const double product_flops[PRODUCTS] = {wide, wide, narrow, narrow, narrow, wide, wide, wide};
+    double flops = 0;
     float *X, *W1, *W2, *W3, *H1, *H2, *Z3, *d1, *d2, *d3;
     double batch_times[PRODUCTS], best_times[PRODUCTS], epoch_times[64], peak, limit;
     double fastest = 0;
     int epoch, i;
     long start;
 
+    for (i = 0; i < PRODUCTS; i++)
+        flops += product_flops[i] * (SAMPLES / BATCH);
     if (threads < 1 || epochs < 1 || epochs > 64) {
         fprintf(stderr, "usage: %s [threads >= 1] [epochs 1-64]\n", argv[0]);
         return 2;
@@ -181,11 +186,9 @@ int main(int argc, char** argv)
            epoch_times[0] * 1e3, 100 * limit / epoch_times[0]);
     printf("per batch in the fastest epoch:\n");
     for (i = 0; i < PRODUCTS; i++) {
-        const double work = (i == 2 || i == 3 || i == 4) ? 2.0 * BATCH * WIDE * CLASSES
-                                                         : 2.0 * BATCH * WIDE * WIDE;
         const double each = best_times[i] / (SAMPLES / BATCH);
         printf("  %-10s %7.1f us %7.1f GFLOP/s\n", product_names[i], each * 1e6,
-               work / each / 1e9);
+               product_flops[i] / each / 1e9);
     }
     return 0;
 }
