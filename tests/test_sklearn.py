@@ -217,6 +217,44 @@ def test_sample_weight_errors(iris):
         NetworkClassifier().fit(X, y, sample_weight=np.ones(3))
 
 
+@pytest.mark.parametrize("make, bad_fit", [
+    (lambda: NetworkClassifier(hidden_layer_sizes=(8,), max_iter=20, random_state=0),
+     lambda clf, X, y: clf.fit(X[:, :2], np.where(y == 0, "a", "b"),
+                               sample_weight=-np.ones(len(y)))),
+    (lambda: NetworkClassifier(hidden_layer_sizes=(8,), max_iter=20, random_state=0),
+     lambda clf, X, y: clf.fit(X, y, sample_weight=np.zeros(len(y)))),
+    (lambda: NetworkRegressor(hidden_layer_sizes=(8,), max_iter=20, random_state=0),
+     lambda reg, X, y: reg.fit(X[:, :2], np.column_stack([y, y, y]), sample_weight=[1.0])),
+    (lambda: NetworkRegressor(hidden_layer_sizes=(8,), max_iter=20, optimizer="sgd",
+                              learning_rate=0.01, random_state=0),
+     lambda reg, X, y: reg.set_params(learning_rate=1e30).fit(X, y * 1e30)),
+])
+def test_a_failed_fit_leaves_the_fitted_estimator_as_it_was(iris, make, bad_fit):
+    X, y = iris
+    estimator = make().fit(X, y)
+    params = estimator.get_params()
+    learnt = {name: value for name, value in vars(estimator).items() if name not in params}
+    expected = (estimator.predict_proba(X) if hasattr(estimator, "predict_proba")
+                else estimator.predict(X))
+    with pytest.raises((ValueError, FloatingPointError)):
+        bad_fit(estimator, X, y)
+    assert vars(estimator).keys() - params.keys() == learnt.keys()
+    assert all(vars(estimator)[name] is value for name, value in learnt.items())
+    after = (estimator.predict_proba(X) if hasattr(estimator, "predict_proba")
+             else estimator.predict(X))
+    np.testing.assert_array_equal(after, expected)
+
+
+def test_a_failed_first_partial_fit_leaves_the_estimator_unfitted(iris):
+    X, y = iris
+    clf = NetworkClassifier()
+    with pytest.raises(ValueError, match="[Nn]egative"):
+        clf.partial_fit(X, y, classes=[0, 1, 2], sample_weight=-np.ones(len(y)))
+    assert not hasattr(clf, "classes_") and not hasattr(clf, "n_features_in_")
+    clf.partial_fit(X, y, classes=[0, 1, 2])
+    assert clf.n_iter_ == 1
+
+
 # --- scikit-learn's tools -----------------------------------------------------
 
 def test_pipeline_and_cross_val_score(iris):
@@ -432,6 +470,11 @@ def test_learning_rate_and_optimizer_objects(iris):
     (dict(optimizer="lbfgs", learning_rate=0.1), ValueError, "learning_rate"),
     (dict(optimizer=Adam(weight_decay=0.1)), ValueError, "alpha"),
     (dict(validation_fraction=1.0), ValueError, "validation_fraction"),
+    (dict(validation_fraction=np.nan, early_stopping=True), ValueError,
+     "validation_fraction must be a finite"),
+    (dict(tol=np.nan), ValueError, "tol must be a finite"),
+    (dict(alpha=np.inf), ValueError, "alpha must be a finite"),
+    (dict(learning_rate=np.nan), ValueError, "learning_rate must be a finite"),
     (dict(dtype="float16"), ValueError, "dtype"),
     (dict(shuffle="yes"), TypeError, "shuffle"),
 ])

@@ -4,8 +4,9 @@
 estimator API (``fit``, ``predict``, ``score``, ``partial_fit``, ``get_params``)
 and its conventions: parameters are stored untouched by ``__init__`` and
 checked in ``fit``, input is checked with scikit-learn's own helpers, and
-everything learnt ends in an underscore. They work in pipelines, grid
-searches and cross-validation, and pickle.
+everything learnt ends in an underscore. A call of ``fit`` or
+``partial_fit`` that raises leaves the estimator as it was. They work in
+pipelines, grid searches and cross-validation, and pickle.
 
 This module needs scikit-learn (``pip install "cyprop[sklearn]"``); importing
 :mod:`cyprop` alone never imports it.
@@ -25,6 +26,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import numbers
 import types
@@ -75,6 +77,34 @@ _OPTIMIZER_TYPES = (SGD, Adam, IRPropMinus, LBFGS)
 _FULL_BATCH = ("irprop-", "lbfgs")
 # Samples per step when batch_size="auto" (fewer when there are fewer samples).
 _AUTO_BATCH_SIZE = 200
+
+
+def _check_real(value: Any, name: str, **bounds: Any) -> float:
+    """``check_scalar`` for a real number, which also refuses NaN and infinity.
+
+    ``check_scalar``'s bounds are comparisons, which NaN passes.
+    """
+    check_scalar(value, name, numbers.Real, **bounds)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+@contextlib.contextmanager
+def _unchanged_on_failure(estimator: Any) -> Any:
+    """Give ``estimator`` back its attributes if the block raises.
+
+    ``fit`` sets what it learns (``classes_``, ``n_features_in_``, ...) as it
+    checks the input, before training; without this, a call that fails
+    half-way would leave those describing the new data beside the old network.
+    """
+    saved = dict(vars(estimator))
+    try:
+        yield
+    except BaseException:
+        vars(estimator).clear()
+        vars(estimator).update(saved)
+        raise
 
 
 def _why_not_partial_fit(estimator: Any) -> str | None:
@@ -203,14 +233,14 @@ class _BaseNetwork(BaseEstimator):
             "sizes": sizes,
             "activation": _ACTIVATIONS[self.activation],
             "dtype": dtype,
-            "alpha": check_scalar(self.alpha, "alpha", numbers.Real, min_val=0.0),
+            "alpha": _check_real(self.alpha, "alpha", min_val=0.0),
             "max_iter": check_scalar(self.max_iter, "max_iter", numbers.Integral, min_val=1),
-            "tol": check_scalar(self.tol, "tol", numbers.Real, min_val=0.0),
+            "tol": _check_real(self.tol, "tol", min_val=0.0),
             "n_iter_no_change": check_scalar(
                 self.n_iter_no_change, "n_iter_no_change", numbers.Integral, min_val=1
             ),
-            "validation_fraction": check_scalar(
-                self.validation_fraction, "validation_fraction", numbers.Real,
+            "validation_fraction": _check_real(
+                self.validation_fraction, "validation_fraction",
                 min_val=0.0, max_val=1.0, include_boundaries="neither",
             ),
             "verbose": int(self.verbose),
@@ -243,8 +273,8 @@ class _BaseNetwork(BaseEstimator):
                 "SGD(schedule=InverseScaling()) from cyprop.optimizers"
             )
         if learning_rate is not None:
-            check_scalar(learning_rate, "learning_rate", numbers.Real, min_val=0.0,
-                         include_boundaries="neither")
+            _check_real(learning_rate, "learning_rate", min_val=0.0,
+                        include_boundaries="neither")
             if kind in _FULL_BATCH:
                 raise ValueError(
                     f"learning_rate does not apply to the {kind} optimizer; leave it None"
@@ -343,6 +373,10 @@ class _BaseNetwork(BaseEstimator):
         return network
 
     def _fit(self, X: Any, y: Any, sample_weight: Any) -> _BaseNetwork:
+        with _unchanged_on_failure(self):
+            return self._fit_new_network(X, y, sample_weight)
+
+    def _fit_new_network(self, X: Any, y: Any, sample_weight: Any) -> _BaseNetwork:
         params = self._check_params()
         kind = self._optimizer_kind()
         X, y = validate_data(self, X, y, multi_output=True, dtype=params["dtype"],
@@ -431,6 +465,11 @@ class _BaseNetwork(BaseEstimator):
 
     def _partial_fit(self, X: Any, y: Any, sample_weight: Any, first: bool,
                      classes: Any = None) -> _BaseNetwork:
+        with _unchanged_on_failure(self):
+            return self._train_one_pass(X, y, sample_weight, first, classes)
+
+    def _train_one_pass(self, X: Any, y: Any, sample_weight: Any, first: bool,
+                        classes: Any = None) -> _BaseNetwork:
         params = self._check_params()
         kind = self._optimizer_kind()
         dtype = params["dtype"] if first else self.network_.dtype
