@@ -204,6 +204,25 @@ def test_validation_loss_is_unchanged_by_folding(files, capsys):
     assert f"loss {val_loss}," in summary
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_folding_that_loses_float32_digits_is_reported(tmp_path, capsys, dtype):
+    # A timestamp: float32 spaces numbers near 1.7e9 by 128, its spread is 170.
+    rng = np.random.default_rng(0)
+    seconds = rng.uniform(0, 600, 300)
+    write_csv(tmp_path / "times.csv", ["time", "value"],
+              [(f"{1.7e9 + t:.1f}", f"{np.sin(t / 100):.6f}") for t in seconds])
+    model = tmp_path / "times.cyprop"
+    assert main(["train", str(tmp_path / "times.csv"), "--task", "regression", "--hidden",
+                 "8", "--activation", "tanh", "--epochs", "30", "--seed", "0", "--dtype",
+                 dtype, "--progress", "none", "--output", str(model)]) == 0
+    err = capsys.readouterr().err
+    if dtype == "float32":
+        assert "warning: the saved network takes raw features in float32" in err
+        assert "feature 'time' lies" in err and "--dtype float64" in err
+    else:
+        assert err == ""
+
+
 @pytest.mark.parametrize("options", [
     ["--optimizer", "lbfgs", "--epochs", "40"],            # full batch by default
     ["--optimizer", "irprop-", "--epochs", "40"],
@@ -484,6 +503,24 @@ def test_crafted_model_files_exit_1_with_one_line(files, tmp_path, capsys, craft
     assert captured.err.startswith(f"cyprop {command}: error: {path} ")
     assert message in captured.err
     assert captured.err.count("\n") == 1
+
+
+@pytest.mark.parametrize("field, value", [
+    ("feature_names", [1, 2]), ("feature_names", [None, "x2"]), ("target_names", [7]),
+])
+def test_sidecar_names_that_are_not_strings_exit_1_with_one_line(classifier, files, tmp_path,
+                                                                 capsys, field, value):
+    _, model = classifier
+    copy = tmp_path / "copy.cyprop"
+    copy.write_bytes(model.read_bytes())
+    sidecar = json.loads((model.parent / "moons.cyprop.json").read_text())
+    sidecar[field] = value
+    (tmp_path / "copy.cyprop.json").write_text(json.dumps(sidecar))
+    assert main(["predict", str(copy), str(files / "moons.csv")]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == (f"cyprop predict: error: {tmp_path / 'copy.cyprop.json'} does not "
+                            f"match {copy}: its task, classes or column names do not fit "
+                            "the model's layer sizes, or are not text\n")
 
 
 def test_deeply_nested_sidecar_exits_1_with_one_line(tmp_path, capsys):

@@ -18,7 +18,9 @@ of the classes 0, 1, ... and prints any other network's raw outputs.
 
 Features are standardised for training (``--no-scale`` turns this off), and
 the standardisation is then folded into the first layer's weights, so the
-saved network takes the raw features. For regression with an identity
+saved network takes the raw features. Should that change its outputs (a
+float32 network cannot resolve a feature far from zero beside its spread,
+such as a timestamp), ``train`` says so on stderr. For regression with an identity
 output, the targets are standardised too and the scaling is folded into the
 last layer; the losses shown during training are then those of the
 standardised targets, while the summary reports both loss and RMSE in the
@@ -61,6 +63,9 @@ _OUTPUT_ACTIVATIONS = (*HIDDEN_ACTIVATIONS, "softmax")
 _SIDECAR_FORMAT = 1
 # Progress lines (without a bar) are printed about this many times per run.
 _PROGRESS_LINES = 20
+# Folding the standardisation into the weights changes float32 outputs by about
+# 1e-6 of their spread; a thousand times that means the features lost digits.
+_FOLDING_TOLERANCE = 1e-3
 
 
 class CommandError(Exception):
@@ -443,11 +448,13 @@ def _read_sidecar(model_path: str, net: Network) -> dict[str, Any] | None:
             n_outputs if len(classes) == 2 and n_outputs <= 2 else len(classes))
     if features is not None:
         consistent = consistent and isinstance(features, list) and len(features) == n_inputs
+        consistent = consistent and all(isinstance(name, str) for name in features)
     if targets is not None:
         consistent = consistent and isinstance(targets, list)
+        consistent = consistent and all(isinstance(name, str) for name in targets)
     if not consistent:
-        raise CommandError(f"{path} does not match {model_path}: its classes or feature names "
-                           "do not fit the model's layer sizes")
+        raise CommandError(f"{path} does not match {model_path}: its task, classes or column "
+                           "names do not fit the model's layer sizes, or are not text")
     return sidecar
 
 
@@ -716,7 +723,12 @@ def _train(arguments: argparse.Namespace) -> int:
     finally:
         progress.close()
     seconds = time.perf_counter() - start
+    # Up to this many training rows show whether folding kept the outputs.
+    rows = kept[:2000]
+    trained_outputs = standard.outputs(net.predict(standard.features(data.X[rows])))
     standard.fold_into(net)
+    if not arguments.quiet:
+        _warn_if_folding_lost_precision(net, standard, data, rows, trained_outputs)
 
     net.save(arguments.output)
     _write_sidecar(arguments.output, {
@@ -749,6 +761,32 @@ def _train(arguments: argparse.Namespace) -> int:
     if arguments.plot is not None:
         print(f"wrote {arguments.plot}")
     return 0
+
+
+def _warn_if_folding_lost_precision(net: Network, standard: _Standardisation,
+                                    data: _TrainingData, rows: np.ndarray,
+                                    trained_outputs: np.ndarray) -> None:
+    """Say on stderr when the saved network's outputs stray from the trained network's.
+
+    Folding the standardisation into the first layer makes the saved network
+    take raw features in its own dtype. A feature far from zero beside its
+    spread (a Unix timestamp, say) then loses the digits that carried it in
+    float32, and the saved model is worse than training showed.
+    """
+    saved_outputs = net.predict(data.X[rows]).astype(np.float64)
+    spread = trained_outputs.std(axis=0)
+    spread = np.where(spread > 0, spread, 1.0)
+    error = float((np.abs(saved_outputs - trained_outputs) / spread).max())
+    if error <= _FOLDING_TOLERANCE:
+        return
+    offsets = np.abs(standard.mean) / standard.scale
+    worst = int(np.argmax(offsets))
+    name = repr(data.feature_names[worst]) if data.feature_names else f"column {worst}"
+    print(f"warning: the saved network takes raw features in {net.dtype.name}, and its "
+          f"outputs differ from the trained network's by up to {error:.3g} times their "
+          f"spread; feature {name} lies {offsets[worst]:.3g} times its spread from zero, "
+          f"further than {net.dtype.name} resolves. Train with --dtype float64, or shift "
+          "that feature towards zero first.", file=sys.stderr)
 
 
 def _write_training_plot(path: str, history: Any, net: Network, data: _TrainingData,
