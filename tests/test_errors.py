@@ -322,6 +322,10 @@ def test_learning_rate_given_twice():
     (lambda o: o.Adam(beta2=1.0), ValueError, "beta2 must be in"),
     (lambda o: o.Adam(epsilon=0), ValueError, "epsilon must be in"),
     (lambda o: o.IRPropMinus(min_step=2, max_step=1), ValueError, "min_step .* exceeds max_step"),
+    (lambda o: o.IRPropMinus(initial_step=100.0, max_step=0.01), ValueError,
+     r"initial_step \(100.0\) must lie within \[min_step, max_step\]"),
+    (lambda o: o.IRPropMinus(initial_step=0.001, min_step=0.01), ValueError,
+     "initial_step .* must lie within"),
     (lambda o: o.LBFGS(max_corrections=0), ValueError, "max_corrections must be at least 1"),
     (lambda o: o.StepDecay(step_size=0), ValueError, "step_size must be at least 1"),
     (lambda o: o.InverseScaling(power_t=-1), ValueError, "power_t must be in"),
@@ -332,6 +336,29 @@ def test_bad_optimizer_settings(make, error, message):
 
     with pytest.raises(error, match=message):
         make(optimizers)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda o: o.Adam(beta1=0.99999999), "beta1=0.99999999 becomes 1.0 in float32"),
+    (lambda o: o.Adam(beta2=1 - 1e-9), "beta2=.* becomes 1.0 in float32"),
+    (lambda o: o.Adam(epsilon=1e-50), "epsilon=1e-50 becomes 0.0 in float32.*from 0"),
+    (lambda o: o.SGD(learning_rate=1e-50), "learning_rate=1e-50 becomes 0.0 in float32"),
+    (lambda o: o.SGD(momentum=0.999999999), "momentum=.* becomes 1.0 in float32.*from 1"),
+    (lambda o: o.IRPropMinus(initial_step=1e300, max_step=1e300),
+     "initial_step=1e\\+300 becomes inf in float32.*from infinity"),
+])
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_optimizer_settings_float32_cannot_hold_are_refused(make, message, method):
+    from cyprop import optimizers
+
+    optimizer = make(optimizers)
+    net = Network([3, 2, 1], dtype="float32", seed=0)
+    before = net.weights[0].copy()
+    with pytest.raises(ValueError, match=message):
+        getattr(net, method)(X_GOOD, Y_GOOD, optimizer=optimizer)
+    np.testing.assert_array_equal(net.weights[0], before)
+    # The same settings are fine in float64.
+    getattr(Network([3, 2, 1], seed=0), method)(X_GOOD, Y_GOOD, optimizer=optimizer)
 
 
 def test_cross_entropy_targets_must_be_probabilities():

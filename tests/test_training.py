@@ -366,6 +366,16 @@ def test_divergence_restores_parameters_with_a_finite_loss():
     assert np.isfinite(net.loss(X, y))
 
 
+def test_irprop_divergence_points_at_its_step_sizes():
+    X, y = regression_data()
+    net = Network([3, 16, 2], activation="relu", output_activation="identity", seed=0)
+    with pytest.raises(FloatingPointError, match="smaller max_step or initial_step") as caught:
+        net.fit(X, y, epochs=200, optimizer=IRPropMinus(initial_step=1e200, increase=1e50,
+                                                        max_step=1e300))
+    assert "learning rate" not in str(caught.value)
+    assert all(np.isfinite(p).all() for p in net.weights + net.biases)
+
+
 @pytest.mark.parametrize("schedule", [Constant(), InverseScaling(0.7), StepDecay(3, 0.3)])
 def test_schedule_rates_match_each_epoch(schedule):
     rates = schedule.rates(0.2, 5, 12)

@@ -34,7 +34,13 @@ from cyprop._validation import (
     count_parameters,
 )
 from cyprop.history import History
-from cyprop.optimizers import LBFGS, IRPropMinus, Optimizer, make_optimizer
+from cyprop.optimizers import (
+    LBFGS,
+    IRPropMinus,
+    Optimizer,
+    check_for_dtype,
+    make_optimizer,
+)
 
 ACTIVATIONS = tuple(_core.ACTIVATIONS)
 HIDDEN_ACTIVATIONS = tuple(name for name in ACTIVATIONS if name != "softmax")
@@ -806,6 +812,7 @@ class Network:
         if learning_rate is not None:
             learning_rate = check_positive_float(learning_rate, "learning_rate")
         optimizer = make_optimizer(optimizer, learning_rate)
+        check_for_dtype(optimizer, self._dtype)
         batch_size = _check_batch_size(batch_size, X.shape[0])
         shuffle = check_bool(shuffle, "shuffle")
         early_stopping = check_bool(early_stopping, "early_stopping")
@@ -887,6 +894,7 @@ class Network:
         optimizer = make_optimizer(optimizer, learning_rate)
         if isinstance(optimizer, LBFGS):
             raise ValueError("partial_fit does not support the lbfgs optimizer; use fit")
+        check_for_dtype(optimizer, self._dtype)
         batch_size = _check_batch_size(batch_size, X.shape[0])
         with self._training():
             run = _Run(1, None, False, 1, 0.0, [], 0)
@@ -1027,17 +1035,17 @@ class Network:
                 self._optimizer_state = None
                 failed = run.completed + 1
                 restored = run.completed - completed + good_epoch + 1
+                if isinstance(optimizer, IRPropMinus):
+                    advice = "Try a smaller max_step or initial_step."
+                else:
+                    advice = f"Try a smaller learning rate (it was {rates[completed]:g})."
                 raise FloatingPointError(
                     f"training diverged in epoch {failed} of {run.epochs}: the loss or a "
                     "parameter became NaN or infinite. The parameters were restored to "
-                    f"their values at the start of epoch {restored}, the last whose "
-                    f"loss was finite. Try a smaller learning rate (it was "
-                    f"{rates[completed]:g})."
-                    if good_epoch >= 0 else
-                    f"training diverged in epoch {failed} of {run.epochs}: the loss or a "
-                    "parameter became NaN or infinite. The parameters were restored to "
-                    "their values before this epoch. Try a smaller learning rate (it was "
-                    f"{rates[completed]:g})."
+                    + (f"their values at the start of epoch {restored}, the last whose "
+                       "loss was finite. " if good_epoch >= 0 else
+                       "their values before this epoch. ")
+                    + advice
                 )
 
     def _fit_lbfgs(
