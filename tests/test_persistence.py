@@ -63,6 +63,19 @@ def test_pickle_round_trip(dtype):
     assert clone.predict(X[:1]).tobytes() != net.predict(X[:1]).tobytes()
 
 
+def test_a_pickle_carries_the_optimizer_state_and_a_model_file_does_not(tmp_path):
+    net = Network([3, 5, 2], activation="tanh", output_activation="identity", seed=2)
+    net.fit(X, Y, epochs=3, batch_size=6, optimizer="adam")
+    clone = pickle.loads(pickle.dumps(net))
+    net.save(tmp_path / "m")
+    loaded = Network.load(tmp_path / "m")
+    for network in (net, clone, loaded):
+        network.fit(X, Y, epochs=2, batch_size=6, optimizer="adam")
+    np.testing.assert_array_equal(clone.weights[0], net.weights[0])
+    # Adam's moments start from zero again after load: a different step.
+    assert not np.allclose(loaded.weights[0], net.weights[0], rtol=1e-6, atol=0)
+
+
 def test_loaded_weights_are_live_views(tmp_path):
     net = trained()
     net.save(tmp_path / "m")
@@ -313,11 +326,23 @@ def test_huge_header_length_is_refused_without_reading_it(tmp_path):
 
 
 @pytest.mark.parametrize("path", [123, 3.5, None, ["model"]])
-def test_load_and_save_need_a_path(path):
+def test_load_save_and_export_need_a_path(path):
     with pytest.raises(TypeError, match="path must be a file path"):
         Network.load(path)
     with pytest.raises(TypeError, match="path must be a file path"):
         Network([2, 1]).save(path)
+    with pytest.raises(TypeError, match="path must be a file path"):
+        Network([2, 1]).to_onnx(path)
+
+
+def test_export_refuses_a_file_descriptor(tmp_path):
+    with open(tmp_path / "other.txt", "w+") as other:
+        other.write("kept\n")
+        other.flush()
+        with pytest.raises(TypeError, match="path must be a file path"):
+            Network([2, 1]).to_onnx(other.fileno())
+        other.seek(0)
+        assert other.read() == "kept\n"
 
 
 def test_failed_save_names_the_given_path(tmp_path):

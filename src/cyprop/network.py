@@ -17,7 +17,7 @@ import numpy as np
 from cyprop import _core
 from cyprop._blas_warmup import blas_is_warm, warm_up_blas
 from cyprop._kernels import kernels_for
-from cyprop._persistence import ModelFileError, read_model, write_model
+from cyprop._persistence import ModelFileError, check_path, read_model, write_model
 from cyprop._validation import (
     check_activations,
     check_bool,
@@ -1109,6 +1109,8 @@ class Network:
         Parameters
         ----------
         path : str or os.PathLike
+            Where to write; an int, which ``open`` would take for a file
+            descriptor, raises ``TypeError``.
 
         Examples
         --------
@@ -1121,7 +1123,7 @@ class Network:
         """
         from cyprop.export import save_onnx
 
-        save_onnx(self, path, _core.LEAKY_RELU_SLOPE)
+        save_onnx(self, check_path(path), _core.LEAKY_RELU_SLOPE)
 
     def _config(self) -> dict[str, Any]:
         return {
@@ -1138,6 +1140,8 @@ class Network:
         The file holds the configuration, the parameters bit for bit, the
         state of the shuffling generator, and a checksum. It is written
         atomically: an interrupted save leaves an existing file untouched.
+        It does not hold the optimizer's state (momentum, Adam's moments,
+        step sizes, a schedule's position), which a pickle carries.
 
         Parameters
         ----------
