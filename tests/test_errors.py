@@ -363,10 +363,10 @@ def test_optimizer_settings_float32_cannot_hold_are_refused(make, message, metho
 
 def test_cross_entropy_targets_must_be_probabilities():
     net = Network([3, 2], output_activation="softmax", loss="cross_entropy")
-    with pytest.raises(ValueError, match="targets between 0 and 1 for the cross_entropy loss"):
+    with pytest.raises(ValueError, match=r"between 0 and 1 for the cross_entropy loss \(one-hot"):
         net.fit(X_GOOD, np.full((4, 2), 2.0))
     net = Network([3, 1], output_activation="sigmoid", loss="binary_cross_entropy")
-    with pytest.raises(ValueError, match="between 0 and 1 for the binary_cross_entropy"):
+    with pytest.raises(ValueError, match="between 0 and 1 for the binary_cross_entropy loss, got"):
         net.loss(X_GOOD, -np.ones(4))
 
 

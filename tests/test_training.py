@@ -242,6 +242,26 @@ def test_validation_data_is_scored_every_epoch():
     assert history.val_loss[-1] == pytest.approx(net.loss(X[60:], y[60:]), rel=1e-12)
 
 
+def test_weight_decay_counts_in_each_batch_loss_but_not_in_the_validation_loss():
+    from cyprop.optimizers import SGD
+
+    X, y = regression_data(80)
+    decay = 0.5
+    net, replay = small_net(), small_net()
+    history = net.fit(X[:60], y[:60], epochs=1, batch_size=20, shuffle=False,
+                      optimizer=SGD(learning_rate=0.05, weight_decay=decay),
+                      validation_data=(X[60:], y[60:]))
+    expected = 0.0
+    for start in range(0, 60, 20):
+        batch = slice(start, start + 20)
+        expected += replay.loss(X[batch], y[batch], weight_decay=decay)
+        replay.partial_fit(X[batch], y[batch],
+                           optimizer=SGD(learning_rate=0.05, weight_decay=decay))
+    assert history[0] == pytest.approx(expected, rel=1e-12)
+    assert history.val_loss[0] == pytest.approx(net.loss(X[60:], y[60:]), rel=1e-12)
+    assert history.val_loss[0] < 0.9 * net.loss(X[60:], y[60:], weight_decay=decay)
+
+
 def test_validation_fraction_holds_out_samples():
     X, y = regression_data(50)
     net = small_net(reduction="mean")

@@ -20,7 +20,8 @@ class History:
     loss : ndarray of shape (n_epochs,)
         The training objective of each epoch that ran.
     val_loss : ndarray of shape (n_epochs,) or None
-        The loss on the validation data after each epoch, when there was any.
+        The objective on the validation data after each epoch, without the
+        weight-decay term, when there was any.
     learning_rate : ndarray of shape (n_epochs,)
         The learning rate of each epoch.
     best_epoch : int or None

@@ -77,12 +77,18 @@ class Network:
         2**31 - 1 weights and biases in all (8 GiB in float32).
     activation : str or sequence of str, default="sigmoid"
         Activation of the hidden layers: one of "sigmoid", "tanh", "relu",
-        "identity", or a list with one name per hidden layer.
+        "leaky_relu" (slope 0.01), "identity", or a list with one name per
+        hidden layer.
     output_activation : str, optional
-        Activation of the output layer. Defaults to ``activation`` when that
-        is a single name.
-    loss : {"mse"}, default="mse"
-        The per-sample loss. "mse" is ``1/2 * sum_k (output_k - target_k)**2``.
+        Activation of the output layer: one of the above or "softmax".
+        Defaults to ``activation`` when that is a single name.
+    loss : {"mse", "binary_cross_entropy", "cross_entropy"}, default="mse"
+        The per-sample loss. "mse" is ``1/2 * sum_k (a_k - y_k)**2``;
+        "binary_cross_entropy" (with a sigmoid output) is
+        ``-sum_k [y_k log a_k + (1 - y_k) log(1 - a_k)]``; "cross_entropy"
+        (with a softmax output) is ``-sum_k y_k log a_k``. Both
+        cross-entropies take targets in [0, 1] and are computed from the
+        output's pre-activations, so they stay finite.
     reduction : {"sum", "mean"}, default="sum"
         How per-sample losses combine into the objective of a batch: their
         sum, as in the lesson, or their mean, as in PyTorch and scikit-learn.
@@ -404,9 +410,10 @@ class Network:
         y = check_targets(y, X.shape[0], self._layer_sizes[-1], self._dtype, f"{name}y",
                           self._kernels.all_finite_values)
         if self._loss in LOSS_OUTPUT_ACTIVATION and (y.min() < 0 or y.max() > 1):
+            rows = " (one-hot or probability rows)" if self._loss == "cross_entropy" else ""
             raise ValueError(
-                f"{name}y must hold targets between 0 and 1 for the {self._loss} loss "
-                f"(one-hot rows for cross_entropy), got values in [{y.min()}, {y.max()}]"
+                f"{name}y must hold targets between 0 and 1 for the {self._loss} loss"
+                f"{rows}, got values in [{y.min()}, {y.max()}]"
             )
         if sample_weight is None:
             weights = np.empty(0, dtype=self._dtype)
@@ -753,8 +760,9 @@ class Network:
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative weights; a weight of 2 counts a sample twice.
         validation_data : tuple, optional
-            ``(X_val, y_val)`` or ``(X_val, y_val, sample_weight_val)``: the
-            loss on it is recorded after every epoch.
+            ``(X_val, y_val)`` or ``(X_val, y_val, sample_weight_val)``: its
+            objective ``L``, without the weight-decay term, is recorded after
+            every epoch.
         validation_fraction : float, optional
             Hold out this fraction of the samples (chosen with the network's
             seeded generator) as validation data instead.
