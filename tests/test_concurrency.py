@@ -105,8 +105,20 @@ def test_fitting_one_network_from_two_threads_is_refused():
         except RuntimeError as error:
             errors.append(str(error))
     thread.join()
-    assert errors and "already being trained in another thread" in errors[0]
+    assert errors and "already being trained (in another thread" in errors[0]
     assert all(np.isfinite(p).all() for p in net.weights + net.biases)
+
+
+def test_a_callback_that_trains_its_own_network_is_refused():
+    X, y = np.zeros((8, 3)), np.zeros((8, 1))
+    net = Network([3, 2, 1], seed=0)
+
+    def train_again(network, logs):
+        network.partial_fit(X, y)
+
+    with pytest.raises(RuntimeError, match="by the fit or partial_fit whose callback"):
+        net.fit(X, y, epochs=2, callbacks=[train_again])
+    net.fit(X, y, epochs=1)
 
 
 def test_a_fit_that_raises_lets_the_network_train_again():

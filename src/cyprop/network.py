@@ -431,10 +431,11 @@ class Network:
         # The fused function: values may be a float64 loss of a float32 network.
         if not _core.all_finite_values(values.reshape(-1)):
             raise FloatingPointError(
-                f"{what} produced NaN or infinity from finite inputs: the network's "
-                f"activations overflowed the range of {self._dtype.name}. Its weights "
-                "may have grown too large in training; a smaller learning rate, "
-                "weight_decay or float64 can help."
+                f"{what} produced NaN or infinity from finite inputs: a result "
+                f"overflowed the range of {self._dtype.name}. Either the inputs are "
+                "extreme (values of X near that range, or sample weights whose sum is "
+                "near 0) or the network's weights have grown too large in training, "
+                "where a smaller learning rate, weight_decay or float64 can help."
             )
 
     # --- inference -------------------------------------------------------
@@ -801,7 +802,8 @@ class Network:
             finite (the start of that epoch, or of the one before when its
             first batch already failed), and the optimizer's state is reset.
         RuntimeError
-            If this network is already being trained in another thread.
+            If this network is already being trained, in another thread or
+            by the call whose callback made this one.
         KeyboardInterrupt
             On Ctrl-C, within milliseconds: the parameters are those after the
             last finished batch (L-BFGS: the last accepted iterate), and the
@@ -1296,8 +1298,9 @@ class _TrainingLock:
     def __enter__(self) -> None:
         if not self.lock.acquire(blocking=False):
             raise RuntimeError(
-                "this network is already being trained in another thread; "
-                "train a copy instead (copy.deepcopy(net))"
+                "this network is already being trained (in another thread, or by the "
+                "fit or partial_fit whose callback made this call); train a copy "
+                "instead (copy.deepcopy(net))"
             )
 
     def __exit__(self, *exception: object) -> None:
