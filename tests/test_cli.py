@@ -372,6 +372,8 @@ def test_file_and_data_errors_exit_1(classifier, files, capsys, arguments, messa
      "invalid choice: 'softmax'"),
     (["train", "data.csv", "--task", "regression", "--optimizer", "lbfgs", "--lr", "0.1"],
      "--learning-rate does not apply to the lbfgs optimizer"),
+    (["train", "data.csv", "--task", "regression", "--optimizer", "lbfgs", "--batch-size", "8"],
+     "--batch-size does not apply to the lbfgs optimizer"),
     (["predict", "model.cyprop"], "the following arguments are required: data"),
     (["nonsense"], "invalid choice: 'nonsense'"),
 ])

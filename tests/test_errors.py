@@ -178,7 +178,7 @@ def test_fit_refuses_values_not_finite_and_leaves_the_network_as_it_was(
 
 
 @pytest.mark.parametrize("options", [
-    {"optimizer": "lbfgs"},
+    {"optimizer": "lbfgs", "batch_size": None},
     {"learning_rate": 0.1, "validation_fraction": 0.25},
     {"learning_rate": 0.1, "early_stopping": True},
     {"learning_rate": 1e30},  # diverges on the first batch, before the bad one
@@ -190,7 +190,7 @@ def test_fit_refuses_values_not_finite_whatever_the_options(options):
     before = parameter_bits(net)
     with pytest.raises(ValueError, match=r"X contains NaN or infinity \(first at index "
                                          r"\(12, 2\)\)"):
-        net.fit(X, np.zeros(16), epochs=2, batch_size=4, **options)
+        net.fit(X, np.zeros(16), epochs=2, **{"batch_size": 4, **options})
     for got, expected in zip(parameter_bits(net), before):
         np.testing.assert_array_equal(got, expected)
 
@@ -294,6 +294,8 @@ def test_bad_from_weights(weights, biases, error, message):
     ({"validation_fraction": 0}, ValueError, "validation_fraction must be a finite number"),
     ({"validation_fraction": 1.5}, ValueError, "leaves no training samples"),
     ({"patience": 0}, ValueError, "patience must be at least 1"),
+    ({"optimizer": "lbfgs", "batch_size": 2}, ValueError,
+     r"lbfgs optimizer steps on the full batch; leave batch_size None \(got 2 for 4"),
     ({"min_delta": -1}, ValueError, "min_delta must be a finite number of at least 0"),
     ({"callbacks": [1]}, TypeError, "callbacks must be callables"),
     ({"callbacks": [print, 1]}, TypeError, r"callbacks\[1\] is 1"),

@@ -655,6 +655,9 @@ def _train(arguments: argparse.Namespace) -> int:
     optimizer = arguments.optimizer
     if arguments.learning_rate is not None and optimizer in _FULL_BATCH_OPTIMIZERS:
         arguments.parser.error(f"--learning-rate does not apply to the {optimizer} optimizer")
+    if optimizer == "lbfgs" and arguments.batch_size not in (0, None):
+        arguments.parser.error("--batch-size does not apply to the lbfgs optimizer, which "
+                               "steps on the full batch")
     # Refuse what would fail at the end before spending any time on training.
     _check_output_path(arguments.output, "model file")
     if arguments.plot is not None:

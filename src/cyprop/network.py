@@ -748,7 +748,8 @@ class Network:
             object carries its own.
         batch_size : int, optional
             Samples per step. ``None`` (the default) means the full batch:
-            one step per epoch over all samples, as in the lesson.
+            one step per epoch over all samples, as in the lesson. L-BFGS
+            always takes the full batch, and refuses a smaller one.
         shuffle : bool, default=True
             Visit the samples in a new seeded random order each epoch. Has no
             effect with a full batch.
@@ -824,6 +825,11 @@ class Network:
         optimizer = make_optimizer(optimizer, learning_rate)
         check_for_dtype(optimizer, self._dtype)
         batch_size = _check_batch_size(batch_size, X.shape[0])
+        if isinstance(optimizer, LBFGS) and batch_size < X.shape[0]:
+            raise ValueError(
+                f"the lbfgs optimizer steps on the full batch; leave batch_size None "
+                f"(got {batch_size} for {X.shape[0]} samples)"
+            )
         shuffle = check_bool(shuffle, "shuffle")
         early_stopping = check_bool(early_stopping, "early_stopping")
         report_every = _check_verbose(verbose)
@@ -1468,8 +1474,6 @@ def _check_batch_size(batch_size: Any, n_samples: int) -> int:
     if batch_size is None:
         return n_samples
     return min(check_integer(batch_size, "batch_size"), n_samples)
-
-
 
 
 def _check_callbacks(callbacks: Any) -> list[Callable[..., Any]]:
