@@ -325,6 +325,9 @@ def test_missing_file_exits_1_with_one_line(tmp_path):
     (["train", "{dir}/nan.csv", "--task", "regression"],
      "nan.csv, line 2, column 'a': 'nan' is not a finite number"),
     (["train", "{dir}/empty.csv", "--task", "regression"], "empty.csv is empty"),
+    (["train", "{dir}/semicolons.csv", "--task", "regression"],
+     "its header reads as the single column 'a;b;c': for columns separated by ';', give "
+     "--delimiter ';'"),
     (["train", "{dir}/binary.csv", "--task", "regression"], "binary.csv is not a text CSV file"),
     (["train", "{dir}/one_class.csv", "--task", "classification"],
      "the target holds a single class ('x')"),
@@ -347,6 +350,7 @@ def test_file_and_data_errors_exit_1(classifier, files, capsys, arguments, messa
     write_csv(files / "one_class.csv", ["a", "b", "c"], [(1, 2, "x"), (3, 4, "x")])
     write_csv(files / "three_columns.csv", ["a", "b", "c"], [(1, 2, 3)])
     (files / "empty.csv").write_text("")
+    (files / "semicolons.csv").write_text("a;b;c\n1;2;3\n")
     (files / "binary.csv").write_bytes(bytes(range(256)))
     (files / "moons.npz").write_bytes(b"PK\x03\x04 not really a zip file")
     _, model = classifier
@@ -414,6 +418,25 @@ def test_ctrl_c_exits_130_without_writing_a_model(tmp_path):
     assert process.returncode == 130
     assert err == "cyprop train: interrupted\n"
     assert not (tmp_path / "never.cyprop").exists()
+
+
+def test_a_reader_that_goes_away_ends_predict_with_141_and_no_message(classifier, tmp_path):
+    _, model = classifier
+    X, _ = two_moons(200_000)
+    np.savez(tmp_path / "many.npz", X=X)
+    with subprocess.Popen(
+        [sys.executable, "-m", "cyprop", "predict", str(model), str(tmp_path / "many.npz")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as process:
+        try:
+            assert process.stdout.readline() == "moon\n"
+            process.stdout.close()  # as `| head -1` does
+            err = process.stderr.read()
+            process.wait(timeout=60)
+        finally:
+            process.kill()
+    assert process.returncode == 141
+    assert err == ""
 
 
 # --- progress, plot, bench, imports ---------------------------------------------

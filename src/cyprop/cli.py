@@ -28,7 +28,8 @@ targets' own units.
 
 Exit status: 0 on success, 1 for unreadable or invalid files and data (a
 one-line message on stderr), 2 for invalid arguments (as argparse does), 130
-when interrupted with Ctrl-C.
+when interrupted with Ctrl-C, 141 when the reader of the output went away
+(``cyprop predict ... | head``), as for a program that SIGPIPE ends.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ _PROGRESS_LINES = 20
 # Folding the standardisation into the weights changes float32 outputs by about
 # 1e-6 of their spread; a thousand times that means the features lost digits.
 _FOLDING_TOLERANCE = 1e-3
+# The shell's status for a program that SIGPIPE ends (128 + 13).
+_EXIT_PIPE_CLOSED = 141
 
 
 class CommandError(Exception):
@@ -278,6 +281,17 @@ def _read_csv(path: str, delimiter: str | None) -> _Table:
     return _Table(path, header, rows, lines)
 
 
+def _delimiter_hint(header: list[str]) -> str:
+    """For a header read as one column, which other delimiter it seems to use."""
+    if len(header) != 1:
+        return ""
+    hint = f"; its header reads as the single column {header[0]!r}"
+    for mark, option in ((";", "';'"), ("\t", "tab"), ("|", "'|'"), (" ", "' '")):
+        if mark in header[0]:
+            return hint + f": for columns separated by {mark!r}, give --delimiter {option}"
+    return hint
+
+
 def _read_npz(path: str, keys: Sequence[str], options: Sequence[str]) -> list[np.ndarray]:
     """The arrays ``keys`` of an ``.npz`` file (never unpickling anything)."""
     with open(path, "rb") as stream:
@@ -366,7 +380,8 @@ def _training_data(arguments: argparse.Namespace) -> _TrainingData:
     else:
         features = [i for i in range(len(table.header)) if i not in targets]
     if not features:
-        raise CommandError(f"{path} has no feature columns left besides the target")
+        raise CommandError(f"{path} has no feature columns left besides the target"
+                           + _delimiter_hint(table.header))
     if classification and len(targets) != 1:
         raise CommandError(
             f"classification takes one target column of class labels, got {len(targets)} "
@@ -1043,7 +1058,7 @@ def _demo(arguments: argparse.Namespace) -> int:
 # --- the parser ----------------------------------------------------------------
 
 _EXIT_STATUS = ("exit status: 0 success, 1 unreadable or invalid files or data, "
-                "2 invalid arguments, 130 interrupted (Ctrl-C)")
+                "2 invalid arguments, 130 interrupted (Ctrl-C), 141 output pipe closed")
 
 
 def _add_data_options(command: argparse.ArgumentParser, training: bool) -> None:
@@ -1229,7 +1244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         0 on success, 1 when a file or its data cannot be used (after a
-        one-line message on stderr), 130 after Ctrl-C. Invalid arguments
+        one-line message on stderr), 130 after Ctrl-C, 141 when the reader
+        of stdout went away. Invalid arguments
         exit with status 2 through :class:`SystemExit`, as argparse does.
     """
     arguments = build_parser().parse_args(argv)
@@ -1244,7 +1260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Python from reporting the failed flush of stdout at exit.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 1
+        return _EXIT_PIPE_CLOSED
     except (CommandError, OSError, ValueError, FloatingPointError) as error:
         print(f"{prog}: error: {_error_message(error)}", file=sys.stderr)
         return 1
