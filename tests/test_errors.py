@@ -218,7 +218,9 @@ def test_partial_fit_refuses_values_not_finite(n_rows, batch_size, checks_in_loo
 
 def test_one_dimensional_targets_need_one_output():
     net = Network([3, 2], seed=0)
-    with pytest.raises(ValueError, match=r"y must be 2-D with shape \(n_samples, 2\)"):
+    with pytest.raises(ValueError, match=r"y must be 2-D with shape \(n_samples, 2\), got an "
+                                         r"array of shape \(4,\); for class labels 0 to 1, "
+                                         r"one-hot encode them: np\.eye\(2\)\[labels\]"):
         net.fit(X_GOOD, np.zeros(4))
 
 

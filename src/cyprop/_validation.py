@@ -241,9 +241,12 @@ def check_targets(
     if y.ndim == 1 and n_outputs == 1:
         y = y.reshape(-1, 1)
     if y.ndim != 2:
+        # Class labels where the network wants one column per class.
+        hint = (f"; for class labels 0 to {n_outputs - 1}, one-hot encode them: "
+                f"np.eye({n_outputs})[labels]") if y.ndim == 1 and n_outputs > 1 else ""
         raise ValueError(
             f"{name} must be 2-D with shape (n_samples, {n_outputs}), "
-            f"got an array of shape {y.shape}"
+            f"got an array of shape {y.shape}{hint}"
         )
     if y.shape[0] != n_samples:
         raise ValueError(f"X has {n_samples} samples but {name} has {y.shape[0]}")
