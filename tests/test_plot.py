@@ -128,8 +128,12 @@ def test_pyplot_axes_by_default():
     import matplotlib.pyplot as plt
 
     try:
-        ax = plot_history([1.0, 0.5])
+        ax = plot_history([3.0, 1.2, 0.27])  # log scale, ticks labelled 3x10^-1 and so on
         assert plt.fignum_exists(ax.figure.number)
+        # The axis labels and log-scale tick labels stay inside the picture.
+        ax.figure.canvas.draw()
+        drawn = ax.get_tightbbox(ax.figure.canvas.get_renderer())
+        assert drawn.x0 >= 0 and drawn.y0 >= 0
     finally:
         plt.close("all")
 

@@ -59,7 +59,8 @@ def _axes(ax: Any) -> Any:
         return ax
     import matplotlib.pyplot as plt
 
-    return plt.figure().add_subplot()
+    # Constrained layout keeps the axis labels inside a saved picture.
+    return plt.figure(layout="constrained").add_subplot()
 
 
 def plot_history(history: Any, ax: Any = None, log_scale: bool | None = None) -> Any:
