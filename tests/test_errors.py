@@ -350,6 +350,8 @@ def test_bad_optimizer_settings(make, error, message):
     (lambda o: o.SGD(momentum=0.999999999), "momentum=.* becomes 1.0 in float32.*from 1"),
     (lambda o: o.IRPropMinus(initial_step=1e300, max_step=1e300),
      "initial_step=1e\\+300 becomes inf in float32.*from infinity"),
+    (lambda o: o.IRPropMinus(decrease=1e-50), "decrease=1e-50 becomes 0.0 in float32"),
+    (lambda o: o.SGD(weight_decay=1e300), "weight_decay=1e\\+300 becomes inf in float32"),
 ])
 @pytest.mark.parametrize("method", ["fit", "partial_fit"])
 def test_optimizer_settings_float32_cannot_hold_are_refused(make, message, method):
@@ -363,6 +365,18 @@ def test_optimizer_settings_float32_cannot_hold_are_refused(make, message, metho
     np.testing.assert_array_equal(net.weights[0], before)
     # The same settings are fine in float64.
     getattr(Network([3, 2, 1], seed=0), method)(X_GOOD, Y_GOOD, optimizer=optimizer)
+
+
+@pytest.mark.parametrize("make", [
+    lambda o: o.Adam(beta1=0.0, beta2=0.0),    # the edge of a range that includes it
+    lambda o: o.SGD(momentum=1e-50),           # 0 in float32, which is allowed
+    lambda o: o.IRPropMinus(min_step=1e-50),     # 0 in float32, the default anyway
+])
+def test_optimizer_settings_at_the_edge_of_their_range_are_accepted(make):
+    from cyprop import optimizers
+
+    for dtype in ("float32", "float64"):
+        Network([3, 2, 1], dtype=dtype, seed=0).fit(X_GOOD, Y_GOOD, optimizer=make(optimizers))
 
 
 def test_cross_entropy_targets_must_be_probabilities():

@@ -322,3 +322,52 @@ def check_sample_weight(sample_weight: Any, n_samples: int, dtype: np.dtype,
     if not weights.any():
         raise ValueError(f"{name} is all zeros: no sample would count")
     return weights
+
+
+# Optimizer settings whose range excludes 0, those that must stay below 1, and
+# the rest that must merely stay finite.
+_POSITIVE_SETTINGS = ("learning_rate", "epsilon", "initial_step", "max_step", "decrease")
+_BELOW_ONE_SETTINGS = ("momentum", "beta1", "beta2")
+_FINITE_SETTINGS = ("increase", "min_step", "weight_decay")
+
+
+def check_optimizer_for_dtype(optimizer: Any, dtype: np.dtype) -> None:
+    """Refuse optimizer settings that ``dtype`` rounds onto the edge of their range.
+
+    The core steps in the network's dtype: in float32, ``Adam(beta1=0.99999999)``
+    becomes 1 (the weights would never move), ``learning_rate=1e-50`` becomes 0
+    and ``IRPropMinus(initial_step=1e300)`` infinity. L-BFGS iterates in
+    float64 (scipy) and is not checked.
+
+    Parameters
+    ----------
+    optimizer : SGD, Adam, IRPropMinus or LBFGS
+        An optimizer whose settings passed its own checks.
+    dtype : numpy.dtype
+        The network's floating type.
+
+    Raises
+    ------
+    ValueError
+        Naming the setting, its value and what it becomes.
+    """
+    if optimizer.kind == "lbfgs":
+        return
+    for name in (*_POSITIVE_SETTINGS, *_BELOW_ONE_SETTINGS, *_FINITE_SETTINGS):
+        if not hasattr(optimizer, name):
+            continue
+        value = getattr(optimizer, name)
+        with np.errstate(over="ignore"):
+            rounded = float(np.asarray(value, dtype=dtype))
+        if not math.isfinite(rounded):
+            edge = "infinity"
+        elif name in _POSITIVE_SETTINGS and rounded <= 0:
+            edge = "0"
+        elif name in _BELOW_ONE_SETTINGS and rounded >= 1:
+            edge = "1"
+        else:
+            continue
+        raise ValueError(
+            f"{name}={value} becomes {rounded} in {dtype.name}, the network's dtype; "
+            f"choose a value {dtype.name} can tell apart from {edge}"
+        )

@@ -28,19 +28,14 @@ from cyprop._validation import (
     check_integer,
     check_layer_sizes,
     check_non_negative_float,
+    check_optimizer_for_dtype,
     check_positive_float,
     check_sample_weight,
     check_targets,
     count_parameters,
 )
 from cyprop.history import History
-from cyprop.optimizers import (
-    LBFGS,
-    IRPropMinus,
-    Optimizer,
-    check_for_dtype,
-    make_optimizer,
-)
+from cyprop.optimizers import LBFGS, IRPropMinus, Optimizer, make_optimizer
 
 ACTIVATIONS = tuple(_core.ACTIVATIONS)
 HIDDEN_ACTIVATIONS = tuple(name for name in ACTIVATIONS if name != "softmax")
@@ -823,7 +818,7 @@ class Network:
         if learning_rate is not None:
             learning_rate = check_positive_float(learning_rate, "learning_rate")
         optimizer = make_optimizer(optimizer, learning_rate)
-        check_for_dtype(optimizer, self._dtype)
+        check_optimizer_for_dtype(optimizer, self._dtype)
         batch_size = _check_batch_size(batch_size, X.shape[0])
         if isinstance(optimizer, LBFGS) and batch_size < X.shape[0]:
             raise ValueError(
@@ -910,7 +905,7 @@ class Network:
         optimizer = make_optimizer(optimizer, learning_rate)
         if isinstance(optimizer, LBFGS):
             raise ValueError("partial_fit does not support the lbfgs optimizer; use fit")
-        check_for_dtype(optimizer, self._dtype)
+        check_optimizer_for_dtype(optimizer, self._dtype)
         batch_size = _check_batch_size(batch_size, X.shape[0])
         with self._training():
             run = _Run(1, None, False, 1, 0.0, [], 0)

@@ -234,6 +234,7 @@ class IRPropMinus:
     Parameters
     ----------
     initial_step : float, default=0.1
+        Every parameter's first step; within ``[min_step, max_step]``.
     increase : float, default=1.2
     decrease : float, default=0.5
     min_step : float, default=0.0
@@ -309,43 +310,6 @@ _NAMED: dict[str, Callable[..., Optimizer]] = {
     "irprop-": IRPropMinus,
     "lbfgs": LBFGS,
 }
-
-
-def check_for_dtype(optimizer: Optimizer, dtype: np.dtype) -> None:
-    """Refuse settings that ``dtype`` would round onto the edge of their range.
-
-    The core steps in the network's dtype: in float32 ``beta1=0.99999999``
-    becomes 1 (Adam would never move), ``learning_rate=1e-50`` becomes 0 and
-    ``initial_step=1e300`` infinity.
-
-    Raises
-    ------
-    ValueError
-        Naming the setting, its value and what it rounds to.
-    """
-    if isinstance(optimizer, LBFGS):
-        return  # scipy's iterations run in float64
-    positive = ["learning_rate"] if not isinstance(optimizer, IRPropMinus) else []
-    below_one: list[str] = []
-    if isinstance(optimizer, SGD) and optimizer.momentum > 0:
-        below_one.append("momentum")
-    if isinstance(optimizer, Adam):
-        positive.append("epsilon")
-        below_one += ["beta1", "beta2"]
-    if isinstance(optimizer, IRPropMinus):
-        positive += ["initial_step", "max_step", "increase"]
-    for name in positive + below_one:
-        value = getattr(optimizer, name)
-        with np.errstate(over="ignore"):
-            rounded = float(np.asarray(value, dtype=dtype))
-        if not (math.isfinite(rounded) and rounded > 0 and (
-                name not in below_one or rounded < 1)):
-            raise ValueError(
-                f"{name}={value} becomes {rounded} in {np.dtype(dtype).name}, the "
-                f"network's dtype; choose a value {np.dtype(dtype).name} can tell apart "
-                "from " + ("1" if name in below_one and rounded >= 1 else
-                           "0" if rounded <= 0 else "infinity")
-            )
 
 
 def make_optimizer(optimizer: Any, learning_rate: float | None) -> Optimizer:
