@@ -245,6 +245,27 @@ def test_a_failed_fit_leaves_the_fitted_estimator_as_it_was(iris, make, bad_fit)
     np.testing.assert_array_equal(after, expected)
 
 
+def test_a_later_partial_fit_with_bad_input_changes_nothing(iris):
+    X, y = iris
+    clf = NetworkClassifier(random_state=0).partial_fit(X, y, classes=[0, 1, 2])
+    curve, weights = list(clf.loss_curve_), clf.network_.weights[0].copy()
+    with pytest.raises(ValueError, match="[Nn]egative"):
+        clf.partial_fit(X, y, sample_weight=-np.ones(len(y)))
+    with pytest.raises(ValueError, match="not among classes_"):
+        clf.partial_fit(X, y + 5)
+    assert clf.n_iter_ == 1 and clf.loss_curve_ == curve
+    np.testing.assert_array_equal(clf.network_.weights[0], weights)
+
+
+def test_hyperparameters_may_be_any_real_numbers(iris):
+    from fractions import Fraction
+
+    X, y = iris
+    clf = NetworkClassifier(alpha=Fraction(1, 10_000), tol=Fraction(1, 1000), max_iter=5,
+                            random_state=0).fit(X, y)
+    assert clf.n_iter_ >= 1
+
+
 def test_a_failed_first_partial_fit_leaves_the_estimator_unfitted(iris):
     X, y = iris
     clf = NetworkClassifier()

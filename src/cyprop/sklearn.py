@@ -4,9 +4,11 @@
 estimator API (``fit``, ``predict``, ``score``, ``partial_fit``, ``get_params``)
 and its conventions: parameters are stored untouched by ``__init__`` and
 checked in ``fit``, input is checked with scikit-learn's own helpers, and
-everything learnt ends in an underscore. A call of ``fit`` or
-``partial_fit`` that raises leaves the estimator as it was. They work in
-pipelines, grid searches and cross-validation, and pickle.
+everything learnt ends in an underscore. A call of ``fit``, or a first call
+of ``partial_fit``, that raises leaves the estimator as it was; a later
+``partial_fit`` that raises leaves its network as
+:meth:`cyprop.Network.partial_fit` does. They work in pipelines, grid
+searches and cross-validation, and pickle.
 
 This module needs scikit-learn (``pip install "cyprop[sklearn]"``); importing
 :mod:`cyprop` alone never imports it.
@@ -28,10 +30,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import numbers
 import types
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -85,13 +88,13 @@ def _check_real(value: Any, name: str, **bounds: Any) -> float:
     ``check_scalar``'s bounds are comparisons, which NaN passes.
     """
     check_scalar(value, name, numbers.Real, **bounds)
-    if not np.isfinite(value):
+    if not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     return float(value)
 
 
 @contextlib.contextmanager
-def _unchanged_on_failure(estimator: Any) -> Any:
+def _unchanged_on_failure(estimator: Any) -> Iterator[None]:
     """Give ``estimator`` back its attributes if the block raises.
 
     ``fit`` sets what it learns (``classes_``, ``n_features_in_``, ...) as it
@@ -465,6 +468,9 @@ class _BaseNetwork(BaseEstimator):
 
     def _partial_fit(self, X: Any, y: Any, sample_weight: Any, first: bool,
                      classes: Any = None) -> _BaseNetwork:
+        if not first:
+            # Nothing but the network changes before a later pass trains.
+            return self._train_one_pass(X, y, sample_weight, first, classes)
         with _unchanged_on_failure(self):
             return self._train_one_pass(X, y, sample_weight, first, classes)
 
