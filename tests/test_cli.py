@@ -223,6 +223,39 @@ def test_folding_that_loses_float32_digits_is_reported(tmp_path, capsys, dtype):
         assert err == ""
 
 
+def test_folding_that_loses_float32_digits_of_the_targets_is_reported(tmp_path, capsys):
+    # Temperatures in kelvin: the targets, not the features, lie far from zero.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 3))
+    np.savez(tmp_path / "kelvin.npz", X=X, y=293.15 + 0.01 * X[:, 0])
+    assert main(["train", str(tmp_path / "kelvin.npz"), "--task", "regression", "--hidden",
+                 "8", "--epochs", "30", "--seed", "0", "--dtype", "float32", "--progress",
+                 "none", "--output", str(tmp_path / "kelvin.cyprop")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the saved network gives targets in their own units in float32" in err
+    assert "the targets lie up to" in err and "feature" not in err
+
+
+@pytest.mark.parametrize("quiet", [[], ["--quiet"]])
+def test_features_beyond_float32_warn_but_do_not_fail_training(tmp_path, capsys, quiet):
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.standard_normal(200), 5e39 + rng.standard_normal(200) * 1e38])
+    np.savez(tmp_path / "huge.npz", X=X, y=X[:, 0])
+    model = tmp_path / "huge.cyprop"
+    assert main(["train", str(tmp_path / "huge.npz"), "--task", "regression", "--epochs", "5",
+                 "--seed", "0", "--dtype", "float32", "--progress", "none", "--output",
+                 str(model), *quiet]) == 0
+    assert model.exists()
+    captured = capsys.readouterr()
+    if quiet:
+        assert (captured.out, captured.err) == ("", "")
+    else:
+        assert ("warning: the saved network cannot take the raw training features in float32"
+                in captured.err)
+        assert "training: 200 samples, not scored: the saved network cannot take them" in (
+            captured.out)
+
+
 @pytest.mark.parametrize("options", [
     ["--optimizer", "lbfgs", "--epochs", "40"],            # full batch by default
     ["--optimizer", "irprop-", "--epochs", "40"],
@@ -328,6 +361,13 @@ def test_missing_file_exits_1_with_one_line(tmp_path):
     (["train", "{dir}/semicolons.csv", "--task", "regression"],
      "its header reads as the single column 'a;b;c': for columns separated by ';', give "
      "--delimiter ';'"),
+    (["train", "{dir}/semicolons.csv", "--task", "regression", "--target", "c"],
+     "has no column 'c' (for --target); its columns are a;b;c; its header reads as the "
+     "single column 'a;b;c': for columns separated by ';', give --delimiter ';'"),
+    (["train", "{dir}/moons.csv", "--task", "regression", "--delimiter", ";"],
+     "for columns separated by ',', give --delimiter ','"),
+    (["train", "{dir}/spaced.csv", "--task", "regression"],
+     "its header reads as the single column 'name of thing'\n"),
     (["train", "{dir}/binary.csv", "--task", "regression"], "binary.csv is not a text CSV file"),
     (["train", "{dir}/one_class.csv", "--task", "classification"],
      "the target holds a single class ('x')"),
@@ -351,6 +391,7 @@ def test_file_and_data_errors_exit_1(classifier, files, capsys, arguments, messa
     write_csv(files / "three_columns.csv", ["a", "b", "c"], [(1, 2, 3)])
     (files / "empty.csv").write_text("")
     (files / "semicolons.csv").write_text("a;b;c\n1;2;3\n")
+    (files / "spaced.csv").write_text("name of thing\n1\n")
     (files / "binary.csv").write_bytes(bytes(range(256)))
     (files / "moons.npz").write_bytes(b"PK\x03\x04 not really a zip file")
     _, model = classifier

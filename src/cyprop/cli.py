@@ -191,6 +191,18 @@ class _Table:
     header: list[str]
     rows: list[list[str]]
     line_numbers: list[int]
+    delimiter: str
+
+    def delimiter_hint(self) -> str:
+        """For a header read as one column, the delimiter that would split it."""
+        if len(self.header) != 1:
+            return ""
+        hint = f"; its header reads as the single column {self.header[0]!r}"
+        for mark, option in ((",", "','"), (";", "';'"), ("\t", "tab"), ("|", "'|'")):
+            if mark != self.delimiter and sum(
+                    1 for name in self.header[0].split(mark) if name.strip()) > 1:
+                return hint + f": for columns separated by {mark!r}, give --delimiter {option}"
+        return hint
 
     def column_indices(self, spec: Sequence[str], option: str) -> list[int]:
         """Columns named in ``spec`` by name or by index (from 0; negative from the end)."""
@@ -204,7 +216,7 @@ class _Table:
                 except ValueError:
                     raise CommandError(
                         f"{self.path} has no column {token!r} (for {option}); its columns are "
-                        f"{', '.join(self.header)}") from None
+                        f"{', '.join(self.header)}{self.delimiter_hint()}") from None
                 if not -len(self.header) <= index < len(self.header):
                     raise CommandError(
                         f"{option} {token}: {self.path} has only {len(self.header)} columns "
@@ -278,18 +290,7 @@ def _read_csv(path: str, delimiter: str | None) -> _Table:
     if len(set(header)) != len(header):
         repeated = sorted({name for name in header if header.count(name) > 1})
         raise CommandError(f"{path} has repeated column names: {', '.join(repeated)}")
-    return _Table(path, header, rows, lines)
-
-
-def _delimiter_hint(header: list[str]) -> str:
-    """For a header read as one column, which other delimiter it seems to use."""
-    if len(header) != 1:
-        return ""
-    hint = f"; its header reads as the single column {header[0]!r}"
-    for mark, option in ((";", "';'"), ("\t", "tab"), ("|", "'|'"), (" ", "' '")):
-        if mark in header[0]:
-            return hint + f": for columns separated by {mark!r}, give --delimiter {option}"
-    return hint
+    return _Table(path, header, rows, lines, delimiter)
 
 
 def _read_npz(path: str, keys: Sequence[str], options: Sequence[str]) -> list[np.ndarray]:
@@ -381,7 +382,7 @@ def _training_data(arguments: argparse.Namespace) -> _TrainingData:
         features = [i for i in range(len(table.header)) if i not in targets]
     if not features:
         raise CommandError(f"{path} has no feature columns left besides the target"
-                           + _delimiter_hint(table.header))
+                           + table.delimiter_hint())
     if classification and len(targets) != 1:
         raise CommandError(
             f"classification takes one target column of class labels, got {len(targets)} "
@@ -602,23 +603,30 @@ class _Standardisation:
             return outputs
         return np.asarray(outputs * self.target_scale + self.target_mean)
 
-    def fold_into(self, net: Network) -> None:
-        """Make ``net``, trained on standardised data, take raw features (and give raw targets).
+    def fold_features(self, net: Network) -> None:
+        """Make ``net``, trained on standardised features, take raw ones.
 
         With ``x_s = (x - mean) / scale``, the first layer's ``x_s @ W + b`` equals
-        ``x @ (W / scale[:, None]) + (b - (mean / scale) @ W)``; with an identity
-        output ``o_s``, the targets ``o_s * target_scale + target_mean`` come from
-        the last layer's ``W * target_scale`` and ``b * target_scale + target_mean``.
+        ``x @ (W / scale[:, None]) + (b - (mean / scale) @ W)``.
         """
         W, b = net.weights[0], net.biases[0]
         W64, b64 = W.astype(np.float64), b.astype(np.float64)
         b[...] = b64 - (self.mean / self.scale) @ W64
         W[...] = W64 / self.scale[:, None]
-        if self.target_mean is not None and self.target_scale is not None:
-            W, b = net.weights[-1], net.biases[-1]
-            W64, b64 = W.astype(np.float64), b.astype(np.float64)
-            W[...] = W64 * self.target_scale
-            b[...] = b64 * self.target_scale + self.target_mean
+
+    def fold_targets(self, net: Network) -> None:
+        """Make ``net``, trained on standardised targets, give them in their own units.
+
+        With an identity output ``o_s``, the targets ``o_s * target_scale +
+        target_mean`` come from the last layer's ``W * target_scale`` and
+        ``b * target_scale + target_mean``. Without target scaling, nothing changes.
+        """
+        if self.target_mean is None or self.target_scale is None:
+            return
+        W, b = net.weights[-1], net.biases[-1]
+        W64, b64 = W.astype(np.float64), b.astype(np.float64)
+        W[...] = W64 * self.target_scale
+        b[...] = b64 * self.target_scale + self.target_mean
 
 
 def _accuracy(outputs: np.ndarray, codes: np.ndarray) -> float:
@@ -741,12 +749,9 @@ def _train(arguments: argparse.Namespace) -> int:
     finally:
         progress.close()
     seconds = time.perf_counter() - start
-    # Up to this many training rows show whether folding kept the outputs.
-    rows = kept[:2000]
-    trained_outputs = standard.outputs(net.predict(standard.features(data.X[rows])))
-    standard.fold_into(net)
-    if not arguments.quiet:
-        _warn_if_folding_lost_precision(net, standard, data, rows, trained_outputs)
+    # Up to 2,000 training rows show whether folding kept the outputs.
+    for warning in _fold_and_check(net, standard, data, kept[:2000], not arguments.quiet):
+        print(f"warning: {warning}", file=sys.stderr)
 
     net.save(arguments.output)
     _write_sidecar(arguments.output, {
@@ -768,11 +773,17 @@ def _train(arguments: argparse.Namespace) -> int:
     # Measured on the raw data with the saved network, in the targets' own units.
     for name, rows in (("training", kept), ("validation", held)):
         if rows.size:
-            outputs = net.predict(data.X[rows])
+            try:
+                outputs = net.predict(data.X[rows])
+                loss = net.loss(data.X[rows], Y[rows])
+            except (ValueError, FloatingPointError):
+                # Said in the warning above: the raw data is beyond the network's dtype.
+                print(f"{name}: {rows.size} samples, not scored: the saved network cannot "
+                      "take them")
+                continue
             score = (f"accuracy {_accuracy(outputs, codes[rows]):.4f}" if classes is not None
                      else f"rmse {_rmse(outputs, Y[rows]):.6g}")
-            print(f"{name}: {rows.size} samples, loss {net.loss(data.X[rows], Y[rows]):.6g}, "
-                  f"{score}")
+            print(f"{name}: {rows.size} samples, loss {loss:.6g}, {score}")
     if classes is not None:
         print(f"classes: {', '.join(str(label) for label in classes)}")
     print(f"wrote {arguments.output} and {_sidecar_path(arguments.output)}")
@@ -781,30 +792,63 @@ def _train(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _warn_if_folding_lost_precision(net: Network, standard: _Standardisation,
-                                    data: _TrainingData, rows: np.ndarray,
-                                    trained_outputs: np.ndarray) -> None:
-    """Say on stderr when the saved network's outputs stray from the trained network's.
+def _fold_and_check(net: Network, standard: _Standardisation, data: _TrainingData,
+                    rows: np.ndarray, check: bool) -> list[str]:
+    """Fold the scaling into ``net``; with ``check``, warnings about outputs it changed.
 
-    Folding the standardisation into the first layer makes the saved network
-    take raw features in its own dtype. A feature far from zero beside its
-    spread (a Unix timestamp, say) then loses the digits that carried it in
-    float32, and the saved model is worse than training showed.
+    The saved network takes raw features, and gives raw targets, in its own
+    dtype. A feature far from zero beside its spread (a Unix timestamp, say)
+    loses in float32 the digits that carried it, and so does a target (a
+    temperature in kelvin); the saved model is then worse than training
+    showed. Each fold is compared with the outputs before it on ``rows``.
     """
-    saved_outputs = net.predict(data.X[rows]).astype(np.float64)
-    spread = trained_outputs.std(axis=0)
+    if not check:
+        standard.fold_features(net)
+        standard.fold_targets(net)
+        return []
+    dtype = net.dtype.name
+    X = data.X[rows]
+    trained = net.predict(standard.features(X)).astype(np.float64)
+    spread = trained.std(axis=0)
     spread = np.where(spread > 0, spread, 1.0)
-    error = float((np.abs(saved_outputs - trained_outputs) / spread).max())
-    if error <= _FOLDING_TOLERANCE:
-        return
-    offsets = np.abs(standard.mean) / standard.scale
-    worst = int(np.argmax(offsets))
-    name = repr(data.feature_names[worst]) if data.feature_names else f"column {worst}"
-    print(f"warning: the saved network takes raw features in {net.dtype.name}, and its "
-          f"outputs differ from the trained network's by up to {error:.3g} times their "
-          f"spread; feature {name} lies {offsets[worst]:.3g} times its spread from zero, "
-          f"further than {net.dtype.name} resolves. Train with --dtype float64, or shift "
-          "that feature towards zero first.", file=sys.stderr)
+    warnings = []
+    standard.fold_features(net)
+    try:
+        folded = net.predict(X).astype(np.float64)
+    except (ValueError, FloatingPointError) as error:
+        standard.fold_targets(net)
+        return [f"the saved network cannot take the raw training features in {dtype} "
+                f"({error}). Train with --dtype float64."]
+    drift = float((np.abs(folded - trained) / spread).max())
+    if drift > _FOLDING_TOLERANCE:
+        offsets = np.abs(standard.mean) / standard.scale
+        worst = int(np.argmax(offsets))
+        name = repr(data.feature_names[worst]) if data.feature_names else f"column {worst}"
+        warnings.append(
+            f"the saved network takes raw features in {dtype}, and its outputs differ "
+            f"from the trained network's by up to {drift:.3g} times their spread; feature "
+            f"{name} lies {offsets[worst]:.3g} times its spread from zero, further than "
+            f"{dtype} resolves. Train with --dtype float64, or shift that feature towards "
+            "zero first.")
+    standard.fold_targets(net)
+    if standard.target_mean is None or standard.target_scale is None:
+        return warnings
+    try:
+        saved = net.predict(X).astype(np.float64)
+    except FloatingPointError as error:
+        return warnings + [f"the saved network cannot give the targets in their own units "
+                           f"in {dtype} ({error}). Train with --dtype float64."]
+    expected = folded * standard.target_scale + standard.target_mean
+    drift = float((np.abs(saved - expected) / (spread * standard.target_scale)).max())
+    if drift > _FOLDING_TOLERANCE:
+        offsets = np.abs(standard.target_mean) / standard.target_scale
+        warnings.append(
+            f"the saved network gives targets in their own units in {dtype}, and its "
+            f"outputs differ from the trained network's by up to {drift:.3g} times their "
+            f"spread; the targets lie up to {offsets.max():.3g} times their spread from "
+            f"zero, further than {dtype} resolves. Train with --dtype float64, or shift "
+            "the targets towards zero first.")
+    return warnings
 
 
 def _write_training_plot(path: str, history: Any, net: Network, data: _TrainingData,
