@@ -18,13 +18,13 @@ of the classes 0, 1, ... and prints any other network's raw outputs.
 
 Features are standardised for training (``--no-scale`` turns this off), and
 the standardisation is then folded into the first layer's weights, so the
-saved network takes the raw features. Should that change its outputs (a
-float32 network cannot resolve a feature far from zero beside its spread,
-such as a timestamp), ``train`` says so on stderr. For regression with an identity
+saved network takes the raw features. For regression with an identity
 output, the targets are standardised too and the scaling is folded into the
 last layer; the losses shown during training are then those of the
 standardised targets, while the summary reports both loss and RMSE in the
-targets' own units.
+targets' own units. Should either fold change the outputs (a float32 network
+cannot resolve a feature or target far from zero beside its spread, such as a
+timestamp), ``train`` says so on stderr.
 
 Exit status: 0 on success, 1 for unreadable or invalid files and data (a
 one-line message on stderr), 2 for invalid arguments (as argparse does), 130
