@@ -351,7 +351,8 @@ def check_optimizer_for_dtype(optimizer: Any, dtype: np.dtype) -> None:
     ValueError
         Naming the setting, its value and what it becomes.
     """
-    if optimizer.kind == "lbfgs":
+    if optimizer.kind == "lbfgs" or dtype == np.float64:
+        # The optimizers check their settings as float64 numbers already.
         return
     for name in (*_POSITIVE_SETTINGS, *_BELOW_ONE_SETTINGS, *_FINITE_SETTINGS):
         if not hasattr(optimizer, name):
