@@ -236,24 +236,26 @@ def test_folding_that_loses_float32_digits_of_the_targets_is_reported(tmp_path, 
     assert "the targets lie up to" in err and "feature" not in err
 
 
-@pytest.mark.parametrize("quiet", [[], ["--quiet"]])
-def test_features_beyond_float32_warn_but_do_not_fail_training(tmp_path, capsys, quiet):
+@pytest.mark.parametrize("column", [0, 1])
+def test_values_beyond_float32_are_refused_before_training(tmp_path, capsys, column):
     rng = np.random.default_rng(0)
-    X = np.column_stack([rng.standard_normal(200), 5e39 + rng.standard_normal(200) * 1e38])
-    np.savez(tmp_path / "huge.npz", X=X, y=X[:, 0])
-    model = tmp_path / "huge.cyprop"
-    assert main(["train", str(tmp_path / "huge.npz"), "--task", "regression", "--epochs", "5",
-                 "--seed", "0", "--dtype", "float32", "--progress", "none", "--output",
-                 str(model), *quiet]) == 0
-    assert model.exists()
-    captured = capsys.readouterr()
-    if quiet:
-        assert (captured.out, captured.err) == ("", "")
+    X = rng.standard_normal((200, 2))
+    y = X[:, 0].copy()
+    if column == 0:
+        X[:, 1] = 5e39 + rng.standard_normal(200) * 1e38
     else:
-        assert ("warning: the saved network cannot take the raw training features in float32"
-                in captured.err)
-        assert "training: 200 samples, not scored: the saved network cannot take them" in (
-            captured.out)
+        y += 1e39
+    np.savez(tmp_path / "huge.npz", X=X, y=y)
+    model = tmp_path / "huge.cyprop"
+    arguments = ["train", str(tmp_path / "huge.npz"), "--task", "regression", "--epochs", "5",
+                 "--seed", "0", "--progress", "none", "--output", str(model)]
+    assert main([*arguments, "--dtype", "float32"]) == 1
+    what = "feature column 1" if column == 0 else "target column 0"
+    assert capsys.readouterr().err == (
+        f"cyprop train: error: {what} holds values beyond the range of float32, which the "
+        "saved network takes and gives unscaled; train with --dtype float64\n")
+    assert not model.exists()
+    assert main([*arguments, "--dtype", "float64", "--quiet"]) == 0
 
 
 @pytest.mark.parametrize("options", [

@@ -693,6 +693,7 @@ def _train(arguments: argparse.Namespace) -> int:
     progress_mode = _progress_mode(arguments.progress, arguments.quiet)
 
     data = _training_data(arguments)
+    _check_range(data, arguments.dtype, arguments.task == "regression")
     n_samples, n_features = data.X.shape
     classes: list[Any] | None = None
     codes = np.empty(0, dtype=np.intp)
@@ -777,7 +778,7 @@ def _train(arguments: argparse.Namespace) -> int:
                 outputs = net.predict(data.X[rows])
                 loss = net.loss(data.X[rows], Y[rows])
             except (ValueError, FloatingPointError):
-                # Said in the warning above: the raw data is beyond the network's dtype.
+                # The raw data overflows the saved network; a warning above said so.
                 print(f"{name}: {rows.size} samples, not scored: the saved network cannot "
                       "take them")
                 continue
@@ -790,6 +791,21 @@ def _train(arguments: argparse.Namespace) -> int:
     if arguments.plot is not None:
         print(f"wrote {arguments.plot}")
     return 0
+
+
+def _check_range(data: _TrainingData, dtype: str, regression: bool) -> None:
+    """Refuse data that the saved network, which takes raw values, could not hold."""
+    largest = float(np.finfo(dtype).max)
+    columns = [("feature", data.X, data.feature_names)]
+    if regression:
+        columns.append(("target", data.y.reshape(len(data.y), -1), data.target_names))
+    for what, values, names in columns:
+        beyond = np.flatnonzero((np.abs(values) > largest).any(axis=0))
+        if beyond.size:
+            name = repr(names[beyond[0]]) if names else f"column {beyond[0]}"
+            raise CommandError(f"{what} {name} holds values beyond the range of {dtype}, "
+                               "which the saved network takes and gives unscaled; train "
+                               "with --dtype float64")
 
 
 def _fold_and_check(net: Network, standard: _Standardisation, data: _TrainingData,
