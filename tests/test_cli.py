@@ -258,6 +258,32 @@ def test_values_beyond_float32_are_refused_before_training(tmp_path, capsys, col
     assert main([*arguments, "--dtype", "float64", "--quiet"]) == 0
 
 
+def test_a_saved_network_that_overflows_is_reported_not_fatal(tmp_path, capsys, monkeypatch):
+    # Targets within float32's range whose fold still overflows it: forced here,
+    # since training rarely gets there.
+    import cyprop.cli
+
+    fold_targets = cyprop.cli._Standardisation.fold_targets
+
+    def fold_and_overflow(self, net):
+        fold_targets(self, net)
+        net.biases[-1][...] = 3e38
+        net.weights[-1][...] = 1e38
+
+    monkeypatch.setattr(cyprop.cli._Standardisation, "fold_targets", fold_and_overflow)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 2))
+    np.savez(tmp_path / "data.npz", X=X, y=X[:, 0])
+    assert main(["train", str(tmp_path / "data.npz"), "--task", "regression", "--epochs", "2",
+                 "--dtype", "float32", "--progress", "none", "--output",
+                 str(tmp_path / "m.cyprop")]) == 0
+    captured = capsys.readouterr()
+    assert "warning: the saved network cannot give the targets in their own units" in (
+        captured.err)
+    assert "training: 50 samples, not scored: the saved network cannot take them" in (
+        captured.out)
+
+
 @pytest.mark.parametrize("options", [
     ["--optimizer", "lbfgs", "--epochs", "40"],            # full batch by default
     ["--optimizer", "irprop-", "--epochs", "40"],
