@@ -777,7 +777,7 @@ def _train(arguments: argparse.Namespace) -> int:
             try:
                 outputs = net.predict(data.X[rows])
                 loss = net.loss(data.X[rows], Y[rows])
-            except (ValueError, FloatingPointError):
+            except FloatingPointError:
                 # The raw data overflows the saved network; a warning above said so.
                 print(f"{name}: {rows.size} samples, not scored: the saved network cannot "
                       "take them")
@@ -831,7 +831,7 @@ def _fold_and_check(net: Network, standard: _Standardisation, data: _TrainingDat
     standard.fold_features(net)
     try:
         folded = net.predict(X).astype(np.float64)
-    except (ValueError, FloatingPointError) as error:
+    except FloatingPointError as error:
         standard.fold_targets(net)
         return [f"the saved network cannot take the raw training features in {dtype} "
                 f"({error}). Train with --dtype float64."]
