@@ -192,6 +192,17 @@ def test_softmax_classes_and_summary(tmp_path, capsys):
     assert np.mean(np.array(predicted[1:], dtype=int) == labels) > 0.95
 
 
+def test_one_number_written_two_ways_is_refused_as_labels(tmp_path, capsys):
+    """"1" and "1.0" are one class to a reader, so two classes of them would mislead."""
+    rows = [(0.1 * i, ["0", "1", "1.0"][i % 3]) for i in range(30)]
+    write_csv(tmp_path / "mixed.csv", ["a", "k"], rows)
+    assert main(["train", str(tmp_path / "mixed.csv"), "--task", "classification",
+                 "--epochs", "2", "--output", str(tmp_path / "mixed.cyprop")]) == 1
+    error = capsys.readouterr().err
+    assert "the class labels '1' and '1.0' are the same number written two ways" in error
+    assert not (tmp_path / "mixed.cyprop").exists()
+
+
 def test_validation_loss_is_unchanged_by_folding(files, capsys):
     """The summary's validation loss (raw features, folded weights) is the last epoch's."""
     assert main(["train", str(files / "moons.csv"), "--task", "classification", "--target",

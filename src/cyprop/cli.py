@@ -399,11 +399,12 @@ def _training_data(arguments: argparse.Namespace) -> _TrainingData:
                          [table.header[i] for i in targets])
 
 
-def _class_labels(y: np.ndarray) -> tuple[list[Any], np.ndarray]:
+def _class_labels(y: np.ndarray, source: str) -> tuple[list[Any], np.ndarray]:
     """The sorted distinct labels (as JSON values) and each sample's index among them.
 
     Labels read from a CSV are strings; when they all read as numbers they
-    are ordered by value, so that "2" comes before "10".
+    are ordered by value, so that "2" comes before "10". Two spellings of
+    one number ("1" and "1.0") are refused rather than taken as two classes.
     """
     if y.dtype.kind == "U":
         distinct = sorted(set(y.tolist()))
@@ -411,6 +412,12 @@ def _class_labels(y: np.ndarray) -> tuple[list[Any], np.ndarray]:
             distinct.sort(key=float)
         except ValueError:
             pass
+        else:
+            for first, second in zip(distinct, distinct[1:]):
+                if float(first) == float(second):
+                    raise CommandError(
+                        f"{source}: the class labels {first!r} and {second!r} are the same "
+                        "number written two ways; write each class the same way throughout")
     else:
         distinct = np.unique(y).tolist()
     index = {label: code for code, label in enumerate(distinct)}
@@ -698,7 +705,7 @@ def _train(arguments: argparse.Namespace) -> int:
     classes: list[Any] | None = None
     codes = np.empty(0, dtype=np.intp)
     if arguments.task == "classification":
-        classes, codes = _class_labels(data.y)
+        classes, codes = _class_labels(data.y, arguments.data)
         if len(classes) < 2:
             raise CommandError(f"{arguments.data}: the target holds a single class "
                                f"({classes[0]!r}); classification needs at least two")
