@@ -839,7 +839,7 @@ def test_weight_decay_penalises_weights_not_biases(dtype):
 
 def call_train_epochs(X, Y, params, sizes, codes, loss, orders, batch_size, learning_rates,
                       mean=False, settings=SGD, sample_weight=None, backup=None,
-                      signal_interval=1000, check_inputs=False):
+                      signal_interval=1000, check_inputs=False, resume=False):
     """_core.train_epochs with every buffer it needs allocated here; params are
     trained in place. Returns what it returns and the epochs' losses."""
     dtype = params.dtype
@@ -858,7 +858,7 @@ def call_train_epochs(X, Y, params, sizes, codes, loss, orders, batch_size, lear
         activation_buffer(layer_sizes, batch_size, dtype),
         activation_buffer(layer_sizes, batch_size, dtype), np.empty_like(params),
         np.empty((2, params.size), dtype) if backup is None else backup, losses,
-        signal_interval, check_inputs,
+        signal_interval, check_inputs, resume_known_good=resume,
     )
     return result, losses
 
@@ -976,6 +976,65 @@ def test_sample_weights_act_as_repeated_samples(dtype):
         expected = params - 0.05 * flatten(dW, db, np.float64)
         rtol = 1e-10 if dtype is np.float64 else 1e-4
         np.testing.assert_allclose(weighted[1], expected, rtol=rtol, atol=rtol)
+
+
+def train_in_calls(X, Y, params, sizes, codes, batch_size, learning_rates, calls,
+                   settings=SGD):
+    """train_epochs over len(learning_rates) epochs in calls of calls[i] epochs, each
+    after the first handed the backup rows of the one before with
+    resume_known_good, as fit does. Returns the parameters' fate as
+    (epochs completed, status, the restored epoch counted over all calls or -1)."""
+    backup = np.empty((2, params.size), params.dtype)
+    done = 0
+    for index, count in enumerate(calls):
+        rates = learning_rates[done:done + count]
+        (completed, status, _, good_epoch), _ = call_train_epochs(
+            X, Y, params, sizes, codes, "mse", np.empty((count, 0), np.intp), batch_size,
+            rates, settings=settings, backup=backup, signal_interval=1, resume=index > 0)
+        if status != _core.STATUS["completed"]:
+            return done + completed, status, done + good_epoch
+        done += completed
+    return done, _core.STATUS["completed"], done - 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("network", ["general", "tiny"])
+@pytest.mark.parametrize("calls", ["of one epoch", "of three epochs"])
+def test_calls_that_carry_the_known_good_restore_as_one_call(dtype, network, calls):
+    """A full batch whose loss is not finite means the parameters that began its
+    epoch are bad: the restored parameters are the start of the epoch before,
+    whether that epoch ran in the same call or in the caller's previous one."""
+    if network == "general":
+        layer_sizes, n_rows = [3, 4, 2], 8
+        weights, biases, X, Y, sizes, codes = make_case(
+            layer_sizes, n_rows, ["identity", "identity"], dtype)
+        initial = flatten(weights, biases, dtype)
+        learning_rates = np.full(40, 0.2)
+    else:
+        layer_sizes, params, X, Y = NAN_LOSS_AFTER_ONE_STEP
+        with np.errstate(over="ignore"):  # in float32, 1e200 rounds to infinity
+            initial, X, Y = (np.array(values, dtype=dtype) for values in (params, X, Y))
+        sizes = np.array(layer_sizes, dtype=np.intp)
+        codes = np.full(2, _core.ACTIVATIONS["sigmoid"], dtype=np.intc)
+        learning_rates = np.full(40, 1.0)
+    n_rows = X.shape[0]
+    one_call = initial.copy()
+    whole = train_in_calls(X, Y, one_call, sizes, codes, n_rows, learning_rates, [40])
+    split = initial.copy()
+    per_call = 1 if calls == "of one epoch" else 3
+    parts = train_in_calls(X, Y, split, sizes, codes, n_rows, learning_rates,
+                           [per_call] * (40 // per_call + 1))
+    assert whole[1] == _core.STATUS["diverged"]
+    assert parts == whole
+    assert split.tobytes() == one_call.tobytes()
+    if network == "general" or dtype is np.float64:
+        # a loss that failed in a later epoch: the restored epoch is the one before
+        assert whole[2] == whole[0] - 1 >= 0
+    replayed = initial.copy()
+    if whole[2] > 0:
+        train_in_calls(X, Y, replayed, sizes, codes, n_rows, learning_rates[:whole[2]],
+                       [whole[2]])
+    np.testing.assert_array_equal(split, replayed)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -116,10 +116,10 @@ def checks_in_loop(monkeypatch):
     calls = []
 
     def recording(train_epochs):
-        def recorded(*args):
+        def recorded(*args, **kwargs):
             # check_inputs, before the scratch of the split hidden layer
             calls.append(args[-2])
-            return train_epochs(*args)
+            return train_epochs(*args, **kwargs)
         return recorded
 
     for dtype in ("float32", "float64"):

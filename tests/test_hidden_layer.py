@@ -182,13 +182,13 @@ class ScratchWatcher:
     def __getattr__(self, name):
         return getattr(self.kernels, name)
 
-    def train_epochs(self, *args):
+    def train_epochs(self, *args, **kwargs):
         scratch = args[-1]
         self.scratch_sizes.append(scratch.size)
         if not self.split:
-            return self.kernels.train_epochs(*args[:-1], scratch[:0])
+            return self.kernels.train_epochs(*args[:-1], scratch[:0], **kwargs)
         scratch[...] = np.nan
-        result = self.kernels.train_epochs(*args)
+        result = self.kernels.train_epochs(*args, **kwargs)
         self.wrote.append(bool(np.isfinite(scratch[:self.n_transposed]).all()))
         return result
 

@@ -170,8 +170,8 @@ train_epochs = kernels.train_epochs
 per_call = []
 
 
-def counted_train_epochs(*args):
-    count, result = count_allocations(train_epochs, *args)
+def counted_train_epochs(*args, **kwargs):
+    count, result = count_allocations(train_epochs, *args, **kwargs)
     per_call.append(count)
     return result
 

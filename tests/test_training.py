@@ -386,6 +386,29 @@ def test_divergence_restores_parameters_with_a_finite_loss():
     assert np.isfinite(net.loss(X, y))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("option", ["validation_data", "callbacks", "verbose"])
+def test_full_batch_divergence_restores_the_same_with_a_loop_per_epoch(dtype, option,
+                                                                       capsys):
+    """Options that return to Python after every epoch restore what fit without
+    them does: the start of the epoch before the one whose full batch failed."""
+    rng = np.random.default_rng(2)
+    X, y = rng.normal(size=(40, 4)) * 10, rng.normal(size=(40, 2))
+    options = {"validation_data": {"validation_data": (X[:3], y[:3])},
+               "callbacks": {"callbacks": [lambda net, logs: None]},
+               "verbose": {"verbose": 1}}[option]
+    restored = []
+    for extra in [{}, options]:
+        net = Network([4, 6, 2], activation="identity", dtype=dtype, seed=3)
+        with pytest.raises(FloatingPointError) as caught:
+            net.fit(X, y, epochs=1000, learning_rate=1.0, **extra)
+        restored.append((str(caught.value), [p.tobytes() for p in net.weights + net.biases]))
+        assert np.isfinite(net.loss(X, y))
+    capsys.readouterr()
+    assert "the last whose loss was finite" in restored[0][0]
+    assert restored[1] == restored[0]
+
+
 def test_irprop_divergence_points_at_its_step_sizes():
     X, y = regression_data()
     net = Network([3, 16, 2], activation="relu", output_activation="identity", seed=0)

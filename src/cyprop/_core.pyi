@@ -140,4 +140,5 @@ def train_epochs(
     signal_interval: int,
     check_inputs: bool = ...,
     scratch: _Floats | None = ...,
+    resume_known_good: bool = ...,
 ) -> tuple[int, int, int, int]: ...

@@ -1515,8 +1515,8 @@ cdef bint train_tiny_epochs(const floating* X, const floating* Y, Py_ssize_t n_r
                             const Py_ssize_t* sizes, floating* params, floating* rows,
                             bint mean_reduction, const double* learning_rates,
                             Py_ssize_t n_epochs, double* losses_out, Py_ssize_t signal_interval,
-                            Py_ssize_t* completed, int* status,
-                            Py_ssize_t* good_epoch) noexcept nogil:
+                            Py_ssize_t* completed, int* status, Py_ssize_t* good_epoch,
+                            bint resume_known_good) noexcept nogil:
     """train_epochs for a network that tiny_step takes, trained on one batch of all
     n_rows rows an epoch in storage order, with the same steps, losses, restoring
     and results; rows is params_backup. The loop stays in _tiny_step.h, which
@@ -1530,8 +1530,10 @@ cdef bint train_tiny_epochs(const floating* X, const floating* Y, Py_ssize_t n_r
     cdef int chunk_status = 0
     cdef double scale = 1.0 / n_rows if mean_reduction else 1.0
     status[0] = COMPLETED
-    # The second row holds the last known good parameters: on entry, these.
-    memcpy(rows + n_params, params, n_params * sizeof(floating))
+    # The second row holds the last known good parameters: on entry, these,
+    # unless the caller carries them over from its previous call.
+    if not resume_known_good:
+        memcpy(rows + n_params, params, n_params * sizeof(floating))
     while done < n_epochs:
         count = min(signal_interval, n_epochs - done)
         if not tiny_epochs(X, Y, n_rows, sizes, params, rows, scale, mean_reduction,
@@ -1567,7 +1569,7 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
                  floating[::1] A_work, floating[::1] delta_work, floating[::1] grads,
                  floating[:, ::1] params_backup, double[::1] losses_out,
                  Py_ssize_t signal_interval, bint check_inputs=False,
-                 floating[::1] scratch=None):
+                 floating[::1] scratch=None, bint resume_known_good=False):
     """Minibatch training for len(losses_out) epochs, updating params in place.
 
     Epoch e visits the rows of X in the order orders[e], or in storage order
@@ -1586,10 +1588,16 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
     parameters at the start of the current epoch and the last parameters
     known good, that is, whose first batch of an epoch gave a finite loss
     (or the parameters on entry, before any). After a divergence, one row
-    may hold non-finite values.
+    may hold non-finite values. On a return without divergence, the second
+    row holds the last known good. With resume_known_good set, the caller
+    hands that row back unchanged from its previous call, and it stands for
+    the parameters on entry, whose loss no epoch has measured yet: a first
+    batch that fails then goes back to the start of the previous call's
+    last epoch instead of to parameters known only to be its end.
 
     Returns (epochs completed, status, optimizer steps taken so far, epoch
-    whose starting parameters were restored or -1 for those on entry).
+    whose starting parameters were restored or -1 for the known good on
+    entry).
     With check_inputs set, the first epoch checks each batch's rows of X for
     NaN and infinity before it uses them, where the batch is read anyway,
     instead of a separate pass over all of X beforehand (which, on data
@@ -1641,7 +1649,7 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
             tiny = train_tiny_epochs(&X[0, 0], &Y[0, 0], n_samples, &sizes[0], &params[0],
                                      &params_backup[0, 0], mean_reduction, &learning_rates[0],
                                      n_epochs, &losses_out[0], signal_interval, &completed,
-                                     &status, &good_epoch)
+                                     &status, &good_epoch, resume_known_good)
         if tiny:
             # an update that diverged in parameters counts as a step, as below
             return completed, status, first_step + good_epoch + 1, good_epoch
@@ -1661,7 +1669,8 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
             min(batch_size, n_samples), &sizes[0], n_layers, True,
             -learning_rates[0] if fused_sgd and n_epochs > 0 else 1.0,
             1.0 if fused_sgd else 0.0, sizeof(floating)))
-        memcpy(known_good, &params[0], n_params * sizeof(floating))
+        if not resume_known_good:
+            memcpy(known_good, &params[0], n_params * sizeof(floating))
         memcpy(epoch_start, &params[0], n_params * sizeof(floating))
         for epoch in range(n_epochs):
             epoch_sum = 0.0
@@ -1794,5 +1803,7 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
             else:
                 losses_out[epoch] = epoch_sum
             completed = epoch + 1
+        if status != DIVERGED and known_good != &params_backup[1, 0]:
+            memcpy(&params_backup[1, 0], known_good, n_params * sizeof(floating))
         set_blas_splits(False)
     return completed, status, step, good_epoch

@@ -1002,6 +1002,9 @@ class Network:
             per_call = 1
         signal_interval = max(1, _WORK_PER_SIGNAL_CHECK // (batch_size * work_per_sample))
         self._warm_up_blas(batch_size)
+        # After the first call, the second backup row carries the start of the
+        # last epoch whose loss was finite into the next call.
+        carried = False
         while not run.done:
             count = min(per_call, run.epochs - run.completed)
             if run.report_every:
@@ -1018,8 +1021,9 @@ class Network:
                 self._activation_codes, self._loss_code, self._reduction == "mean",
                 settings, rates, state.step, state.buffers.reshape(-1), X_batch, y_batch,
                 weight_batch, A_work, delta_work, grads, backup, losses, signal_interval,
-                before is not None, scratch,
+                before is not None, scratch, resume_known_good=carried,
             )
+            carried = True
             if before is not None:
                 # A first epoch that stopped early may not have read all of X.
                 if completed == 0 and status != _core.STATUS["interrupted"]:
@@ -1054,7 +1058,7 @@ class Network:
                     f"training diverged in epoch {failed} of {run.epochs}: the loss or a "
                     "parameter became NaN or infinite. The parameters were restored to "
                     + (f"their values at the start of epoch {restored}, the last whose "
-                       "loss was finite. " if good_epoch >= 0 else
+                       "loss was finite. " if restored > 0 else
                        "their values before this epoch. ")
                     + advice
                 )
