@@ -1226,6 +1226,7 @@ class Network:
             )
         net._params[...] = values
         try:
+            _check_generator_state(rng_state)
             net._rng.bit_generator.state = rng_state
         except (KeyError, TypeError, ValueError, OverflowError) as error:
             raise ModelFileError(f"{name} has an invalid generator state: {error}") from None
@@ -1267,6 +1268,22 @@ class Network:
         net._rng.bit_generator.state = state["rng_state"]
         net._optimizer_state = state.get("optimizer_state")
         self.__dict__.update(net.__dict__)
+
+
+def _check_generator_state(rng_state: Any) -> None:
+    """Refuse a PCG64 state whose integers numpy would wrap rather than reject.
+
+    numpy 1.x converts a negative or oversized value with a deprecation
+    warning and keeps its low bits, so the check cannot be left to it.
+    """
+    if not isinstance(rng_state, dict) or not isinstance(rng_state.get("state"), dict):
+        raise TypeError("it is not a mapping with a 'state' mapping")
+    bounds = [(rng_state["state"], "state", 2**128), (rng_state["state"], "inc", 2**128),
+              (rng_state, "has_uint32", 2), (rng_state, "uinteger", 2**32)]
+    for holder, key, bound in bounds:
+        value = holder[key]
+        if type(value) is not int or not 0 <= value < bound:
+            raise ValueError(f"{key} must be an integer from 0 to {bound - 1}, not {value!r}")
 
 
 class GradientCheck(NamedTuple):
