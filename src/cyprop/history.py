@@ -34,8 +34,8 @@ class History:
     Examples
     --------
     >>> history = History(np.array([0.5, 0.25]), None, np.array([0.1, 0.1]))
-    >>> history[-1], len(history)
-    (np.float64(0.25), 2)
+    >>> float(history[-1]), len(history)
+    (0.25, 2)
     """
 
     def __init__(self, loss: np.ndarray, val_loss: np.ndarray | None,
