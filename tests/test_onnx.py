@@ -34,6 +34,22 @@ def test_export_matches_predict(tmp_path, dtype, hidden, output):
                                atol=TOLERANCE[dtype])
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_leaky_relu_slope_is_the_networks_own(tmp_path, dtype):
+    """ONNX's LeakyRelu holds its slope in float32: a float64 export must not use it,
+    or every negative pre-activation is scaled by 0.0099999998 instead of 0.01."""
+    net = Network([4, 8, 3], activation="leaky_relu", output_activation="leaky_relu",
+                  dtype=dtype, seed=0)
+    X = np.random.default_rng(0).standard_normal((500, 4)).astype(dtype) * 1e3
+    path = tmp_path / "leaky.onnx"
+    net.to_onnx(path)
+    expected = net.predict(X)
+    assert (expected < 0).any()
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(run_onnx(path, X), expected, rtol=0,
+                               atol=scale * (1e-12 if dtype == "float64" else 1e-5))
+
+
 def test_exported_model_is_valid_and_takes_any_batch(tmp_path):
     net = Network([3, 4, 2], activation="tanh", output_activation="softmax", seed=0)
     path = tmp_path / "net.onnx"

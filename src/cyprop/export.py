@@ -1,7 +1,9 @@
 """Export a :class:`~cyprop.Network` as a standard ONNX model.
 
 The graph is the network's forward pass: for each layer ``MatMul`` by ``W``,
-``Add`` of ``b``, then the activation's ONNX operator. It takes ``X`` of
+``Add`` of ``b``, then the activation's ONNX operator (in float64, leaky ReLU
+is ``Max`` of ``z`` and ``Mul`` of ``z`` by the slope, since ``LeakyRelu``
+holds its slope in float32). It takes ``X`` of
 shape ``(batch, n_features)`` in the network's dtype, with any batch size,
 and returns ``Y`` of shape ``(batch, n_outputs)``. Needs the ``onnx``
 package (``pip install "cyprop[onnx]"``).
@@ -56,6 +58,16 @@ def to_onnx_model(net: Network, leaky_relu_slope: float) -> Any:
         output = "Y" if index == len(net.weights) - 1 else f"layer{index + 1}_a"
         nodes.append(helper.make_node("MatMul", [current, W_name], [product]))
         nodes.append(helper.make_node("Add", [product, b_name], [shifted]))
+        if activation == "leaky_relu" and net.dtype == np.float64:
+            # LeakyRelu's alpha is a float32 attribute, 0.0099999998 for 0.01;
+            # max(z, slope z) takes the slope in double, as predict does.
+            slope, scaled = f"layer{index + 1}_slope", f"layer{index + 1}_scaled"
+            initializers.append(numpy_helper.from_array(
+                np.array(leaky_relu_slope, dtype=np.float64), slope))
+            nodes.append(helper.make_node("Mul", [shifted, slope], [scaled]))
+            nodes.append(helper.make_node("Max", [shifted, scaled], [output]))
+            current = output
+            continue
         options: dict[str, Any] = {}
         if activation == "leaky_relu":
             options["alpha"] = leaky_relu_slope
