@@ -165,6 +165,52 @@ def test_saved_file_has_the_permissions_of_an_ordinary_file(tmp_path):
     assert mode == stat.S_IMODE(os.stat(tmp_path / "other").st_mode)
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+def test_saving_over_a_file_keeps_its_permissions(tmp_path):
+    path = tmp_path / "model"
+    trained().save(path)
+    os.chmod(path, 0o600)
+    Network([2, 1], seed=0).save(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert Network.load(path).layer_sizes == (2, 1)
+
+
+def test_saving_over_a_file_that_cannot_be_written_is_refused(tmp_path, monkeypatch):
+    # os.access stands in for a file without write permission, which root could
+    # still write; os.replace would take its place regardless.
+    path = tmp_path / "model"
+    trained().save(path)
+    before = path.read_bytes()
+    monkeypatch.setattr(os, "access", lambda target, mode: False)
+    with pytest.raises(PermissionError) as caught:
+        Network([2, 1], seed=0).save(path)
+    assert caught.value.filename == str(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links need privileges")
+def test_saving_to_a_symbolic_link_replaces_the_file_it_names(tmp_path):
+    (tmp_path / "models").mkdir()
+    target = tmp_path / "models" / "v1"
+    trained().save(target)
+    link = tmp_path / "current"
+    link.symlink_to(target)
+    Network([2, 1], seed=0).save(link)
+    assert link.is_symlink()
+    assert Network.load(target).layer_sizes == (2, 1)
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["v1"]
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_a_network_with_a_non_finite_parameter_is_not_saved(tmp_path, value):
+    net = Network([2, 3, 1], seed=0)
+    net.biases[0][1] = value
+    with pytest.raises(ValueError, match="parameter 7 of the network is NaN or infinite"):
+        net.save(tmp_path / "model")
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- crafted files: the checksum is unkeyed, so anyone can write a valid one ---
 
 

@@ -15,6 +15,7 @@ loads on any other.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -58,10 +59,13 @@ def write_model(path: str | os.PathLike[str], header: dict[str, Any], params: np
     """Write ``header`` and ``params`` to ``path`` atomically.
 
     The file is written beside its destination and renamed over it, so an
-    interrupted save leaves any earlier file at ``path`` untouched. An
-    ``OSError`` names ``path``, not the temporary file.
+    interrupted save leaves any earlier file at ``path`` untouched. A
+    symbolic link is followed, so the file it names is replaced, and an
+    existing file's permissions carry over to the new one, as writing into
+    it would keep them. An ``OSError`` names ``path``, not the temporary file.
     """
     name = check_path(path)
+    destination = os.path.realpath(name)
     header = {"format_version": FORMAT_VERSION, **header}
     header_bytes = json.dumps(header, sort_keys=True).encode("utf-8")
     if len(header_bytes) > MAX_HEADER_BYTES:
@@ -73,19 +77,27 @@ def write_model(path: str | os.PathLike[str], header: dict[str, Any], params: np
     body = MAGIC + _LENGTH.pack(len(header_bytes)) + header_bytes + little_endian.tobytes()
     content = body + hashlib.sha256(body).digest()
 
-    directory = os.path.dirname(os.path.abspath(name))
+    directory = os.path.dirname(destination)
     temporary = None
     try:
+        try:
+            mode = os.stat(destination).st_mode & 0o777
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        else:
+            if not os.access(destination, os.W_OK):
+                # Renaming over it would succeed where open() is refused.
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name)
         handle, temporary = tempfile.mkstemp(prefix=".cyprop-", suffix=".tmp", dir=directory)
-        # mkstemp makes the file private; give it the mode open() would have.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
+        # mkstemp makes the file private; give it the mode open() would leave.
+        os.chmod(temporary, mode)
         with os.fdopen(handle, "wb") as stream:
             stream.write(content)
             stream.flush()
             os.fsync(stream.fileno())
-        os.replace(temporary, name)
+        os.replace(temporary, destination)
     except BaseException as error:
         if temporary is not None:
             try:

@@ -1158,10 +1158,26 @@ class Network:
         It does not hold the optimizer's state (momentum, Adam's moments,
         step sizes, a schedule's position), which a pickle carries.
 
+        Saving over an existing file keeps its permissions, and saving to a
+        symbolic link replaces the file it points to. The new file has a new
+        inode, so other hard links to the old one keep the old content.
+
         Parameters
         ----------
         path : str or os.PathLike
+
+        Raises
+        ------
+        ValueError
+            If a parameter is NaN or infinite (set so through ``weights`` or
+            ``biases``): :meth:`load` refuses such a file.
         """
+        finite = np.isfinite(self._params)
+        if not finite.all():
+            raise ValueError(
+                f"parameter {int(np.argmin(finite))} of the network is NaN or infinite; "
+                "a model file holds finite parameters only, so it was not saved"
+            )
         header = {
             **self._config(),
             "n_parameters": self.n_parameters,
