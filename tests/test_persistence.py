@@ -151,6 +151,28 @@ def test_inconsistent_header_is_refused(tmp_path, monkeypatch):
         Network.load(tmp_path / "bad")
 
 
+def test_more_parameters_than_the_layers_need_are_not_read_into_memory(tmp_path,
+                                                                        monkeypatch):
+    from cyprop import _persistence
+
+    net = Network([2, 3, 1], seed=0)
+    header = {**net._config(), "n_parameters": 100_000,
+              "rng_state": net._rng.bit_generator.state}
+    _persistence.write_model(tmp_path / "bad", header, np.zeros(100_000))
+    hash_rest = _persistence._hash_rest
+    kept = []
+
+    def recording(stream, hasher, limit, keep):
+        kept.append(keep)
+        return hash_rest(stream, hasher, limit, keep)
+
+    monkeypatch.setattr(_persistence, "_hash_rest", recording)
+    with pytest.raises(ModelFileError, match=r"invalid header: its layer sizes \[2, 3, 1\] "
+                       r"need 13 parameters, but it gives n_parameters as 100,000"):
+        Network.load(tmp_path / "bad")
+    assert kept == [False]
+
+
 def test_missing_file():
     with pytest.raises(FileNotFoundError):
         Network.load("/nonexistent/model.cyprop")

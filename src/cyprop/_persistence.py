@@ -147,6 +147,11 @@ def read_model(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bytearray]
         payload_size = None
         if header is not None:
             payload_size, problem = _payload_size(header)
+        if payload_size is not None:
+            # Refused before the parameters are read into memory.
+            problem = _layer_sizes_problem(header)
+            if problem is not None:
+                payload_size = None
         if header is None or payload_size is None:
             # Nothing to trust in the header: the checksum says whether the file
             # was damaged or written that way. Read no more than a model can hold.
@@ -232,6 +237,24 @@ def _payload_size(header: dict[str, Any]) -> tuple[int | None, str | None]:
     if not isinstance(dtype, str) or dtype not in _ITEMSIZES:
         return None, f"dtype must be 'float32' or 'float64', got {dtype!r}"
     return n_parameters * _ITEMSIZES[dtype], None
+
+
+def _layer_sizes_problem(header: dict[str, Any]) -> str | None:
+    """What is wrong when well-formed layer sizes need fewer parameters than the
+    header announces, which would otherwise be read into memory first.
+
+    Other inconsistencies, and malformed sizes, are left to the network's own
+    checks of the header, which name them more closely.
+    """
+    sizes = header.get("layer_sizes")
+    if (not isinstance(sizes, list) or len(sizes) < 2
+            or not all(type(size) is int and size >= 1 for size in sizes)):
+        return None
+    needed = sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(sizes, sizes[1:]))
+    if needed >= header["n_parameters"]:
+        return None
+    return (f"its layer sizes {sizes} need {needed:,} parameters, but it gives "
+            f"n_parameters as {header['n_parameters']:,}")
 
 
 def _check_version(name: str, header: dict[str, Any] | None) -> None:
