@@ -141,4 +141,5 @@ def train_epochs(
     check_inputs: bool = ...,
     scratch: _Floats | None = ...,
     resume_known_good: bool = ...,
+    signal_exceptions: list[BaseException] | None = ...,
 ) -> tuple[int, int, int, int]: ...

@@ -28,13 +28,17 @@ Memory layout, shared with ``cyprop.network``:
 
 from cython cimport floating
 from scipy.linalg.cython_blas cimport dgemm, dgemv, sgemm, sgemv
+from cpython.ref cimport PyObject, Py_XDECREF
 from libc.math cimport NAN, exp, fabs, isfinite, log, log1p, sqrt, tanh
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 
 cdef extern from "Python.h":
     int PyErr_CheckSignals()
-    void PyErr_Clear()
+    void PyErr_Fetch(PyObject** kind, PyObject** value, PyObject** traceback)
+    void PyErr_NormalizeException(PyObject** kind, PyObject** value, PyObject** traceback)
+    int PyException_SetTraceback(PyObject* exception, PyObject* traceback)
 
 from cyprop._blas cimport (BLAS_GEMV_SPLITS_FROM, BLAS_SPLITS_FROM, GEMM_MAX_STEP,
                            GEMM_MAX_STEP_ROWS, GEMM_ROWS, MAX_PARTS, barrier_init, barrier_t,
@@ -1046,6 +1050,8 @@ cdef struct HiddenLayerRun:
     double epoch_sum, epoch_weight
     bint first_batch_finite, losses_finite
     int status
+    # the exception a signal handler raised (signal_handler_raised)
+    PyObject* raised
 
 
 cdef inline bint splits_hidden_layer(Py_ssize_t n_rows, const Py_ssize_t* sizes,
@@ -1137,6 +1143,7 @@ cdef void set_up_hidden_layer_run(HiddenLayerRun* run, const floating[:, ::1] X,
     run.loss = loss
     run.mean_reduction = mean_reduction
     run.signal_interval = signal_interval
+    run.raised = NULL
     run.A_work = &A_work[0]
     run.delta_work = &delta_work[0]
     run.W2_transposed = free
@@ -1359,11 +1366,9 @@ cdef void hidden_layer_epoch(HiddenLayerRun* run, floating* kind, int part,
             run.until_signal_check -= 1
             if run.until_signal_check == 0:
                 run.until_signal_check = run.signal_interval
-                with gil:
-                    if PyErr_CheckSignals() != 0:
-                        PyErr_Clear()
-                        run.status = INTERRUPTED
-                        run.stop = True
+                if signal_handler_raised(&run.raised):
+                    run.status = INTERRUPTED
+                    run.stop = True
         if next_start >= n_samples:
             return
         if not part_inputs_finite(run, parts):
@@ -1511,12 +1516,48 @@ def tiny_step_sigmoid(floating[::1] Z):
 
 # --- 8. The training loop ------------------------------------------------
 
+cdef bint signal_handler_raised(PyObject** raised) noexcept nogil:
+    """Run the Python handlers of any signals that arrived; True when one
+    raised. The training loop then stops after its current batch and returns
+    normally, so the exception is taken out of the thread's error state and
+    kept in raised (the first of a call), for the caller to raise in Python:
+    KeyboardInterrupt for Ctrl-C, or whatever another handler raised."""
+    cdef PyObject* kind = NULL
+    cdef PyObject* value = NULL
+    cdef PyObject* traceback = NULL
+    cdef bint handler_raised = False
+    with gil:
+        if PyErr_CheckSignals() != 0:
+            handler_raised = True
+            PyErr_Fetch(&kind, &value, &traceback)
+            PyErr_NormalizeException(&kind, &value, &traceback)
+            if value != NULL and traceback != NULL:
+                PyException_SetTraceback(value, traceback)
+            Py_XDECREF(kind)
+            Py_XDECREF(traceback)
+            if raised[0] == NULL:
+                raised[0] = value
+            else:
+                Py_XDECREF(value)
+    return handler_raised
+
+
+cdef void hand_over(PyObject* raised, list signal_exceptions):
+    """Give the exception signal_handler_raised kept to signal_exceptions (when
+    the caller passed a list) and drop the loop's reference to it."""
+    if raised == NULL:
+        return
+    if signal_exceptions is not None:
+        signal_exceptions.append(<object>raised)
+    Py_XDECREF(raised)
+
+
 cdef bint train_tiny_epochs(const floating* X, const floating* Y, Py_ssize_t n_rows,
                             const Py_ssize_t* sizes, floating* params, floating* rows,
                             bint mean_reduction, const double* learning_rates,
                             Py_ssize_t n_epochs, double* losses_out, Py_ssize_t signal_interval,
                             Py_ssize_t* completed, int* status, Py_ssize_t* good_epoch,
-                            bint resume_known_good) noexcept nogil:
+                            bint resume_known_good, PyObject** raised) noexcept nogil:
     """train_epochs for a network that tiny_step takes, trained on one batch of all
     n_rows rows an epoch in storage order, with the same steps, losses, restoring
     and results; rows is params_backup. The loop stays in _tiny_step.h, which
@@ -1545,13 +1586,9 @@ cdef bint train_tiny_epochs(const floating* X, const floating* Y, Py_ssize_t n_r
             losses_out[done] = NAN
             status[0] = DIVERGED
             break
-        if count == signal_interval:
-            with gil:
-                if PyErr_CheckSignals() != 0:
-                    PyErr_Clear()
-                    status[0] = INTERRUPTED
-            if status[0] == INTERRUPTED:
-                break
+        if count == signal_interval and signal_handler_raised(raised):
+            status[0] = INTERRUPTED
+            break
     completed[0] = done
     # After a diverged parameter update, the epoch's loss was finite: its start
     # is the last known good.
@@ -1569,7 +1606,8 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
                  floating[::1] A_work, floating[::1] delta_work, floating[::1] grads,
                  floating[:, ::1] params_backup, double[::1] losses_out,
                  Py_ssize_t signal_interval, bint check_inputs=False,
-                 floating[::1] scratch=None, bint resume_known_good=False):
+                 floating[::1] scratch=None, bint resume_known_good=False,
+                 list signal_exceptions=None):
     """Minibatch training for len(losses_out) epochs, updating params in place.
 
     Epoch e visits the rows of X in the order orders[e], or in storage order
@@ -1607,10 +1645,11 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
     restores what it saved and reports the input.
     Status "diverged" means the next epoch produced a non-finite loss or
     parameter: it is abandoned and params go back to the last known good.
-    Status "interrupted" means a signal arrived during the next epoch; a
-    tiny network trained full batch (one native loop over the epochs, one
-    batch each) looks after every signal_interval epochs, and counts the
-    epochs it finished before looking as completed.
+    Status "interrupted" means a signal's Python handler raised during the
+    next epoch; a tiny network trained full batch (one native loop over the
+    epochs, one batch each) looks after every signal_interval epochs, and
+    counts the epochs it finished before looking as completed. The handler's
+    exception is appended to signal_exceptions when that is a list.
 
     Plain SGD on a network of one hidden layer that splits_hidden_layer
     takes runs through hidden_layer_task when scratch holds
@@ -1636,7 +1675,11 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
     cdef const floating* Y_rows
     cdef const floating* w_rows = NULL
     cdef floating* state_ptr = NULL
-    cdef HiddenLayerRun run
+    # On the heap: should this thread end inside Python while the other parts
+    # wait for it (a daemon thread at interpreter exit), they wait on memory
+    # that stays theirs, not on a stack that is gone.
+    cdef HiddenLayerRun* run = NULL
+    cdef PyObject* raised = NULL
     cdef bint split_hidden = False
     cdef int parts = 1
     cdef Py_ssize_t batch_rows = min(batch_size, n_samples)
@@ -1649,8 +1692,9 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
             tiny = train_tiny_epochs(&X[0, 0], &Y[0, 0], n_samples, &sizes[0], &params[0],
                                      &params_backup[0, 0], mean_reduction, &learning_rates[0],
                                      n_epochs, &losses_out[0], signal_interval, &completed,
-                                     &status, &good_epoch, resume_known_good)
+                                     &status, &good_epoch, resume_known_good, &raised)
         if tiny:
+            hand_over(raised, signal_exceptions)
             # an update that diverged in parameters counts as a step, as below
             return completed, status, first_step + good_epoch + 1, good_epoch
     if (not tiny and scratch is not None
@@ -1658,8 +1702,10 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
                                          n_layers, sizeof(floating))
             and scratch.shape[0] >= hidden_layer_scratch_values(batch_rows, &sizes[0], gather,
                                                                 weighted)):
-        split_hidden = True
-        set_up_hidden_layer_run(&run, X, Y, sample_weight, batch_size, params, sizes,
+        run = <HiddenLayerRun*>malloc(sizeof(HiddenLayerRun))
+        split_hidden = run != NULL
+    if split_hidden:
+        set_up_hidden_layer_run(run, X, Y, sample_weight, batch_size, params, sizes,
                                 activations, loss, mean_reduction, X_batch, Y_batch,
                                 weight_batch, A_work, delta_work, scratch, signal_interval)
         parts = gemm_parts(batch_rows, sizes[1], sizes[0], 16 if floating is float else 8)
@@ -1689,10 +1735,10 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
                 run.losses_finite = True
                 run.status = COMPLETED
                 barrier_init(&run.barrier, parts)
-                if parts < 2 or not run_parts_at_once(hidden_layer_task, &run, parts):
+                if parts < 2 or not run_parts_at_once(hidden_layer_task, run, parts):
                     # the same bits from one part as from several
                     barrier_init(&run.barrier, 1)
-                    hidden_layer_task(&run, 0, 1)
+                    hidden_layer_task(run, 0, 1)
                 if run.first_batch_finite:
                     swap = known_good
                     known_good = epoch_start
@@ -1779,11 +1825,8 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
                 until_signal_check -= 1
                 if until_signal_check == 0:
                     until_signal_check = signal_interval
-                    with gil:
-                        if PyErr_CheckSignals() != 0:
-                            PyErr_Clear()
-                            status = INTERRUPTED
-                    if status == INTERRUPTED:
+                    if signal_handler_raised(&raised):
+                        status = INTERRUPTED
                         break
             if status == INTERRUPTED or status == INPUT_NOT_FINITE:
                 break
@@ -1806,4 +1849,9 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
         if status != DIVERGED and known_good != &params_backup[1, 0]:
             memcpy(&params_backup[1, 0], known_good, n_params * sizeof(floating))
         set_blas_splits(False)
+    if run != NULL:
+        if run.raised != NULL:
+            raised = run.raised
+        free(run)
+    hand_over(raised, signal_exceptions)
     return completed, status, step, good_epoch

@@ -803,7 +803,8 @@ class Network:
         KeyboardInterrupt
             On Ctrl-C, within milliseconds: the parameters are those after the
             last finished batch (L-BFGS: the last accepted iterate), and the
-            network can be used and trained further.
+            network can be used and trained further. What another signal's
+            handler raises comes out the same way, unchanged.
 
         Examples
         --------
@@ -1016,12 +1017,14 @@ class Network:
                 orders = np.empty((count, 0), dtype=np.intp)
             rates = optimizer.schedule.rates(optimizer.learning_rate, state.epoch, count)
             losses = np.empty(count)
+            handler_raised: list[BaseException] = []
             completed, status, state.step, good_epoch = self._kernels.train_epochs(
                 X, y, weights, orders, batch_size, self._params, self._sizes,
                 self._activation_codes, self._loss_code, self._reduction == "mean",
                 settings, rates, state.step, state.buffers.reshape(-1), X_batch, y_batch,
                 weight_batch, A_work, delta_work, grads, backup, losses, signal_interval,
                 before is not None, scratch, resume_known_good=carried,
+                signal_exceptions=handler_raised,
             )
             carried = True
             if before is not None:
@@ -1044,8 +1047,10 @@ class Network:
             else:
                 run.record_many(self, losses[:completed], rates[:completed])
             if status == _core.STATUS["interrupted"]:
-                # The parameters are those of the last finished batch.
-                raise KeyboardInterrupt
+                # The parameters are those of the last finished batch. The
+                # exception is the signal handler's own: KeyboardInterrupt for
+                # Ctrl-C, or what another handler raised.
+                raise handler_raised[0] if handler_raised else KeyboardInterrupt
             if status == _core.STATUS["diverged"]:
                 self._optimizer_state = None
                 failed = run.completed + 1
