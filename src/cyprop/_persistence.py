@@ -147,11 +147,11 @@ def read_model(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bytearray]
         payload_size = None
         if header is not None:
             payload_size, problem = _payload_size(header)
-        if payload_size is not None:
-            # Refused before the parameters are read into memory.
-            problem = _layer_sizes_problem(header)
-            if problem is not None:
-                payload_size = None
+            if payload_size is not None:
+                # Refused before the parameters are read into memory.
+                problem = _layer_sizes_problem(header)
+                if problem is not None:
+                    payload_size = None
         if header is None or payload_size is None:
             # Nothing to trust in the header: the checksum says whether the file
             # was damaged or written that way. Read no more than a model can hold.
