@@ -135,6 +135,34 @@ def test_lbfgs_on_a_hidden_layer_and_float32():
         assert history.loss[-1] == pytest.approx(net.loss(X, y, weight_decay=1e-4), rel=1e-5)
 
 
+@pytest.mark.parametrize("exception", [KeyboardInterrupt, TimeoutError])
+def test_lbfgs_stopped_inside_its_line_search_keeps_the_last_accepted_iterate(
+        monkeypatch, exception):
+    """Whatever ends L-BFGS inside its objective (Ctrl-C, another signal's
+    handler), the parameters are an iterate it accepted, not a trial point."""
+    X, y = regression_data()
+    net = small_net()
+    accepted = [[p.copy() for p in net.weights + net.biases]]
+    evaluate = Network._evaluate
+    calls = []
+
+    def failing_evaluate(self, *args):
+        calls.append(None)
+        if len(calls) == 6:
+            raise exception("stopped")
+        return evaluate(self, *args)
+
+    def record(net, logs):
+        accepted.append([p.copy() for p in net.weights + net.biases])
+
+    monkeypatch.setattr(Network, "_evaluate", failing_evaluate)
+    with pytest.raises(exception):
+        net.fit(X, y, epochs=50, optimizer="lbfgs", callbacks=[record])
+    assert len(accepted) > 1
+    for now, then in zip(net.weights + net.biases, accepted[-1]):
+        np.testing.assert_array_equal(now, then)
+
+
 # --- schedules ------------------------------------------------------------------
 
 def test_learning_rate_schedules():

@@ -1098,8 +1098,9 @@ class Network:
                 options={"maxiter": run.epochs, "maxcor": optimizer.max_corrections,
                          "ftol": optimizer.tolerance, "gtol": 0.0},
             )
-        except KeyboardInterrupt:
-            # Not a trial point of the line search: the last accepted iterate.
+        except BaseException:
+            # Ctrl-C, another signal's handler, or a failure inside the objective:
+            # the last accepted iterate, not a trial point of the line search.
             self._params[...] = accepted
             raise
         if not np.all(np.isfinite(result.x)) or not np.isfinite(result.fun):
