@@ -1626,8 +1626,8 @@ def train_epochs(const floating[:, ::1] X, const floating[:, ::1] Y,
     parameters at the start of the current epoch and the last parameters
     known good, that is, whose first batch of an epoch gave a finite loss
     (or the parameters on entry, before any). After a divergence, one row
-    may hold non-finite values. On a return without divergence, the second
-    row holds the last known good. With resume_known_good set, the caller
+    may hold non-finite values. On a return with status "completed" or
+    "interrupted", the second row holds the last known good. With resume_known_good set, the caller
     hands that row back unchanged from its previous call, and it stands for
     the parameters on entry, whose loss no epoch has measured yet: a first
     batch that fails then goes back to the start of the previous call's
