@@ -203,6 +203,22 @@ def test_one_number_written_two_ways_is_refused_as_labels(tmp_path, capsys):
     assert not (tmp_path / "mixed.cyprop").exists()
 
 
+def test_numeric_labels_are_compared_and_ordered_exactly():
+    from cyprop.cli import CommandError, _class_labels
+
+    # one apart beyond 2**53, where float would call them equal
+    ids = np.array(["9007199254740993", "9007199254740992", "9007199254740993"])
+    classes, codes = _class_labels(ids, "ids.csv")
+    assert classes == ["9007199254740992", "9007199254740993"]
+    assert codes.tolist() == [1, 0, 1]
+    assert _class_labels(np.array(["inf", "1e400"]), "x.csv")[0] == ["1e400", "inf"]
+    with pytest.raises(CommandError, match="the class label 'nan' among numbers reads as a "
+                                           "missing value"):
+        _class_labels(np.array(["1", "nan", "0"]), "x.csv")
+    # among words, "nan" is a word
+    assert _class_labels(np.array(["nan", "cat"]), "x.csv")[0] == ["cat", "nan"]
+
+
 def test_validation_loss_is_unchanged_by_folding(files, capsys):
     """The summary's validation loss (raw features, folded weights) is the last epoch's."""
     assert main(["train", str(files / "moons.csv"), "--task", "classification", "--target",

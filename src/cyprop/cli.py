@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import decimal
 import hashlib
 import json
 import math
@@ -403,18 +404,25 @@ def _class_labels(y: np.ndarray, source: str) -> tuple[list[Any], np.ndarray]:
     """The sorted distinct labels (as JSON values) and each sample's index among them.
 
     Labels read from a CSV are strings; when they all read as numbers they
-    are ordered by value, so that "2" comes before "10". Two spellings of
-    one number ("1" and "1.0") are refused rather than taken as two classes.
+    are ordered by their exact decimal value, so that "2" comes before "10".
+    Two spellings of one number ("1" and "1.0") are refused rather than
+    taken as two classes, and so is "nan" among numbers.
     """
     if y.dtype.kind == "U":
         distinct = sorted(set(y.tolist()))
         try:
-            distinct.sort(key=float)
-        except ValueError:
-            pass
-        else:
+            # Exact, unlike float: distinct integer labels beyond 2**53 stay distinct.
+            values = {label: decimal.Decimal(label) for label in distinct}
+        except decimal.InvalidOperation:
+            values = {}
+        for label, value in values.items():
+            if value.is_nan():
+                raise CommandError(f"{source}: the class label {label!r} among numbers reads "
+                                   "as a missing value, not a class")
+        if values:
+            distinct.sort(key=values.__getitem__)
             for first, second in zip(distinct, distinct[1:]):
-                if float(first) == float(second):
+                if values[first] == values[second]:
                     raise CommandError(
                         f"{source}: the class labels {first!r} and {second!r} are the same "
                         "number written two ways; write each class the same way throughout")
