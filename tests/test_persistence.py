@@ -197,6 +197,18 @@ def test_saving_over_a_file_keeps_its_permissions(tmp_path):
     assert Network.load(path).layer_sizes == (2, 1)
 
 
+@pytest.mark.skipif(not hasattr(os, "chown"), reason="POSIX owners")
+def test_saving_over_a_file_keeps_its_owner_where_it_may(tmp_path):
+    path = tmp_path / "model"
+    trained().save(path)
+    try:
+        os.chown(path, 4321, 4321)
+    except PermissionError:
+        pytest.skip("giving a file to another owner needs root")
+    Network([2, 1], seed=0).save(path)
+    assert (os.stat(path).st_uid, os.stat(path).st_gid) == (4321, 4321)
+
+
 def test_saving_over_a_file_that_cannot_be_written_is_refused(tmp_path, monkeypatch):
     # os.access stands in for a file without write permission, which root could
     # still write; os.replace would take its place regardless.

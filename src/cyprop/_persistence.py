@@ -60,9 +60,10 @@ def write_model(path: str | os.PathLike[str], header: dict[str, Any], params: np
 
     The file is written beside its destination and renamed over it, so an
     interrupted save leaves any earlier file at ``path`` untouched. A
-    symbolic link is followed, so the file it names is replaced, and an
-    existing file's permissions carry over to the new one, as writing into
-    it would keep them. An ``OSError`` names ``path``, not the temporary file.
+    symbolic link is followed, so the file it names is replaced. An existing
+    file's permission bits carry over to the new one, and its owner and group
+    where this process may set them (its ACLs and extended attributes do
+    not). An ``OSError`` names ``path``, not the temporary file.
     """
     name = check_path(path)
     destination = os.path.realpath(name)
@@ -81,16 +82,24 @@ def write_model(path: str | os.PathLike[str], header: dict[str, Any], params: np
     temporary = None
     try:
         try:
-            mode = os.stat(destination).st_mode & 0o777
+            existing: os.stat_result | None = os.stat(destination)
         except FileNotFoundError:
+            existing = None
+        if existing is None:
             umask = os.umask(0)
             os.umask(umask)
             mode = 0o666 & ~umask
         else:
+            mode = existing.st_mode & 0o777
             if not os.access(destination, os.W_OK):
                 # Renaming over it would succeed where open() is refused.
                 raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name)
         handle, temporary = tempfile.mkstemp(prefix=".cyprop-", suffix=".tmp", dir=directory)
+        if existing is not None and hasattr(os, "chown"):
+            try:
+                os.chown(temporary, existing.st_uid, existing.st_gid)
+            except PermissionError:
+                pass  # another owner's file, or a group this user is not in
         # mkstemp makes the file private; give it the mode open() would leave.
         os.chmod(temporary, mode)
         with os.fdopen(handle, "wb") as stream:

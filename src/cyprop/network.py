@@ -1164,9 +1164,10 @@ class Network:
         It does not hold the optimizer's state (momentum, Adam's moments,
         step sizes, a schedule's position), which a pickle carries.
 
-        Saving over an existing file keeps its permissions, and saving to a
-        symbolic link replaces the file it points to. The new file has a new
-        inode, so other hard links to the old one keep the old content.
+        Saving over an existing file keeps its permission bits (and its owner
+        and group where this process may set them), and saving to a symbolic
+        link replaces the file it points to. The new file has a new inode, so
+        other hard links to the old one keep the old content.
 
         Parameters
         ----------
