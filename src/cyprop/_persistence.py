@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from cyprop._validation import MAX_PARAMETERS
+from cyprop._validation import MAX_PARAMETERS, count_parameters
 
 MAGIC = b"CYPROP\x00\n"
 FORMAT_VERSION = 1
@@ -259,7 +259,7 @@ def _layer_sizes_problem(header: dict[str, Any]) -> str | None:
     if (not isinstance(sizes, list) or len(sizes) < 2
             or not all(type(size) is int and size >= 1 for size in sizes)):
         return None
-    needed = sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(sizes, sizes[1:]))
+    needed = count_parameters(sizes)
     if needed >= header["n_parameters"]:
         return None
     return (f"its layer sizes {sizes} need {needed:,} parameters, but it gives "

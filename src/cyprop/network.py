@@ -185,8 +185,7 @@ class Network:
             [_core.ACTIVATIONS[name] for name in activations], dtype=np.intc
         )
         self._loss_code = _core.LOSSES[self._loss]
-        n_params = sum(fan_in * fan_out + fan_out for fan_in, fan_out in self._fans())
-        self._params = np.zeros(n_params, dtype=self._dtype)
+        self._params = np.zeros(count_parameters(self._layer_sizes), dtype=self._dtype)
         self._weights, self._biases = self._layer_views(self._params)
         self._fit_lock = threading.Lock()
         self._optimizer_state: _OptimizerState | None = None
