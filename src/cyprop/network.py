@@ -1178,10 +1178,11 @@ class Network:
             If a parameter is NaN or infinite (set so through ``weights`` or
             ``biases``): :meth:`load` refuses such a file.
         """
-        finite = np.isfinite(self._params)
-        if not finite.all():
+        # The core's check reads the buffer without a boolean copy of its size.
+        if not self._kernels.all_finite_values(self._params):
+            first = int(np.argmin(np.isfinite(self._params)))
             raise ValueError(
-                f"parameter {int(np.argmin(finite))} of the network is NaN or infinite; "
+                f"parameter {first} of the network is NaN or infinite; "
                 "a model file holds finite parameters only, so it was not saved"
             )
         header = {
