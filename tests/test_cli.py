@@ -567,6 +567,48 @@ def test_plot_writes_a_png(classifier, files):
     assert 10_000 < picture.stat().st_size < 300_000
 
 
+@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="needs matplotlib")
+def test_plot_format_matplotlib_cannot_write_is_refused_before_training(files, capsys):
+    model = files / "unplotted.cyprop"
+    assert main(["train", str(files / "moons.csv"), "--task", "classification", "--target",
+                 "moon", "--plot", str(files / "p.jpgx"), "--output", str(model)]) == 1
+    err = capsys.readouterr().err
+    assert "matplotlib cannot write 'jpgx' pictures; name a file ending in one of: " in err
+    assert ".png" in err and ".svg" in err
+    assert not model.exists()
+
+
+@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="needs matplotlib")
+def test_plot_name_without_extension_gets_png_and_says_so(files, capsys):
+    model = files / "plotted.cyprop"
+    assert main(["train", str(files / "moons.csv"), "--task", "classification", "--target",
+                 "moon", "--epochs", "2", "--progress", "none", "--plot",
+                 str(files / "curves_unnamed"), "--output", str(model)]) == 0
+    picture = files / "curves_unnamed.png"
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (files / "curves_unnamed").exists()
+    assert capsys.readouterr().out.splitlines()[-1] == f"wrote {picture}"
+
+
+@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="needs matplotlib")
+def test_a_plot_that_fails_after_training_says_the_model_was_written(files, capsys,
+                                                                    monkeypatch):
+    from matplotlib.figure import Figure
+
+    def no_space(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", no_space)
+    model = files / "saved_without_plot.cyprop"
+    assert main(["train", str(files / "moons.csv"), "--task", "classification", "--target",
+                 "moon", "--epochs", "2", "--progress", "none", "--plot",
+                 str(files / "p.png"), "--output", str(model)]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"cyprop train: error: wrote {model} and {model}.json, but not the plot "
+                   f"{files / 'p.png'}: No space left on device\n")
+    assert Network.load(model).layer_sizes == (2, 32, 1)  # two classes: one sigmoid
+
+
 def test_plot_without_matplotlib(files, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     model = files / "unplotted.cyprop"

@@ -698,13 +698,7 @@ def _train(arguments: argparse.Namespace) -> int:
                                "steps on the full batch")
     # Refuse what would fail at the end before spending any time on training.
     _check_output_path(arguments.output, "model file")
-    if arguments.plot is not None:
-        _check_output_path(arguments.plot, "plot")
-        try:
-            from cyprop import plot
-            plot._matplotlib()
-        except ImportError as error:
-            raise CommandError(f"--plot: {error}") from None
+    plot_path = None if arguments.plot is None else _plot_path(arguments.plot)
     progress_mode = _progress_mode(arguments.progress, arguments.quiet)
 
     data = _training_data(arguments)
@@ -776,8 +770,12 @@ def _train(arguments: argparse.Namespace) -> int:
         "feature_names": data.feature_names,
         "target_names": data.target_names,
     })
-    if arguments.plot is not None:
-        _write_training_plot(arguments.plot, history, net, data, classes)
+    if plot_path is not None:
+        try:
+            _write_training_plot(plot_path, history, net, data, classes)
+        except (OSError, ValueError) as error:
+            raise CommandError(f"wrote {arguments.output} and {_sidecar_path(arguments.output)}, "
+                               f"but not the plot {plot_path}: {_error_message(error)}") from None
     if arguments.quiet:
         return 0
 
@@ -803,9 +801,38 @@ def _train(arguments: argparse.Namespace) -> int:
     if classes is not None:
         print(f"classes: {', '.join(str(label) for label in classes)}")
     print(f"wrote {arguments.output} and {_sidecar_path(arguments.output)}")
-    if arguments.plot is not None:
-        print(f"wrote {arguments.plot}")
+    if plot_path is not None:
+        print(f"wrote {plot_path}")
     return 0
+
+
+def _plot_path(name: str) -> str:
+    """The file ``--plot name`` writes, checked before training as the model's path is.
+
+    As matplotlib does, a name without an extension gets its default
+    format's (``savefig.format``, PNG unless configured otherwise); a name
+    whose extension matplotlib cannot write is refused here rather than
+    after the training it would otherwise follow.
+    """
+    try:
+        from cyprop import plot
+
+        matplotlib = plot._matplotlib()
+    except ImportError as error:
+        raise CommandError(f"--plot: {error}") from None
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    extension = os.path.splitext(name)[1][1:]
+    if not extension:
+        path = f"{name.rstrip('.')}.{matplotlib.rcParams['savefig.format']}"
+    else:
+        supported = FigureCanvasBase.get_supported_filetypes()
+        if extension.lower() not in supported:
+            raise CommandError(f"--plot {name}: matplotlib cannot write {extension!r} pictures; "
+                               f"name a file ending in one of: .{', .'.join(sorted(supported))}")
+        path = name
+    _check_output_path(path, "plot")
+    return path
 
 
 def _check_range(data: _TrainingData, dtype: str, regression: bool) -> None:
@@ -1254,11 +1281,14 @@ def build_parser() -> argparse.ArgumentParser:
     output = train.add_argument_group("output")
     output.add_argument("--plot", metavar="FILE.png",
                         help="write the loss curves (and, for classification with two "
-                             "features, the decision boundary) to this picture; needs "
+                             "features, the decision boundary) to this picture, in the "
+                             "format its extension names (.png without one); needs "
                              "matplotlib")
     output.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
                         help="per-epoch progress on stderr: a tqdm bar, lines, or none "
-                             "(default: a bar on a terminal when tqdm is installed, else lines)")
+                             "(default: a bar on a terminal when tqdm is installed, else "
+                             "lines); for regression, loss and val_loss are on the "
+                             "standardised targets")
     output.add_argument("-q", "--quiet", action="store_true",
                         help="print nothing but errors")
     train.set_defaults(run=_train, parser=train)
