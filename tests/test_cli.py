@@ -203,6 +203,40 @@ def test_one_number_written_two_ways_is_refused_as_labels(tmp_path, capsys):
     assert not (tmp_path / "mixed.cyprop").exists()
 
 
+@pytest.mark.parametrize("source", ["csv", "npz"])
+def test_labels_that_are_not_whole_numbers_are_refused_as_a_quantity(tmp_path, capsys, source):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2))
+    y = np.round(X.sum(axis=1), 3)
+    y[0] = 1.0
+    y[1] = 0.25
+    if source == "csv":
+        path = write_csv(tmp_path / "amounts.csv", ["a", "b", "y"],
+                         [(a, b, value) for (a, b), value in zip(X, y)])
+    else:
+        path = tmp_path / "amounts.npz"
+        np.savez(path, X=X, y=y)
+    assert main(["train", str(path), "--task", "classification",
+                 "--output", str(tmp_path / "m.cyprop")]) == 1
+    err = capsys.readouterr().err
+    assert "is not a whole number; a target of such numbers is a quantity, so train " in err
+    assert "with --task regression" in err
+    assert not (tmp_path / "m.cyprop").exists()
+
+
+def test_many_classes_for_the_samples_are_warned_about(tmp_path, capsys):
+    X = np.arange(60.0).reshape(30, 2)
+    path = write_csv(tmp_path / "ids.csv", ["a", "b", "id"],
+                     [(a, b, 1000 + i) for i, (a, b) in enumerate(X)])
+    assert main(["train", str(path), "--task", "classification", "--epochs", "1",
+                 "--progress", "none", "--output", str(tmp_path / "m.cyprop")]) == 0
+    assert ("warning: " + str(path) + ": the target has 30 classes among 30 samples; if it "
+            "is a quantity rather than labels, train with --task regression"
+            ) in capsys.readouterr().err
+    # Whole-number labels are classes all the same, as in scikit-learn.
+    assert json.loads((tmp_path / "m.cyprop.json").read_text())["classes"][:2] == ["1000", "1001"]
+
+
 def test_numeric_labels_are_compared_and_ordered_exactly():
     from cyprop.cli import CommandError, _class_labels
 

@@ -68,6 +68,9 @@ _PROGRESS_LINES = 20
 # Folding the standardisation into the weights changes float32 outputs by about
 # 1e-6 of their spread; a thousand times that means the features lost digits.
 _FOLDING_TOLERANCE = 1e-3
+# Classification warns when the classes outnumber both this and half the
+# samples: such a target is more likely a quantity than labels.
+_MANY_CLASSES = 20
 # The shell's status for a program that SIGPIPE ends (128 + 13).
 _EXIT_PIPE_CLOSED = 141
 
@@ -419,6 +422,9 @@ def _class_labels(y: np.ndarray, source: str) -> tuple[list[Any], np.ndarray]:
             if value.is_nan():
                 raise CommandError(f"{source}: the class label {label!r} among numbers reads "
                                    "as a missing value, not a class")
+        for label, value in values.items():
+            if value != value.to_integral_value():
+                raise CommandError(_fractional_label_message(source, label))
         if values:
             distinct.sort(key=values.__getitem__)
             for first, second in zip(distinct, distinct[1:]):
@@ -427,10 +433,22 @@ def _class_labels(y: np.ndarray, source: str) -> tuple[list[Any], np.ndarray]:
                         f"{source}: the class labels {first!r} and {second!r} are the same "
                         "number written two ways; write each class the same way throughout")
     else:
+        if y.dtype.kind == "f":
+            fractional = y[y != np.round(y)]
+            if fractional.size:
+                raise CommandError(_fractional_label_message(source, fractional[0].item()))
         distinct = np.unique(y).tolist()
     index = {label: code for code, label in enumerate(distinct)}
     codes = np.array([index[label] for label in y.tolist()], dtype=np.intp)
     return distinct, codes
+
+
+def _fractional_label_message(source: str, label: Any) -> str:
+    # A column of such numbers is a measured quantity: taken as classes it
+    # would give nearly one class per sample.
+    return (f"{source}: the class label {label!r} is not a whole number; a target of such "
+            "numbers is a quantity, so train with --task regression (or write the classes "
+            "as names or whole numbers)")
 
 
 # --- the sidecar ---------------------------------------------------------------
@@ -711,6 +729,10 @@ def _train(arguments: argparse.Namespace) -> int:
         if len(classes) < 2:
             raise CommandError(f"{arguments.data}: the target holds a single class "
                                f"({classes[0]!r}); classification needs at least two")
+        if len(classes) > max(_MANY_CLASSES, n_samples // 2) and not arguments.quiet:
+            print(f"warning: {arguments.data}: the target has {len(classes)} classes among "
+                  f"{n_samples} samples; if it is a quantity rather than labels, train with "
+                  "--task regression", file=sys.stderr)
     net = _build_network(arguments, n_features, classes, data.y.shape[-1])
     if classes is None:
         Y = data.y
@@ -1232,8 +1254,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--task", choices=("classification", "regression"), required=True,
                        help="classification: the target column holds class labels, one-hot "
                             "encoded (softmax + cross_entropy; sigmoid + "
-                            "binary_cross_entropy for two classes); regression: numeric "
-                            "targets (identity + mse)")
+                            "binary_cross_entropy for two classes; labels that are not "
+                            "whole numbers are refused); regression: numeric targets "
+                            "(identity + mse)")
     train.add_argument("-o", "--output", default="model.cyprop", metavar="MODEL",
                        help="model file to write (default: model.cyprop); the sidecar goes "
                             "to MODEL.json")
