@@ -510,12 +510,22 @@ def test_file_and_data_errors_exit_1(classifier, files, capsys, arguments, messa
      "--batch-size does not apply to the lbfgs optimizer"),
     (["predict", "model.cyprop"], "the following arguments are required: data"),
     (["nonsense"], "invalid choice: 'nonsense'"),
+    ([], "usage: cyprop [-h] [--version] COMMAND ...\n"
+         "cyprop: error: the following arguments are required: COMMAND\n"),
+    (["--verison"], "usage: cyprop [-h] [--version] COMMAND ...\n"
+                    "cyprop: error: unrecognized arguments: --verison\n"),
+    # The subcommand's usage, which lists its options, comes with its unknown option.
+    (["train", "data.csv", "--task", "regression", "--batch_size", "32"],
+     "cyprop train: error: unrecognized arguments: --batch_size 32\n"),
 ])
 def test_bad_arguments_exit_2(files, capsys, arguments, message):
     with pytest.raises(SystemExit) as raised:
         main(arguments)
     assert raised.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    if arguments[:1] == ["train"]:
+        assert err.startswith("usage: cyprop train ")
 
 
 def test_incompatible_loss_exits_2(files, capsys):

@@ -1226,8 +1226,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EXIT_STATUS,
     )
     parser.add_argument("--version", action="version", version=f"cyprop {__version__}")
+    # Not required here: main() reports a missing command itself, after any
+    # misspelt option, which argparse would otherwise hide behind it.
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.required = True
 
     demo = commands.add_parser(
         "demo",
@@ -1376,8 +1377,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         of stdout went away. Invalid arguments
         exit with status 2 through :class:`SystemExit`, as argparse does.
     """
-    arguments = build_parser().parse_args(argv)
-    prog = arguments.parser.prog
+    parser = build_parser()
+    arguments, unrecognized = parser.parse_known_args(argv)
+    # The subcommand's own parser reports its unknown options, so that the
+    # usage printed with the error is that subcommand's.
+    command_parser = getattr(arguments, "parser", parser)
+    if unrecognized:
+        command_parser.error(f"unrecognized arguments: {' '.join(unrecognized)}")
+    if arguments.command is None:
+        parser.error("the following arguments are required: COMMAND")
+    prog = command_parser.prog
     try:
         return int(arguments.run(arguments))
     except KeyboardInterrupt:
