@@ -438,6 +438,8 @@ def test_missing_file_exits_1_with_one_line(tmp_path):
      "--target 5: "),
     (["train", "{dir}/moons.csv", "--task", "classification", "--target", "moon", "--output",
       "{dir}/no/such/folder/m.cyprop"], "the folder"),
+    (["train", "{dir}/moons.csv", "--task", "classification", "--target", "moon", "--output",
+      "{dir}/moons.csv/m.cyprop"], "moons.csv is a file, not a folder"),
     (["train", "{dir}/linear.npz", "--task", "regression", "--y-key", "Y"],
      "linear.npz has no array 'Y'; it holds X, y (choose with --y-key)"),
     (["train", "{dir}/ragged.csv", "--task", "regression"],
@@ -467,6 +469,9 @@ def test_missing_file_exits_1_with_one_line(tmp_path):
      "three_columns.csv lacks the columns x1, x2 that"),
     (["predict", "{dir}/moons.cyprop", "{dir}/three_columns.csv", "--features", "a,b,c"],
      "three_columns.csv has 3 feature columns but "),
+    (["predict", "{dir}/lone.cyprop", "{dir}/three_columns.csv"],
+     "three_columns.csv has 3 feature columns but {dir}/lone.cyprop takes 2; choose them "
+     "with --features\n"),
     (["predict", "{dir}/moons.cyprop", "{dir}/linear.npz"],
      "linear.npz: array 'X' has 3 features but "),
     (["predict", "{dir}/stale.cyprop", "{dir}/moons.csv"],
@@ -489,11 +494,12 @@ def test_file_and_data_errors_exit_1(classifier, files, capsys, arguments, messa
     (files / "damaged.cyprop").write_bytes(bytes(content))
     Network([2, 16, 16, 1], seed=5).save(files / "stale.cyprop")  # another model
     (files / "stale.cyprop.json").write_text((files / "moons.cyprop.json").read_text())
+    Network([2, 3, 1], seed=0).save(files / "lone.cyprop")  # no sidecar
     argv = [argument.format(dir=files) for argument in arguments]
     assert main(argv) == 1
     captured = capsys.readouterr()
     assert captured.err.startswith(f"cyprop {argv[0]}: error: ")
-    assert message in captured.err
+    assert message.format(dir=files) in captured.err
     assert captured.err.count("\n") == 1
 
 

@@ -165,6 +165,8 @@ def _error_message(error: BaseException) -> str:
 def _check_output_path(path: str, what: str) -> None:
     """Refuse, before any work is done, a path that could not be written."""
     directory = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise CommandError(f"cannot write the {what} {path}: {directory} is a file, not a folder")
     if not os.path.isdir(directory):
         raise CommandError(f"cannot write the {what} {path}: the folder {directory} does not exist")
     if os.path.isdir(path):
@@ -980,8 +982,9 @@ def _prediction_features(arguments: argparse.Namespace, net: Network,
     else:
         columns = list(range(len(table.header)))
     if len(columns) != n_inputs:
+        hint = "" if arguments.features is not None else "; choose them with --features"
         raise CommandError(f"{path} has {len(columns)} feature columns but {arguments.model} "
-                           f"takes {n_inputs}")
+                           f"takes {n_inputs}{hint}")
     return table.numbers(columns)
 
 
