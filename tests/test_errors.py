@@ -80,6 +80,8 @@ def test_bad_constructor_options(options, error, message):
      r"X contains NaN or infinity \(first at index \(0, 1\)\)"),
     (np.array([[0, np.inf, 1]] * 4), ValueError, "X contains NaN or infinity"),
     (np.array([["a", "b", "c"]] * 4), TypeError, "X must hold real numbers"),
+    (np.array([[0, 1, 1], [0, "one", 1]] * 2, dtype=object), TypeError,
+     r"does not convert to float: \[1, 1\] holds 'one'$"),
     (np.zeros((4, 3), dtype=complex), TypeError, "X must hold real numbers"),
     ([[0, 1, 1], [0, 1]], TypeError, "X must be an array of numbers"),
 ])
@@ -92,7 +94,7 @@ def test_bad_features(net, X, error, message):
 
 @pytest.mark.parametrize("y, error, message", [
     (np.zeros((3, 1)), ValueError, "X has 4 samples but y has 3"),
-    (np.zeros((4, 2)), ValueError, "y has 2 columns but the network has 1 outputs"),
+    (np.zeros((4, 2)), ValueError, "y has 2 columns but the network has 1 output$"),
     (np.zeros((4, 1, 1)), ValueError, "y must be 2-D"),
     (np.array([[0.0], [np.nan], [1], [0]]), ValueError, "y contains NaN or infinity"),
     (np.array([[0.0], [-np.inf], [1], [0]]), ValueError, "y contains NaN or infinity"),
@@ -214,6 +216,23 @@ def test_partial_fit_refuses_values_not_finite(n_rows, batch_size, checks_in_loo
     before.partial_fit(X, y, optimizer="adam", learning_rate=0.1)
     for got, expected in zip(parameter_bits(net), parameter_bits(before)):
         np.testing.assert_array_equal(got, expected)
+
+
+def test_a_pandas_missing_value_is_named_with_its_position(net):
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame({"a": [0.0, 1.0, 0.0, 1.0], "b": [0.0, 0.0, None, 1.0],
+                      "c": [1.0, 1.0, 1.0, 1.0]}, dtype="Float64")
+    with pytest.raises(TypeError, match=r"\[2, 1\] holds <NA> \(a missing value: fill or "
+                                        r"drop those first\)"):
+        net.predict(X)
+
+
+def test_one_column_of_labels_for_several_outputs_gets_the_one_hot_hint():
+    net = Network([3, 4, 10], seed=0)
+    with pytest.raises(ValueError, match=r"y has 1 column but the network has 10 outputs; "
+                                         r"for class labels 0 to 9, one-hot encode them: "
+                                         r"np\.eye\(10\)\[labels\.ravel\(\)\]"):
+        net.fit(X_GOOD, np.zeros((4, 1)))
 
 
 def test_one_dimensional_targets_need_one_output():

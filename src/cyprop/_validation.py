@@ -23,6 +23,11 @@ MAX_PARAMETERS = 2**31 - 1
 DTYPES = ("float32", "float64")
 
 
+def counted(count: int, noun: str) -> str:
+    """``count`` and ``noun``, the noun in the plural unless the count is one."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def check_dtype(dtype: Any) -> np.dtype:
     """Return the numpy dtype named by ``dtype``, which must be float32 or float64."""
     try:
@@ -145,7 +150,8 @@ def check_activations(
         if len(activation) != n_hidden:
             raise ValueError(
                 f"activation has {len(activation)} entries but the network has "
-                f"{n_hidden} hidden layers; give one name per hidden layer or a single name"
+                f"{counted(n_hidden, 'hidden layer')}; give one name per hidden layer or a "
+                "single name"
             )
         hidden = [
             _check_hidden(name, f"activation[{index}]", hidden_choices, output_choices)
@@ -187,7 +193,7 @@ def _as_numeric_array(values: Any, name: str) -> np.ndarray:
         except (TypeError, ValueError, OverflowError):
             raise TypeError(
                 f"{name} must hold real numbers, got an object array that does not convert "
-                "to float"
+                f"to float{_first_non_number(array)}"
             ) from None
     if array.dtype.kind not in "biuf":
         raise TypeError(
@@ -195,6 +201,19 @@ def _as_numeric_array(values: Any, name: str) -> np.ndarray:
             f"got an array of dtype {array.dtype}"
         )
     return array
+
+
+def _first_non_number(array: np.ndarray) -> str:
+    """Where an object array first holds what float() refuses, for an error message."""
+    for index, value in np.ndenumerate(array):
+        try:
+            float(value)
+        except (TypeError, ValueError, OverflowError):
+            where = ", ".join(str(i) for i in index)
+            missing = (" (a missing value: fill or drop those first)"
+                       if value is None or repr(value) == "<NA>" else "")
+            return f": [{where}] holds {value!r}{missing}"
+    return ""
 
 
 def check_features(X: Any, n_features: int, dtype: np.dtype, name: str = "X",
@@ -218,7 +237,8 @@ def check_features(X: Any, n_features: int, dtype: np.dtype, name: str = "X",
         raise ValueError(f"{name} has no samples (shape {X.shape})")
     if X.shape[1] != n_features:
         raise ValueError(
-            f"{name} has {X.shape[1]} columns but the network expects {n_features} features"
+            f"{name} has {counted(X.shape[1], 'column')} but the network expects "
+            f"{counted(n_features, 'feature')}"
         )
     if X.shape[0] > MAX_DIMENSION:
         raise ValueError(f"{name} has more than {MAX_DIMENSION} samples")
@@ -249,10 +269,13 @@ def check_targets(
             f"got an array of shape {y.shape}{hint}"
         )
     if y.shape[0] != n_samples:
-        raise ValueError(f"X has {n_samples} samples but {name} has {y.shape[0]}")
+        raise ValueError(f"X has {counted(n_samples, 'sample')} but {name} has {y.shape[0]}")
     if y.shape[1] != n_outputs:
+        hint = (f"; for class labels 0 to {n_outputs - 1}, one-hot encode them: "
+                f"np.eye({n_outputs})[labels.ravel()]") if y.shape[1] == 1 else ""
         raise ValueError(
-            f"{name} has {y.shape[1]} columns but the network has {n_outputs} outputs"
+            f"{name} has {counted(y.shape[1], 'column')} but the network has "
+            f"{counted(n_outputs, 'output')}{hint}"
         )
     converted = _converted(y, dtype)
     check_finite(converted, name, all_finite)
@@ -314,7 +337,7 @@ def check_sample_weight(sample_weight: Any, n_samples: int, dtype: np.dtype,
     if weights.ndim != 1:
         raise ValueError(f"{name} must be 1-D with shape (n_samples,), got shape {weights.shape}")
     if weights.shape[0] != n_samples:
-        raise ValueError(f"X has {n_samples} samples but {name} has {weights.shape[0]}")
+        raise ValueError(f"X has {counted(n_samples, 'sample')} but {name} has {weights.shape[0]}")
     weights = _converted(weights, dtype)
     check_finite(weights, name)
     if (weights < 0).any():

@@ -92,6 +92,6 @@ def print_lesson(run: LessonRun, every: int = 1000) -> None:
     print("Final output after training:")
     print(run.outputs)
     print(
-        f"cyprop trained {len(run.losses):,} iterations in "
+        f"cyprop trained {len(run.losses):,} iteration{'' if len(run.losses) == 1 else 's'} in "
         f"{run.seconds * 1e3:.3f} ms ({run.network.dtype.name})."
     )
