@@ -358,6 +358,28 @@ def test_softmax_cross_entropy_classifies(dtype):
     assert (probabilities.argmax(axis=1) == labels).mean() > 0.95
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shift", [0.0, 2.0**5, 2.0**10, 2.0**20])
+def test_cross_entropy_is_unchanged_by_a_common_shift_of_the_logits(dtype, shift):
+    """Logits (L, L - 20, L - 21) give the same loss for every L, to double rounding.
+
+    Each shifted logit is exact in float32 too, so any change with L comes from
+    how the loss is computed, not from the inputs.
+    """
+    X = np.array([[1.0], [1.0], [1.0]])
+    Y = np.eye(3)
+    net = Network.from_weights([np.array([[shift, shift - 20.0, shift - 21.0]], dtype=dtype)],
+                               [np.zeros(3, dtype)], activation="softmax",
+                               loss="cross_entropy")
+    log_sum = np.log1p(np.exp(-20.0) + np.exp(-21.0))
+    want = 3 * log_sum + 20.0 + 21.0  # targets: the largest logit, then the two others
+    assert net.loss(X, Y) == pytest.approx(want, rel=1e-14, abs=0)
+    # The confident, right sample alone: a loss of 3e-9 that rounding must not swamp.
+    assert net.loss(X[:1], Y[:1]) == pytest.approx(log_sum, rel=1e-14, abs=0)
+    history = net.fit(X[:1], Y[:1], epochs=1, learning_rate=1e-30)  # the loss before the step
+    assert history.loss[0] == pytest.approx(log_sum, rel=1e-14, abs=0)
+
+
 def test_sigmoid_binary_cross_entropy_classifies():
     X, _, labels = classification_data()
     y = (labels == 0).astype(float)

@@ -29,7 +29,7 @@ Memory layout, shared with ``cyprop.network``:
 from cython cimport floating
 from scipy.linalg.cython_blas cimport dgemm, dgemv, sgemm, sgemv
 from cpython.ref cimport PyObject, Py_XDECREF
-from libc.math cimport NAN, exp, fabs, isfinite, log, log1p, sqrt, tanh
+from libc.math cimport NAN, exp, fabs, isfinite, log1p, sqrt, tanh
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
@@ -340,25 +340,29 @@ cdef inline double row_loss(const floating* a, const floating* z, const floating
     without ever taking log 0. cross_entropy (softmax outputs):
     sum y (logsumexp(z) - z), which is -sum y log a, likewise.
     """
-    cdef Py_ssize_t k
-    cdef double total = 0.0, largest, normalizer
+    cdef Py_ssize_t k, top = 0
+    cdef double total = 0.0, others = 0.0, log_sum
     if loss == MSE:
         return squared_error(a, y, n)
     if loss == BINARY_CROSS_ENTROPY:
         for k in range(n):
             total += (z[k] if z[k] > 0 else 0.0) - <double>z[k] * y[k] + log1p(exp(-fabs(z[k])))
         return total
-    largest = z[0]
     for k in range(1, n):
-        if z[k] > largest:
-            largest = z[k]
-    normalizer = 0.0
+        if z[k] > z[top]:
+            top = k
+    # logsumexp(z) - z[k] as (z[top] - z[k]) + log1p(others): for a confident
+    # right answer both terms are small, and each is accurate to its own
+    # size, where adding z[top] and then taking z[k] away again would leave
+    # an error of an ulp of z[top], whatever the loss (and a loss of 0 once
+    # z[top] is large enough).
     for k in range(n):
-        normalizer += exp(z[k] - largest)
-    normalizer = largest + log(normalizer)
+        if k != top:
+            others += exp(<double>z[k] - z[top])
+    log_sum = log1p(others)
     for k in range(n):
         if y[k] != 0:
-            total += y[k] * (normalizer - z[k])
+            total += y[k] * ((<double>z[top] - z[k]) + log_sum)
     return total
 
 
