@@ -25,6 +25,7 @@ from sklearn.model_selection import (  # noqa: E402
     cross_val_score,
     train_test_split,
 )
+from sklearn.neural_network import MLPClassifier  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
@@ -423,19 +424,30 @@ def test_early_stopping_refuses_a_weightless_validation_set(iris):
             clf.set_params(random_state=seed).fit(X, y, sample_weight=weights)
 
 
-def test_tol_stops_training(iris):
+@pytest.mark.parametrize("early_stopping", [False, True])
+@pytest.mark.parametrize("n_iter_no_change", [1, 3])
+def test_tol_stops_training_where_scikit_learn_stops(iris, early_stopping, n_iter_no_change):
     X, y = iris
-    clf = NetworkClassifier(hidden_layer_sizes=(8,), tol=10.0, n_iter_no_change=3,
-                            random_state=0).fit(X, y)
-    # The first epoch improves on nothing; the next three do not improve by 10.
-    assert clf.n_iter_ == 4
-    assert len(clf.loss_curve_) == 4 and clf.loss_ == clf.loss_curve_[-1]
+    settings = dict(hidden_layer_sizes=(8,), tol=10.0, n_iter_no_change=n_iter_no_change,
+                    early_stopping=early_stopping, random_state=0)
+    clf = NetworkClassifier(**settings).fit(X, y)
+    # The first epoch improves on nothing; the next n_iter_no_change do not
+    # improve by 10, and the one after them stops training.
+    assert clf.n_iter_ == n_iter_no_change + 2
+    assert len(clf.loss_curve_) == clf.n_iter_ and clf.loss_ == clf.loss_curve_[-1]
+    assert MLPClassifier(**settings).fit(X, y).n_iter_ == clf.n_iter_
 
 
-def test_max_iter_warns_when_not_converged(iris):
+def test_max_iter_warns_when_not_converged_at_the_callers_line(iris):
     X, y = iris
-    with pytest.warns(ConvergenceWarning, match="max_iter=3"):
+    with pytest.warns(ConvergenceWarning, match=r"reached max_iter=3 epochs before its "
+                                                r"stopping rule: the training loss had not "
+                                                r"gone n_iter_no_change=10 epochs") as caught:
         NetworkClassifier(max_iter=3, random_state=0).fit(X, y)
+    assert [record.filename for record in caught] == [__file__]
+    with pytest.warns(ConvergenceWarning, match="the validation score had not gone") as caught:
+        NetworkRegressor(max_iter=3, early_stopping=True, random_state=0).fit(X, y)
+    assert [record.filename for record in caught] == [__file__]
 
 
 def test_same_random_state_same_model(iris):

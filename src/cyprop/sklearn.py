@@ -456,13 +456,13 @@ class _BaseNetwork(BaseEstimator):
             self.best_validation_score_ = monitor.best_score if monitor.scores else None
         if self.n_iter_ == params["max_iter"] and not monitor.stopped:
             warnings.warn(
-                f"{type(self).__name__} trained for max_iter={params['max_iter']} epochs "
-                "and had not converged: the "
+                f"{type(self).__name__} reached max_iter={params['max_iter']} epochs before "
+                "its stopping rule: the "
                 + ("validation score" if validation is not None else "training loss")
-                + f" was still improving by more than tol={params['tol']}. Raise max_iter "
-                "or tol.",
+                + f" had not gone n_iter_no_change={params['n_iter_no_change']} epochs "
+                f"without improving by more than tol={params['tol']}. Raise max_iter or tol.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,  # the caller of fit (fit, _fit, here)
             )
         return self
 
@@ -544,8 +544,9 @@ class _Monitor:
     """The per-epoch callback: validation scores, best weights and the tol rule.
 
     Training stops when the monitored quantity has not improved by more than
-    ``tol`` for ``n_iter_no_change`` epochs in a row: the validation score
-    (higher is better) when there is validation data, else the training loss.
+    ``tol`` for more than ``n_iter_no_change`` epochs in a row: the validation
+    score (higher is better) when there is validation data, else the
+    training loss.
     """
 
     def __init__(self, estimator: _BaseNetwork, network: Network,
@@ -581,7 +582,9 @@ class _Monitor:
                 self.best_score = score
                 self.best_params = [array.copy() for array in network.weights + network.biases]
         self.waited = 0 if improved else self.waited + 1
-        self.stopped = self.waited >= self.n_iter_no_change
+        # As in scikit-learn's MLP: n_iter_no_change epochs without improvement
+        # are allowed, and the next one stops.
+        self.stopped = self.waited > self.n_iter_no_change
         return self.stopped
 
     def restore_best(self) -> None:
@@ -634,7 +637,7 @@ default="relu"
         Seeds the initial weights, the shuffling and the validation split.
     tol : float, default=1e-4
         Training stops when the training loss (or, with early stopping, the
-        validation accuracy) has not improved by more than ``tol`` for
+        validation accuracy) has not improved by more than ``tol`` for more than
         ``n_iter_no_change`` epochs in a row.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the samples (stratified), score
@@ -643,7 +646,8 @@ default="relu"
     validation_fraction : float, default=0.1
         Share of the samples held out when ``early_stopping`` is True.
     n_iter_no_change : int, default=10
-        Epochs without improvement that stop training.
+        Epochs in a row without improvement that training allows; the next
+        such epoch stops it, as in scikit-learn's MLP.
     dtype : {"float64", "float32"}, default="float64"
         Floating type of the network's parameters and computations.
     verbose : bool or int, default=False
@@ -711,9 +715,10 @@ default="relu"
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            The samples.
+            The samples, as a dense array (a sparse matrix is refused).
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
-            Class labels, or a 0/1 indicator matrix for multilabel problems.
+            Class labels, of at least two classes, or a 0/1 indicator matrix
+            for multilabel problems.
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative weights; a weight of 2 counts a sample twice.
 
@@ -958,7 +963,7 @@ default="relu"
         Seeds the initial weights, the shuffling and the validation split.
     tol : float, default=1e-4
         Training stops when the training loss (or, with early stopping, the
-        validation R²) has not improved by more than ``tol`` for
+        validation R²) has not improved by more than ``tol`` for more than
         ``n_iter_no_change`` epochs in a row.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the samples, score the network on
@@ -967,7 +972,8 @@ default="relu"
     validation_fraction : float, default=0.1
         Share of the samples held out when ``early_stopping`` is True.
     n_iter_no_change : int, default=10
-        Epochs without improvement that stop training.
+        Epochs in a row without improvement that training allows; the next
+        such epoch stops it, as in scikit-learn's MLP.
     dtype : {"float64", "float32"}, default="float64"
         Floating type of the network's parameters and computations.
     verbose : bool or int, default=False
@@ -1029,7 +1035,7 @@ default="relu"
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            The samples.
+            The samples, as a dense array (a sparse matrix is refused).
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             The targets.
         sample_weight : array-like of shape (n_samples,), optional
