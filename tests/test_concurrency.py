@@ -1,5 +1,8 @@
 """The core releases the GIL; networks train side by side without interfering."""
 
+import subprocess
+import sys
+import textwrap
 import threading
 
 import numpy as np
@@ -192,3 +195,44 @@ def test_small_networks_train_identically_at_any_blas_thread_count(sizes, batch_
         params = np.concatenate([p.ravel() for p in net.weights + net.biases])
         results[threads] = (params.tobytes(), np.asarray(losses).tobytes(), outputs.tobytes())
     assert results[1] == results[2]
+
+
+SMALL_STACK = textwrap.dedent("""
+    import threading
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+    from cyprop import Network
+
+    threadpool_limits({threads})
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 784)).astype("{dtype}")
+    y = np.eye(10, dtype="{dtype}")[rng.integers(0, 10, 64)]
+
+    def work(results):
+        net = Network([784, 256, 10], activation="sigmoid", output_activation="softmax",
+                      loss="cross_entropy", dtype="{dtype}", seed=0)
+        results.append(net.predict(X))
+        net.fit(X, y, epochs=2, batch_size=32, learning_rate=0.01)
+        results.append(net.predict(X))
+
+    here = []
+    work(here)
+    threading.stack_size(48 * 1024)  # numpy's own products run in such a thread
+    there = []
+    thread = threading.Thread(target=work, args=(there,))
+    thread.start()
+    thread.join()
+    print(len(there) == 2 and all(np.array_equal(a, b) for a, b in zip(here, there)))
+""")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_thread_with_a_small_stack_gets_the_same_results(dtype, threads):
+    """The products' copy of the weights is no longer on the calling thread's
+    stack, whose 48 KB it overflowed."""
+    child = SMALL_STACK.format(dtype=dtype, threads=threads)
+    result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout == "True\n"

@@ -9,11 +9,12 @@
  * (benchmarks/README.md). Here the kernel holds a block of 8 rows and 3
  * vectors (48 floats or 24 doubles) of C in 24 of the 32 vector registers
  * and adds, for each p, op(A)[i, p] (broadcast) times row p of B. Only B is
- * copied, a block of 256 rows by 3 vectors at a time, onto the stack, where
- * it stays in the caches while every 8 rows of op(A) pass. Each entry of
- * C is one sum over p, in order from 0, of fused multiply-adds: the same
- * bits on every call, thread and CPU with AVX-512F (BLAS sums long products
- * in blocks, which rounds the last bits differently).
+ * copied, a block of 256 rows by 3 vectors at a time, into a buffer of the
+ * thread's own, where it stays in the caches while every 8 rows of op(A)
+ * pass. Each entry of C is one sum over p, in order from 0, of fused
+ * multiply-adds: the same bits on every call, thread and CPU with AVX-512F
+ * (BLAS sums long products in blocks, which rounds the last bits
+ * differently).
  *
  * The core takes a product here only on CPUs with AVX-512F, when it knows
  * the thread count of the BLAS in use (that many threads share a large
@@ -48,6 +49,7 @@ static void cyprop_set_blas_threads(void* function) { cyprop_blas_threads = (cyp
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(_WIN32) && !defined(__CYGWIN__) \
     && !defined(__ILP32__)
 #include <immintrin.h>
+#include <pthread.h>
 
 #define CYPROP_AVX512 __attribute__((target("avx512f")))
 #define CYPROP_GEMM_MAX_ROWS_FLOAT 256
@@ -103,6 +105,40 @@ static int cyprop_cpu_has_avx512(void)
  * loop, and W3's training the same (benchmarks/README.md). */
 #define CYPROP_GEMM_DEPTH 256
 
+/* The copy of B is as many bytes in either type: 256 rows of 3 vectors of
+ * 64 bytes. Each thread that runs the kernel gets its own copy buffer on
+ * its first product, kept until the thread ends. On the stack, those 48 KB
+ * overflowed threads started with small stacks (threading.stack_size(48 KB)
+ * still runs numpy's products), and musl gives threads 128 KB. */
+#define CYPROP_GEMM_COPY_BYTES (CYPROP_GEMM_DEPTH * 3 * 64)
+static pthread_key_t cyprop_gemm_copy_key;
+static pthread_once_t cyprop_gemm_copy_once = PTHREAD_ONCE_INIT;
+static int cyprop_gemm_copy_keyed = 0;
+static __thread void* cyprop_gemm_copy = NULL;
+
+static void cyprop_gemm_make_copy_key(void)
+{
+    /* The key's destructor frees a thread's buffer when the thread ends. */
+    cyprop_gemm_copy_keyed = pthread_key_create(&cyprop_gemm_copy_key, free) == 0;
+}
+
+/* This thread's copy buffer, 64-byte aligned; NULL if it cannot be had. */
+static void* cyprop_gemm_copy_buffer(void)
+{
+    void* buffer = cyprop_gemm_copy;
+    if (buffer != NULL)
+        return buffer;
+    pthread_once(&cyprop_gemm_copy_once, cyprop_gemm_make_copy_key);
+    if (!cyprop_gemm_copy_keyed || posix_memalign(&buffer, 64, CYPROP_GEMM_COPY_BYTES) != 0)
+        return NULL;
+    if (pthread_setspecific(cyprop_gemm_copy_key, buffer) != 0) {
+        free(buffer);
+        return NULL;
+    }
+    cyprop_gemm_copy = buffer;
+    return buffer;
+}
+
 /* A vector of C, in the lanes of mask when masked (masked-off lanes are
  * neither read nor written) or in all of them. */
 #define CYPROP_GEMM_LOAD_C(P, masked, mask, at) ((masked) ? P##_LOAD(mask, at) : P##_LOADU(at))
@@ -138,9 +174,12 @@ static int cyprop_cpu_has_avx512(void)
  * C. ROWS, VECS and MASKED are constants, so that the loops over the rows
  * unroll and every sum stays in a register (indexed by a variable anywhere,
  * gcc keeps them all in memory), and whole blocks load without a mask
- * (with masks, 2.5 times as slow here). */
+ * (with masks, 2.5 times as slow here). Always inlined: left to itself,
+ * gcc called the tiles once the copy of B came from a pointer rather than
+ * an array on the stack, and W3 took 1-2% longer. */
 #define CYPROP_DEFINE_GEMM_TILE(NAME, P, ROWS, VECS, MASKED)                                    \
-    static CYPROP_AVX512 void NAME##_tile_##ROWS##_##VECS##_##MASKED(                         \
+    static CYPROP_AVX512 inline __attribute__((always_inline)) void                           \
+    NAME##_tile_##ROWS##_##VECS##_##MASKED(                                                   \
         ptrdiff_t depth, P##_T alpha, const P##_T* A, ptrdiff_t a_row, ptrdiff_t a_col,       \
         const P##_T* B_copy, P##_T beta, P##_T* C, ptrdiff_t ldc, P##_MASK mask, int first,   \
         int last)                                                                             \
@@ -226,13 +265,13 @@ static int cyprop_cpu_has_avx512(void)
  * keep their part of op(A) within 1 MB (half the L2 cache), 8 at least;
  * within it, blocks of 3 vectors of columns (the last one 1 to 3 vectors,
  * the last of them masked), and within that, depth blocks of B, each first
- * copied, contiguous and padded with zeros, onto the stack. Read in place,
- * rows of B whose distance is near a multiple of 4 KB (as with 1,024 floats
- * a row) fall into the same few cache sets and evict each other: 55-78
- * GFLOP/s on 64 x 1024 by 1024 x 1024 before the copy, against 145-169 on
- * 64 x 784 by 784 x 256. A product with more than one depth block keeps its
- * partial sums in C between them, so alpha is 1 and beta 0 there
- * (cyprop_gemm_fits). */
+ * copied, contiguous and padded with zeros, into the thread's copy buffer.
+ * Read in place, rows of B whose distance is near a multiple of 4 KB (as
+ * with 1,024 floats a row) fall into the same few cache sets and evict each
+ * other: 55-78 GFLOP/s on 64 x 1024 by 1024 x 1024 before the copy,
+ * against 145-169 on 64 x 784 by 784 x 256. A product with more than one
+ * depth block keeps its partial sums in C between them, so alpha is 1 and
+ * beta 0 there (cyprop_gemm_fits). */
 #define CYPROP_DEFINE_GEMM(NAME, P)                                                             \
     CYPROP_DEFINE_GEMM_TILES(NAME, P, 3, 0)                                                   \
     CYPROP_DEFINE_GEMM_TILES(NAME, P, 3, 1)                                                   \
@@ -240,14 +279,14 @@ static int cyprop_cpu_has_avx512(void)
     CYPROP_DEFINE_GEMM_TILES(NAME, P, 1, 1)                                                   \
     static CYPROP_AVX512 inline __attribute__((always_inline)) void NAME##_avx512(            \
         int transpose_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, P##_T alpha, const P##_T* A,  \
-        ptrdiff_t lda, const P##_T* B, ptrdiff_t ldb, P##_T beta, P##_T* C, ptrdiff_t ldc)    \
+        ptrdiff_t lda, const P##_T* B, ptrdiff_t ldb, P##_T beta, P##_T* C, ptrdiff_t ldc,    \
+        P##_T* __restrict__ B_copy)                                                           \
     {                                                                                         \
         const ptrdiff_t block = 3 * P##_WIDTH;                                                \
         const ptrdiff_t a_row = transpose_a ? 1 : lda, a_col = transpose_a ? lda : 1;         \
         const ptrdiff_t row_bytes = k * (ptrdiff_t)sizeof(P##_T);                             \
         const ptrdiff_t row_block = row_bytes * 8 <= (1 << 20) ? (1 << 20) / row_bytes / 8 * 8 \
                                                                : 8;                           \
-        P##_T B_copy[CYPROP_GEMM_DEPTH * 3 * P##_WIDTH] __attribute__((aligned(64)));         \
         ptrdiff_t i, i0, j, p, p0, v, depth, left, width, rows_end;                           \
         P##_MASK mask, copy_masks[3];                                                         \
         for (i0 = 0; i0 < m; i0 += row_block) {                                               \
@@ -309,22 +348,41 @@ static void cyprop_gemm_part_columns(ptrdiff_t n, ptrdiff_t width, int part, int
     } NAME##_args_t;                                                                          \
     /* Each call of the kernel here has op(A) fixed, so that it is compiled  \
      * (inlined) once for each, its strides through op(A) constants: called   \
-     * with them variable, W3's products ran a third slower. */                \
+     * with them variable, W3's products ran a third slower. Not inlined      \
+     * itself: one copy of the kernel, whichever buffer it is given. */       \
+    static CYPROP_AVX512 __attribute__((noinline)) void NAME##_columns(                       \
+        const NAME##_args_t* product, ptrdiff_t j0, ptrdiff_t j1, P##_T* B_copy)              \
+    {                                                                                         \
+        if (product->transpose_a)                                                             \
+            NAME##_avx512(1, product->m, j1 - j0, product->k, product->alpha, product->A,    \
+                          product->lda, product->B + j0, product->ldb, product->beta,        \
+                          product->C + j0, product->ldc, B_copy);                            \
+        else                                                                                  \
+            NAME##_avx512(0, product->m, j1 - j0, product->k, product->alpha, product->A,    \
+                          product->lda, product->B + j0, product->ldb, product->beta,        \
+                          product->C + j0, product->ldc, B_copy);                            \
+    }                                                                                         \
+    /* Only when the thread's buffer cannot be allocated: the copy on the    \
+     * stack, in a frame of its own that other calls never make. */          \
+    static CYPROP_AVX512 __attribute__((noinline)) void NAME##_columns_on_stack(             \
+        const NAME##_args_t* product, ptrdiff_t j0, ptrdiff_t j1)                             \
+    {                                                                                         \
+        P##_T B_copy[CYPROP_GEMM_COPY_BYTES / sizeof(P##_T)] __attribute__((aligned(64)));   \
+        NAME##_columns(product, j0, j1, B_copy);                                              \
+    }                                                                                         \
     static CYPROP_AVX512 void NAME##_part(void* args, int part, int parts)                    \
     {                                                                                         \
         const NAME##_args_t* product = (const NAME##_args_t*)args;                            \
+        P##_T* B_copy;                                                                        \
         ptrdiff_t j0, j1;                                                                     \
         cyprop_gemm_part_columns(product->n, P##_WIDTH, part, parts, &j0, &j1);               \
         if (j1 <= j0)                                                                         \
             return;                                                                           \
-        if (product->transpose_a)                                                             \
-            NAME##_avx512(1, product->m, j1 - j0, product->k, product->alpha, product->A,    \
-                          product->lda, product->B + j0, product->ldb, product->beta,        \
-                          product->C + j0, product->ldc);                                    \
+        B_copy = (P##_T*)cyprop_gemm_copy_buffer();                                           \
+        if (B_copy != NULL)                                                                   \
+            NAME##_columns(product, j0, j1, B_copy);                                          \
         else                                                                                  \
-            NAME##_avx512(0, product->m, j1 - j0, product->k, product->alpha, product->A,    \
-                          product->lda, product->B + j0, product->ldb, product->beta,        \
-                          product->C + j0, product->ldc);                                    \
+            NAME##_columns_on_stack(product, j0, j1);                                         \
     }
 
 CYPROP_DEFINE_GEMM(cyprop_gemm_s, S16)
