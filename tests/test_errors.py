@@ -330,6 +330,27 @@ def test_bad_training_options(net, options, error, message):
     np.testing.assert_array_equal(net.weights[0], before)
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "lbfgs"])
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_a_validation_split_without_weight_on_one_side_is_refused_before_training(
+        optimizer, early_stopping):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((20, 3)), rng.random(20)
+    for part in ("held out for validation", "left to train on"):
+        net = Network([3, 4, 1], seed=0, reduction="mean")
+        before, generator = net._params.copy(), net._rng.bit_generator.state
+        order = copy.deepcopy(net._rng).permutation(20)  # the split fit will draw
+        held = order[:10]
+        weights = np.zeros(20)
+        weights[order[10:] if part == "held out for validation" else held] = 1.0
+        with pytest.raises(ValueError, match=f"every sample {part} has sample_weight 0 "
+                                             r"\(validation_fraction=0.5\)"):
+            net.fit(X, y, epochs=3, sample_weight=weights, validation_fraction=0.5,
+                    optimizer=optimizer, early_stopping=early_stopping)
+        np.testing.assert_array_equal(net._params, before)
+        assert net._rng.bit_generator.state == generator
+
+
 def test_learning_rate_given_twice():
     from cyprop.optimizers import Adam
 

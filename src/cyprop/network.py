@@ -927,8 +927,19 @@ class Network:
             raise ValueError(
                 f"validation_fraction={fraction} leaves no training samples out of {n_samples}"
             )
+        rng_state = self._rng.bit_generator.state
         order = self._rng.permutation(n_samples)
         held, kept = np.sort(order[:n_validation]), np.sort(order[n_validation:])
+        if weights.size:
+            for part, rows in (("held out for validation", held), ("left to train on", kept)):
+                if not weights[rows].any():
+                    # A failed fit leaves the network as it was, generator included.
+                    self._rng.bit_generator.state = rng_state
+                    raise ValueError(
+                        f"every sample {part} has sample_weight 0 (validation_fraction="
+                        f"{fraction}); give validation_data, or weights that are not zero "
+                        "on so many samples"
+                    )
         validation = (X[held], y[held], weights[held] if weights.size else weights)
         return X[kept], y[kept], weights[kept] if weights.size else weights, validation
 
