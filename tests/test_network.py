@@ -88,6 +88,25 @@ def test_weights_are_live_views():
     np.testing.assert_allclose(net.predict(X), [[6.5]])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sizes", [[3, 3, 1], [6, 6, 2], [40, 40, 3]])
+def test_training_on_views_of_the_networks_own_parameters_trains_on_their_values(dtype, sizes):
+    """Training writes the parameters while it reads X, y and the sample weights:
+    data that is a view of them is copied first, so it trains as a copy would."""
+    viewed, copied = (Network(sizes, seed=0, dtype=dtype) for _ in range(2))
+    for net in (viewed, copied):
+        np.abs(net.biases[0], out=net.biases[0])  # sample weights must not be negative
+    # A square first layer's weights as X, the second layer's as y, the first
+    # layer's biases as the sample weights: one per sample, as the shapes need.
+    viewed.fit(viewed.weights[0], viewed.weights[1], sample_weight=viewed.biases[0],
+               epochs=20, batch_size=2, learning_rate=0.01)
+    copied.fit(copied.weights[0].copy(), copied.weights[1].copy(),
+               sample_weight=copied.biases[0].copy(), epochs=20, batch_size=2,
+               learning_rate=0.01)
+    for got, want in zip(viewed.weights + viewed.biases, copied.weights + copied.biases):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_replacing_a_list_entry_does_not_detach_parameters():
     net = Network([2, 2], activation="identity", seed=0)
     weights = net.weights

@@ -414,6 +414,10 @@ class Network:
         else:
             weights = check_sample_weight(sample_weight, X.shape[0], self._dtype,
                                           f"{name}sample_weight")
+        # Training writes the parameters while reading the data: data that is
+        # a view of them (net.weights[0] as X) would change under it.
+        X, y, weights = (array.copy() if np.may_share_memory(array, self._params) else array
+                         for array in (X, y, weights))
         return X, y, weights
 
     def _check_X_values(self, X: np.ndarray) -> None:
