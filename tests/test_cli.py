@@ -6,9 +6,11 @@ checked by calling ``cyprop.cli.main`` in this process, which is faster.
 """
 
 import importlib.util
+import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -629,6 +631,17 @@ def test_plot_format_matplotlib_cannot_write_is_refused_before_training(files, c
 
 
 @pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="needs matplotlib")
+@pytest.mark.skipif(shutil.which("xelatex") is not None, reason="xelatex can write pgf here")
+def test_plot_format_that_needs_what_is_missing_is_refused_before_training(files, capsys):
+    model = files / "unplotted.cyprop"
+    assert main(["train", str(files / "moons.csv"), "--task", "classification", "--target",
+                 "moon", "--plot", str(files / "p.pgf"), "--output", str(model)]) == 1
+    err = capsys.readouterr().err
+    assert "p.pgf: matplotlib cannot write this picture here: 'xelatex' not found" in err
+    assert not model.exists()
+
+
+@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="needs matplotlib")
 def test_plot_name_without_extension_gets_png_and_says_so(files, capsys):
     model = files / "plotted.cyprop"
     assert main(["train", str(files / "moons.csv"), "--task", "classification", "--target",
@@ -645,7 +658,11 @@ def test_a_plot_that_fails_after_training_says_the_model_was_written(files, caps
                                                                     monkeypatch):
     from matplotlib.figure import Figure
 
-    def no_space(*args, **kwargs):
+    in_memory = Figure.savefig
+
+    def no_space(figure, target, *args, **kwargs):
+        if isinstance(target, io.BytesIO):  # the trial before training
+            return in_memory(figure, target, *args, **kwargs)
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Figure, "savefig", no_space)

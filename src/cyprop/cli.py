@@ -38,6 +38,7 @@ import argparse
 import csv
 import decimal
 import hashlib
+import io
 import json
 import math
 import os
@@ -797,7 +798,7 @@ def _train(arguments: argparse.Namespace) -> int:
     if plot_path is not None:
         try:
             _write_training_plot(plot_path, history, net, data, classes)
-        except (OSError, ValueError) as error:
+        except Exception as error:
             raise CommandError(f"wrote {arguments.output} and {_sidecar_path(arguments.output)}, "
                                f"but not the plot {plot_path}: {_error_message(error)}") from None
     if arguments.quiet:
@@ -856,6 +857,18 @@ def _plot_path(name: str) -> str:
                                f"name a file ending in one of: .{', .'.join(sorted(supported))}")
         path = name
     _check_output_path(path, "plot")
+    # Some formats matplotlib lists need more than matplotlib (pgf needs TeX
+    # for its text): a small picture with text, in memory, finds out before
+    # training.
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(1, 1))
+    figure.text(0.5, 0.5, "0")
+    try:
+        figure.savefig(io.BytesIO(), format=os.path.splitext(path)[1][1:].lower())
+    except Exception as error:
+        raise CommandError(f"--plot {name}: matplotlib cannot write this picture here: "
+                           f"{_error_message(error)}") from None
     return path
 
 
