@@ -209,8 +209,7 @@ def test_one_number_written_two_ways_is_refused_as_labels(tmp_path, capsys):
 def test_labels_that_are_not_whole_numbers_are_refused_as_a_quantity(tmp_path, capsys, source):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 2))
-    y = np.round(X.sum(axis=1), 3)
-    y[0] = 1.0
+    y = np.round(X.sum(axis=1))
     y[1] = 0.25
     if source == "csv":
         path = write_csv(tmp_path / "amounts.csv", ["a", "b", "y"],
@@ -221,8 +220,9 @@ def test_labels_that_are_not_whole_numbers_are_refused_as_a_quantity(tmp_path, c
     assert main(["train", str(path), "--task", "classification",
                  "--output", str(tmp_path / "m.cyprop")]) == 1
     err = capsys.readouterr().err
-    assert "is not a whole number; a target of such numbers is a quantity, so train " in err
-    assert "with --task regression" in err
+    label = "'0.25'" if source == "csv" else "0.25"
+    assert (f"the class label {label} is not a finite whole number; a target of such numbers "
+            "is a quantity, so train with --task regression") in err
     assert not (tmp_path / "m.cyprop").exists()
 
 
@@ -237,6 +237,12 @@ def test_many_classes_for_the_samples_are_warned_about(tmp_path, capsys):
             ) in capsys.readouterr().err
     # Whole-number labels are classes all the same, as in scikit-learn.
     assert json.loads((tmp_path / "m.cyprop.json").read_text())["classes"][:2] == ["1000", "1001"]
+    names = write_csv(tmp_path / "names.csv", ["a", "b", "name"],
+                      [(a, b, f"n{i}") for i, (a, b) in enumerate(X)])
+    assert main(["train", str(names), "--task", "classification", "--epochs", "1",
+                 "--progress", "none", "--output", str(tmp_path / "m.cyprop")]) == 0
+    assert ("the target has 30 classes among 30 samples; check that --target names the "
+            "column of class labels") in capsys.readouterr().err
 
 
 def test_numeric_labels_are_compared_and_ordered_exactly():
@@ -247,7 +253,11 @@ def test_numeric_labels_are_compared_and_ordered_exactly():
     classes, codes = _class_labels(ids, "ids.csv")
     assert classes == ["9007199254740992", "9007199254740993"]
     assert codes.tolist() == [1, 0, 1]
-    assert _class_labels(np.array(["inf", "1e400"]), "x.csv")[0] == ["1e400", "inf"]
+    assert _class_labels(np.array(["2e400", "1e400"]), "x.csv")[0] == ["1e400", "2e400"]
+    for infinite in ("inf", "-Infinity"):
+        with pytest.raises(CommandError, match=f"the class label '{infinite}' is not a "
+                                               "finite whole number"):
+            _class_labels(np.array(["1", infinite]), "x.csv")
     with pytest.raises(CommandError, match="the class label 'nan' among numbers reads as a "
                                            "missing value"):
         _class_labels(np.array(["1", "nan", "0"]), "x.csv")

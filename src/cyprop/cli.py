@@ -425,8 +425,7 @@ def _class_labels(y: np.ndarray, source: str) -> tuple[list[Any], np.ndarray]:
             if value.is_nan():
                 raise CommandError(f"{source}: the class label {label!r} among numbers reads "
                                    "as a missing value, not a class")
-        for label, value in values.items():
-            if value != value.to_integral_value():
+            if not value.is_finite() or value != value.to_integral_value():
                 raise CommandError(_fractional_label_message(source, label))
         if values:
             distinct.sort(key=values.__getitem__)
@@ -446,12 +445,22 @@ def _class_labels(y: np.ndarray, source: str) -> tuple[list[Any], np.ndarray]:
     return distinct, codes
 
 
+def _reads_as_number(label: Any) -> bool:
+    if not isinstance(label, str):
+        return True
+    try:
+        decimal.Decimal(label)
+    except decimal.InvalidOperation:
+        return False
+    return True
+
+
 def _fractional_label_message(source: str, label: Any) -> str:
     # A column of such numbers is a measured quantity: taken as classes it
     # would give nearly one class per sample.
-    return (f"{source}: the class label {label!r} is not a whole number; a target of such "
-            "numbers is a quantity, so train with --task regression (or write the classes "
-            "as names or whole numbers)")
+    return (f"{source}: the class label {label!r} is not a finite whole number; a target "
+            "of such numbers is a quantity, so train with --task regression (or write the "
+            "classes as names or whole numbers)")
 
 
 # --- the sidecar ---------------------------------------------------------------
@@ -733,9 +742,11 @@ def _train(arguments: argparse.Namespace) -> int:
             raise CommandError(f"{arguments.data}: the target holds a single class "
                                f"({classes[0]!r}); classification needs at least two")
         if len(classes) > max(_MANY_CLASSES, n_samples // 2) and not arguments.quiet:
+            numbers = all(_reads_as_number(label) for label in classes)
+            advice = ("if it is a quantity rather than labels, train with --task regression"
+                      if numbers else "check that --target names the column of class labels")
             print(f"warning: {arguments.data}: the target has {len(classes)} classes among "
-                  f"{n_samples} samples; if it is a quantity rather than labels, train with "
-                  "--task regression", file=sys.stderr)
+                  f"{n_samples} samples; {advice}", file=sys.stderr)
     net = _build_network(arguments, n_features, classes, data.y.shape[-1])
     if classes is None:
         Y = data.y
