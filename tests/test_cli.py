@@ -535,6 +535,8 @@ def test_file_and_data_errors_exit_1(classifier, files, capsys, arguments, messa
     # The subcommand's usage, which lists its options, comes with its unknown option.
     (["train", "data.csv", "--task", "regression", "--batch_size", "32"],
      "cyprop train: error: unrecognized arguments: --batch_size 32\n"),
+    (["-q", "train", "data.csv", "--task", "regression"],
+     "cyprop: error: unrecognized arguments: -q (a command's options go after its name)\n"),
 ])
 def test_bad_arguments_exit_2(files, capsys, arguments, message):
     with pytest.raises(SystemExit) as raised:

@@ -1410,6 +1410,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # usage printed with the error is that subcommand's.
     command_parser = getattr(arguments, "parser", parser)
     if unrecognized:
+        words = list(sys.argv[1:] if argv is None else argv)
+        before = words[: words.index(arguments.command)] if arguments.command else words
+        if arguments.command and any(word in before for word in unrecognized):
+            parser.error(f"unrecognized arguments: {' '.join(unrecognized)} (a command's "
+                         "options go after its name)")
         command_parser.error(f"unrecognized arguments: {' '.join(unrecognized)}")
     if arguments.command is None:
         parser.error("the following arguments are required: COMMAND")
