@@ -201,9 +201,12 @@ SMALL_STACK = textwrap.dedent("""
     import threading
     import numpy as np
     from threadpoolctl import threadpool_limits
-    from cyprop import Network
+    from cyprop import Network, _core
 
     threadpool_limits({threads})
+    if not _core.takes_avx512_product(64, 256, 784, np.dtype("{dtype}").itemsize):
+        print("no AVX-512 kernel here")
+        raise SystemExit
     rng = np.random.default_rng(0)
     X = rng.standard_normal((64, 784)).astype("{dtype}")
     y = np.eye(10, dtype="{dtype}")[rng.integers(0, 10, 64)]
@@ -235,4 +238,6 @@ def test_a_thread_with_a_small_stack_gets_the_same_results(dtype, threads):
     result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+    if result.stdout == "no AVX-512 kernel here\n":
+        pytest.skip("the products here do not run on the AVX-512 kernel")
     assert result.stdout == "True\n"

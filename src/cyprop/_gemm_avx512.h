@@ -116,10 +116,19 @@ static pthread_once_t cyprop_gemm_copy_once = PTHREAD_ONCE_INIT;
 static int cyprop_gemm_copy_keyed = 0;
 static __thread void* cyprop_gemm_copy = NULL;
 
+/* The key's destructor, when a thread ends. Should a later destructor of
+ * that thread still run a product, it allocates a new buffer, which the
+ * key frees in turn, rather than writing into this freed one. */
+static void cyprop_gemm_free_copy(void* buffer)
+{
+    cyprop_gemm_copy = NULL;
+    free(buffer);
+}
+
 static void cyprop_gemm_make_copy_key(void)
 {
-    /* The key's destructor frees a thread's buffer when the thread ends. */
-    cyprop_gemm_copy_keyed = pthread_key_create(&cyprop_gemm_copy_key, free) == 0;
+    cyprop_gemm_copy_keyed =
+        pthread_key_create(&cyprop_gemm_copy_key, cyprop_gemm_free_copy) == 0;
 }
 
 /* This thread's copy buffer, 64-byte aligned; NULL if it cannot be had. */
