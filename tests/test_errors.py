@@ -227,19 +227,33 @@ def test_a_pandas_missing_value_is_named_with_its_position(net):
         net.predict(X)
 
 
-def test_one_column_of_labels_for_several_outputs_gets_the_one_hot_hint():
+HINT = (r"; for class labels 0 to {}, one-hot encode them: "
+        r"np\.eye\({}\)\[labels\.ravel\(\)\.astype\(int\)\]$")
+
+
+@pytest.mark.parametrize("labels", [[0, 3, 9, 1], [0.0, 3.0, 9.0, 1.0]])
+def test_one_column_of_labels_for_several_outputs_gets_a_one_hot_hint_that_works(labels):
     net = Network([3, 4, 10], seed=0)
-    with pytest.raises(ValueError, match=r"y has 1 column but the network has 10 outputs; "
-                                         r"for class labels 0 to 9, one-hot encode them: "
-                                         r"np\.eye\(10\)\[labels\.ravel\(\)\]"):
-        net.fit(X_GOOD, np.zeros((4, 1)))
+    y = np.array(labels).reshape(-1, 1)
+    with pytest.raises(ValueError, match="y has 1 column but the network has 10 outputs"
+                                         + HINT.format(9, 10)):
+        net.fit(X_GOOD, y)
+    net.fit(X_GOOD, np.eye(10)[y.ravel().astype(int)])  # the hint's code
+
+
+@pytest.mark.parametrize("y", [[0, 1, 2, 1], [0, 1, 0.5, 1], [0, -1, 1, 0], [0, 1, np.nan, 0]])
+def test_targets_that_are_not_class_labels_get_no_one_hot_hint(y):
+    net = Network([3, 2], seed=0, activation="identity")
+    for shaped in (np.array(y), np.array(y).reshape(-1, 1)):
+        with pytest.raises(ValueError) as raised:
+            net.fit(X_GOOD, shaped)
+        assert "one-hot" not in str(raised.value)
 
 
 def test_one_dimensional_targets_need_one_output():
     net = Network([3, 2], seed=0)
     with pytest.raises(ValueError, match=r"y must be 2-D with shape \(n_samples, 2\), got an "
-                                         r"array of shape \(4,\); for class labels 0 to 1, "
-                                         r"one-hot encode them: np\.eye\(2\)\[labels\]"):
+                                         r"array of shape \(4,\)" + HINT.format(1, 2)):
         net.fit(X_GOOD, np.zeros(4))
 
 

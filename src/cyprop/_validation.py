@@ -261,9 +261,7 @@ def check_targets(
     if y.ndim == 1 and n_outputs == 1:
         y = y.reshape(-1, 1)
     if y.ndim != 2:
-        # Class labels where the network wants one column per class.
-        hint = (f"; for class labels 0 to {n_outputs - 1}, one-hot encode them: "
-                f"np.eye({n_outputs})[labels]") if y.ndim == 1 and n_outputs > 1 else ""
+        hint = _one_hot_hint(y, n_outputs) if y.ndim == 1 else ""
         raise ValueError(
             f"{name} must be 2-D with shape (n_samples, {n_outputs}), "
             f"got an array of shape {y.shape}{hint}"
@@ -271,8 +269,7 @@ def check_targets(
     if y.shape[0] != n_samples:
         raise ValueError(f"X has {counted(n_samples, 'sample')} but {name} has {y.shape[0]}")
     if y.shape[1] != n_outputs:
-        hint = (f"; for class labels 0 to {n_outputs - 1}, one-hot encode them: "
-                f"np.eye({n_outputs})[labels.ravel()]") if y.shape[1] == 1 else ""
+        hint = _one_hot_hint(y, n_outputs) if y.shape[1] == 1 else ""
         raise ValueError(
             f"{name} has {counted(y.shape[1], 'column')} but the network has "
             f"{counted(n_outputs, 'output')}{hint}"
@@ -280,6 +277,20 @@ def check_targets(
     converted = _converted(y, dtype)
     check_finite(converted, name, all_finite)
     return converted
+
+
+def _one_hot_hint(y: np.ndarray, n_outputs: int) -> str:
+    """How to one-hot encode ``y``, one value a sample, for a network of
+    ``n_outputs`` outputs: when its values could be class labels 0, 1, ..."""
+    values = y.ravel()
+    if n_outputs < 2 or values.dtype.kind == "b" or values.size == 0:
+        return ""
+    whole = values.dtype.kind in "iu" or bool(np.all(np.isfinite(values))
+                                               and np.all(values == np.round(values)))
+    if not whole or values.min() < 0 or values.max() >= n_outputs:
+        return ""
+    return (f"; for class labels 0 to {n_outputs - 1}, one-hot encode them: "
+            f"np.eye({n_outputs})[labels.ravel().astype(int)]")
 
 
 def _converted(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
