@@ -357,8 +357,9 @@ def test_a_validation_split_without_weight_on_one_side_is_refused_before_trainin
         held = order[:10]
         weights = np.zeros(20)
         weights[order[10:] if part == "held out for validation" else held] = 1.0
-        with pytest.raises(ValueError, match=f"every sample {part} has sample_weight 0 "
-                                             r"\(validation_fraction=0.5\)"):
+        with pytest.raises(ValueError, match=f"every sample {part} has sample_weight 0; "
+                                             "change validation_fraction=0.5, or give "
+                                             "validation_data$"):
             net.fit(X, y, epochs=3, sample_weight=weights, validation_fraction=0.5,
                     optimizer=optimizer, early_stopping=early_stopping)
         np.testing.assert_array_equal(net._params, before)

@@ -358,6 +358,14 @@ def check_sample_weight(sample_weight: Any, n_samples: int, dtype: np.dtype,
     return weights
 
 
+def check_split_weights(weights: np.ndarray, held: np.ndarray, kept: np.ndarray,
+                        advice: str) -> None:
+    """Refuse a validation split that leaves all the weight on one side."""
+    for part, rows in (("held out for validation", held), ("left to train on", kept)):
+        if not weights[rows].any():
+            raise ValueError(f"every sample {part} has sample_weight 0; {advice}")
+
+
 # Optimizer settings whose range excludes 0, those that must stay below 1, and
 # the rest that must merely stay finite.
 _POSITIVE_SETTINGS = ("learning_rate", "epsilon", "initial_step", "max_step", "decrease")

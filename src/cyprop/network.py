@@ -31,6 +31,7 @@ from cyprop._validation import (
     check_optimizer_for_dtype,
     check_positive_float,
     check_sample_weight,
+    check_split_weights,
     check_targets,
     count_parameters,
 )
@@ -935,15 +936,14 @@ class Network:
         order = self._rng.permutation(n_samples)
         held, kept = np.sort(order[:n_validation]), np.sort(order[n_validation:])
         if weights.size:
-            for part, rows in (("held out for validation", held), ("left to train on", kept)):
-                if not weights[rows].any():
-                    # A failed fit leaves the network as it was, generator included.
-                    self._rng.bit_generator.state = rng_state
-                    raise ValueError(
-                        f"every sample {part} has sample_weight 0 (validation_fraction="
-                        f"{fraction}); give validation_data, or weights that are not zero "
-                        "on so many samples"
-                    )
+            try:
+                check_split_weights(weights, held, kept,
+                                    f"change validation_fraction={fraction}, or give "
+                                    "validation_data")
+            except ValueError:
+                # A failed fit leaves the network as it was, generator included.
+                self._rng.bit_generator.state = rng_state
+                raise
         validation = (X[held], y[held], weights[held] if weights.size else weights)
         return X[kept], y[kept], weights[kept] if weights.size else weights, validation
 

@@ -60,6 +60,7 @@ except ImportError as error:  # pragma: no cover - exercised only without scikit
         '`pip install "cyprop[sklearn]"`'
     ) from error
 
+from cyprop._validation import check_split_weights
 from cyprop.network import Network
 from cyprop.optimizers import LBFGS, SGD, Adam, IRPropMinus, make_optimizer
 
@@ -407,14 +408,9 @@ class _BaseNetwork(BaseEstimator):
             )
             train, held = np.sort(train), np.sort(held)
             if sample_weight is not None:
-                for part, indices in (("held out for validation", held),
-                                      ("left to train on", train)):
-                    if not sample_weight[indices].any():
-                        raise ValueError(
-                            f"every sample {part} has sample_weight 0; change "
-                            "random_state or validation_fraction, or fit without "
-                            "early_stopping"
-                        )
+                check_split_weights(sample_weight, held, train,
+                                    "change random_state or validation_fraction, or fit "
+                                    "without early_stopping")
             validation = (X[held], y[held],
                           None if sample_weight is None else sample_weight[held])
             X, Y = X[train], Y[train]
