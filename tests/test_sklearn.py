@@ -442,7 +442,8 @@ def test_max_iter_warns_when_not_converged_at_the_callers_line(iris):
     X, y = iris
     with pytest.warns(ConvergenceWarning, match=r"reached max_iter=3 epochs before its "
                                                 r"stopping rule: the training loss had not "
-                                                r"gone n_iter_no_change=10 epochs") as caught:
+                                                r"gone more than n_iter_no_change=10 epochs"
+                                          ) as caught:
         NetworkClassifier(max_iter=3, random_state=0).fit(X, y)
     assert [record.filename for record in caught] == [__file__]
     with pytest.warns(ConvergenceWarning, match="the validation score had not gone") as caught:

@@ -455,8 +455,9 @@ class _BaseNetwork(BaseEstimator):
                 f"{type(self).__name__} reached max_iter={params['max_iter']} epochs before "
                 "its stopping rule: the "
                 + ("validation score" if validation is not None else "training loss")
-                + f" had not gone n_iter_no_change={params['n_iter_no_change']} epochs "
-                f"without improving by more than tol={params['tol']}. Raise max_iter or tol.",
+                + f" had not gone more than n_iter_no_change={params['n_iter_no_change']} "
+                f"epochs without improving by more than tol={params['tol']}. Raise max_iter "
+                "or tol.",
                 ConvergenceWarning,
                 stacklevel=4,  # the caller of fit (fit, _fit, here)
             )
@@ -643,7 +644,8 @@ default="relu"
         Share of the samples held out when ``early_stopping`` is True.
     n_iter_no_change : int, default=10
         Epochs in a row without improvement that training allows; the next
-        such epoch stops it, as in scikit-learn's MLP.
+        such epoch stops it, as in scikit-learn's MLP. Unlike scikit-learn,
+        the rule applies to "lbfgs" too, iteration by iteration.
     dtype : {"float64", "float32"}, default="float64"
         Floating type of the network's parameters and computations.
     verbose : bool or int, default=False
@@ -969,7 +971,8 @@ default="relu"
         Share of the samples held out when ``early_stopping`` is True.
     n_iter_no_change : int, default=10
         Epochs in a row without improvement that training allows; the next
-        such epoch stops it, as in scikit-learn's MLP.
+        such epoch stops it, as in scikit-learn's MLP. Unlike scikit-learn,
+        the rule applies to "lbfgs" too, iteration by iteration.
     dtype : {"float64", "float32"}, default="float64"
         Floating type of the network's parameters and computations.
     verbose : bool or int, default=False
