@@ -11,8 +11,12 @@ import os
 import subprocess
 import sys
 import tempfile
+import tracemalloc
 
+import numpy as np
 import pytest
+
+from cyprop import Network
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="reads the Linux C allocator's accounts"
@@ -284,3 +288,22 @@ def test_training_allocates_nothing_per_batch():
           f"{per_epoch[1]:.2f} per epoch of 32 batches")
     assert per_epoch[1] < 32 / 4, per_epoch
     assert abs(per_epoch[1] - per_epoch[32]) < 2, per_epoch
+
+
+@pytest.mark.parametrize("epochs", [1, 3])
+def test_shuffling_holds_one_sample_order_of_8_bytes_a_sample(epochs):
+    """Beyond X, y and the batch buffers, a shuffled fit of 2**20 samples (one
+    epoch per call of the training loop) holds one order: 8 bytes a sample."""
+    n_samples = 1 << 20
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n_samples, 1)).astype(np.float32)
+    y = (X > 0).astype(np.float32)
+    net = Network([1, 2, 1], dtype="float32", seed=0)
+    net.fit(X[:64], y[:64], batch_size=32)  # the first fit's one-time allocations
+    tracemalloc.start()
+    try:
+        net.fit(X, y, epochs=epochs, batch_size=256, learning_rate=0.01)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert 8 * n_samples <= peak < 8 * n_samples + (1 << 20), f"{peak / n_samples:.2f} bytes"

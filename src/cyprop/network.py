@@ -766,7 +766,8 @@ class Network:
             every epoch.
         validation_fraction : float, optional
             Hold out this fraction of the samples (chosen with the network's
-            seeded generator) as validation data instead.
+            seeded generator) as validation data instead. The two parts are
+            copies of ``X``, held for the length of the call.
         early_stopping : bool, default=False
             Stop when the validation loss has not improved by more than
             ``min_delta`` for ``patience`` epochs, and give the network back
@@ -1016,6 +1017,9 @@ class Network:
         if run.every_epoch:
             per_call = 1
         signal_interval = max(1, _WORK_PER_SIGNAL_CHECK // (batch_size * work_per_sample))
+        # Each call's sample orders go into one buffer: 8 bytes a sample and epoch.
+        order_buffer = np.empty((min(per_call, run.epochs - run.completed),
+                                 n_samples if shuffle else 0), dtype=np.intp)
         self._warm_up_blas(batch_size)
         # After the first call, the second backup row carries the start of the
         # last epoch whose loss was finite into the next call.
@@ -1024,11 +1028,14 @@ class Network:
             count = min(per_call, run.epochs - run.completed)
             if run.report_every:
                 count = min(count, run.report_every - run.completed % run.report_every)
+            orders = order_buffer[:count]
             if shuffle:
-                orders = np.tile(np.arange(n_samples, dtype=np.intp), (count, 1))
+                # 0, 1, ..., n - 1 in every row, without a temporary array of that size.
+                orders[0] = 1
+                orders[0, 0] = 0
+                np.cumsum(orders[0], out=orders[0])
+                orders[1:] = orders[0]
                 self._rng.permuted(orders, axis=1, out=orders)
-            else:
-                orders = np.empty((count, 0), dtype=np.intp)
             rates = optimizer.schedule.rates(optimizer.learning_rate, state.epoch, count)
             losses = np.empty(count)
             handler_raised: list[BaseException] = []
