@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from cyprop import Network
+from cyprop.optimizers import LBFGS, SGD, StepDecay
 
 X_GOOD = np.zeros((4, 3))
 Y_GOOD = np.zeros((4, 1))
@@ -467,3 +468,49 @@ def test_numpy_bools_are_accepted_for_flags(net):
 def test_bad_check_gradients_seed(net, seed, error, message):
     with pytest.raises(error, match=message):
         net.check_gradients(X_GOOD, Y_GOOD, max_per_layer=2, seed=seed)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_forward_refuses_what_overflowed_in_any_layer(dtype):
+    big = np.finfo(dtype).max / 4
+    weights = [np.full((1, 2), 8.0, dtype), np.ones((2, 1), dtype)]
+    biases = [np.zeros(2, dtype), np.zeros(1, dtype)]
+    message = "forward produced NaN or infinity from finite inputs"
+    # The output overflows: forward refuses it as predict does.
+    identity = Network.from_weights(weights, biases, activation="identity")
+    with pytest.raises(FloatingPointError, match="predict produced NaN or infinity"):
+        identity.predict([[big]])
+    with pytest.raises(FloatingPointError, match=message):
+        identity.forward([[big]])
+    # Only the hidden layer overflows: predict's sigmoid output is finite, but
+    # forward would hand back the hidden layer's infinities.
+    hidden = Network.from_weights(weights, biases, activation="relu",
+                                  output_activation="sigmoid")
+    assert hidden.predict([[big]]).tolist() == [[1.0]]
+    with pytest.raises(FloatingPointError, match=message):
+        hidden.forward([[big]])
+    assert all(np.isfinite(layer).all() for layer in hidden.forward([[1.0]]))
+
+
+def test_from_weights_takes_big_endian_float32_as_float32():
+    weights = [np.ones((2, 3), ">f4"), np.ones((3, 1), ">f4")]
+    biases = [np.zeros(3, ">f4"), np.zeros(1, ">f4")]
+    net = Network.from_weights(weights, biases)
+    assert net.dtype == np.float32
+    assert net.predict([[1.0, 2.0]]).dtype == np.float32
+
+
+def test_a_seed_may_be_any_non_negative_integer():
+    first, second = (Network([3, 2], seed=2**64 + 5) for _ in range(2))
+    np.testing.assert_array_equal(first.weights[0], second.weights[0])
+    assert not np.array_equal(first.weights[0], Network([3, 2], seed=2**64 + 6).weights[0])
+    Network([3, 1], seed=0).check_gradients(X_GOOD, Y_GOOD, seed=2**40)
+    with pytest.raises(ValueError, match="seed must be at least 0"):
+        Network([3, 2], seed=-1)
+
+
+@pytest.mark.parametrize("make", [lambda: SGD(schedule=StepDecay(step_size=2**31)),
+                                  lambda: LBFGS(max_corrections=2**31)])
+def test_optimizer_counts_are_bounded(make):
+    with pytest.raises(ValueError, match="must be at most 2147483647"):
+        make()

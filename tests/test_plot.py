@@ -59,6 +59,15 @@ def test_history_from_a_list_of_losses(ax):
     plot_history([0.5, -0.1], ax=Figure().subplots())  # a negative value: linear, no error
     with pytest.raises(ValueError, match="no epochs"):
         plot_history([], ax=ax)
+    with pytest.raises(TypeError, match="log_scale must be"):
+        plot_history([0.5, 0.4], ax=ax, log_scale="no")  # a string is truthy
+
+
+def test_history_near_the_top_of_float64_chooses_its_scale_without_overflow():
+    # 10 times the smaller loss overflows; pytest turns the RuntimeWarning
+    # of an overflow into an error.
+    ax = plot_history([1e308, 2e307], ax=Figure().subplots())
+    assert ax.get_yscale() == "linear"
 
 
 def test_two_class_boundary(ax):

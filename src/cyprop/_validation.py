@@ -40,8 +40,10 @@ def check_dtype(dtype: Any) -> np.dtype:
     return np.dtype(resolved.name)
 
 
-def check_integer(value: Any, name: str, minimum: int = 1) -> int:
-    """Return ``value`` as an int, raising unless it is an integer >= ``minimum``."""
+def check_integer(value: Any, name: str, minimum: int = 1,
+                  maximum: int | None = MAX_DIMENSION) -> int:
+    """Return ``value`` as an int, raising unless it is an integer from
+    ``minimum`` to ``maximum`` (None: no upper bound)."""
     # type() first: for a plain int it spares the slower test against the ABC.
     if type(value) is not int and (isinstance(value, bool)
                                    or not isinstance(value, numbers.Integral)):
@@ -49,8 +51,8 @@ def check_integer(value: Any, name: str, minimum: int = 1) -> int:
     number = int(value)
     if number < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {number}")
-    if number > MAX_DIMENSION:
-        raise ValueError(f"{name} must be at most {MAX_DIMENSION}, got {number}")
+    if maximum is not None and number > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {number}")
     return number
 
 

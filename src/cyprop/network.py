@@ -145,7 +145,7 @@ class Network:
         activations = check_activations(activation, output_activation, len(sizes) - 1,
                                         HIDDEN_ACTIVATIONS, ACTIVATIONS)
         if seed is not None:
-            seed = check_integer(seed, "seed", minimum=0)
+            seed = check_integer(seed, "seed", minimum=0, maximum=None)
         init = check_choice(init, "init", INITS)
         self._configure(sizes, activations, loss, reduction, dtype)
         init_seed, shuffle_seed = np.random.SeedSequence(seed).spawn(2)
@@ -306,12 +306,14 @@ class Network:
                 )
         sizes = check_layer_sizes([W_arrays[0].shape[0]] + [W.shape[1] for W in W_arrays])
         if dtype is None:
-            all_float32 = all(a.dtype == np.float32 for a in W_arrays + b_arrays)
+            # Either byte order: '>f4' is float32 too.
+            all_float32 = all(a.dtype.kind == "f" and a.dtype.itemsize == 4
+                              for a in W_arrays + b_arrays)
             dtype = "float32" if all_float32 else "float64"
         activations = check_activations(activation, output_activation, len(sizes) - 1,
                                         HIDDEN_ACTIVATIONS, ACTIVATIONS)
         if seed is not None:
-            seed = check_integer(seed, "seed", minimum=0)
+            seed = check_integer(seed, "seed", minimum=0, maximum=None)
         net = cls.__new__(cls)
         net._configure(sizes, activations, loss, reduction, dtype)
         net._rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])
@@ -453,6 +455,12 @@ class Network:
             ``activations[l]`` has shape ``(n_samples, layer_sizes[l + 1])``.
             The input itself is not included.
 
+        Raises
+        ------
+        FloatingPointError
+            If a layer's activations overflowed to infinity or NaN from
+            finite inputs, as :meth:`predict` does.
+
         Examples
         --------
         >>> from cyprop import Network
@@ -465,6 +473,8 @@ class Network:
         buffer = self._activation_buffer(X.shape[0])
         self._warm_up_blas(X.shape[0])
         self._kernels.forward(X, self._params, self._sizes, self._activation_codes, buffer)
+        used = buffer[: X.shape[0] * self._n_units]
+        self._check_overflow(used, "forward")
         return self._layer_views_of_activations(buffer, X.shape[0])
 
     def _layer_views_of_activations(self, buffer: np.ndarray, n_rows: int) -> list[np.ndarray]:
@@ -673,7 +683,7 @@ class Network:
         weight_decay = check_non_negative_float(weight_decay, "weight_decay")
         if max_per_layer is not None:
             max_per_layer = check_integer(max_per_layer, "max_per_layer")
-        seed = check_integer(seed, "seed", minimum=0)
+        seed = check_integer(seed, "seed", minimum=0, maximum=None)
         net = self._from_config({**self._config(), "dtype": "float64"})
         net._params[...] = self._params
         X, y, weights = (a.astype(np.float64) for a in (X, y, weights))

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from cyprop._validation import MAX_DIMENSION
+
 __all__ = [
     "SGD",
     "Adam",
@@ -57,6 +59,8 @@ def _check_count(value: Any, name: str) -> None:
         raise TypeError(f"{name} must be an integer, got {value!r}")
     if value < 1:
         raise ValueError(f"{name} must be at least 1, got {value}")
+    if value > MAX_DIMENSION:
+        raise ValueError(f"{name} must be at most {MAX_DIMENSION}, got {value}")
 
 
 # --- schedules ---------------------------------------------------------------

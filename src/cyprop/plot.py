@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from cyprop._validation import check_bool
+
 __all__ = ["plot_decision_boundary", "plot_history"]
 
 _INSTALL_HINT = 'install it with: pip install "cyprop[plot]"'
@@ -105,6 +107,8 @@ def plot_history(history: Any, ax: Any = None, log_scale: bool | None = None) ->
     val_loss = getattr(history, "val_loss", None)
     if loss.size == 0:
         raise ValueError("the history holds no epochs to plot")
+    if log_scale is not None:
+        log_scale = check_bool(log_scale, "log_scale")
     ax = _axes(ax)
     epochs = np.arange(1, loss.size + 1)
     ax.plot(epochs, loss, label="training", color="C0")
@@ -120,7 +124,8 @@ def plot_history(history: Any, ax: Any = None, log_scale: bool | None = None) ->
     values = np.concatenate(curves)
     values = values[np.isfinite(values)]
     if log_scale is None:
-        log_scale = bool(values.size and values.min() > 0 and values.max() > 10 * values.min())
+        # max / 10 rather than 10 * min, which overflows near float64's top.
+        log_scale = bool(values.size and values.min() > 0 and values.max() / 10 > values.min())
     if log_scale:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
