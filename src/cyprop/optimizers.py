@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from cyprop._validation import MAX_DIMENSION
+from cyprop._validation import check_integer
 
 __all__ = [
     "SGD",
@@ -52,15 +52,6 @@ def _check_real(value: Any, name: str, low: float, high: float = math.inf,
         left = "[" if low_inclusive else "("
         right = "]" if high_inclusive else ")"
         raise ValueError(f"{name} must be in {left}{low}, {high}{right}, got {value}")
-
-
-def _check_count(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
-    if value > MAX_DIMENSION:
-        raise ValueError(f"{name} must be at most {MAX_DIMENSION}, got {value}")
 
 
 # --- schedules ---------------------------------------------------------------
@@ -120,7 +111,7 @@ class StepDecay:
     gamma: float = 0.5
 
     def __post_init__(self) -> None:
-        _check_count(self.step_size, "step_size")
+        check_integer(self.step_size, "step_size")
         _check_real(self.gamma, "gamma", 0.0, 1.0, high_inclusive=True)
 
     def __call__(self, learning_rate: float, epoch: int) -> float:
@@ -295,7 +286,7 @@ class LBFGS:
     weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_count(self.max_corrections, "max_corrections")
+        check_integer(self.max_corrections, "max_corrections")
         _check_real(self.tolerance, "tolerance", 0.0, low_inclusive=True)
         _check_real(self.weight_decay, "weight_decay", 0.0, low_inclusive=True)
 
