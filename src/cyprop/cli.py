@@ -860,10 +860,12 @@ def _plot_path(name: str) -> str:
 
     extension = os.path.splitext(name)[1][1:]
     if not extension:
-        path = f"{name.rstrip('.')}.{matplotlib.rcParams['savefig.format']}"
+        picture_format = matplotlib.rcParams["savefig.format"]
+        path = f"{name.rstrip('.')}.{picture_format}"
     else:
         supported = FigureCanvasBase.get_supported_filetypes()
-        if extension.lower() not in supported:
+        picture_format = extension.lower()
+        if picture_format not in supported:
             raise CommandError(f"--plot {name}: matplotlib cannot write {extension!r} pictures; "
                                f"name a file ending in one of: .{', .'.join(sorted(supported))}")
         path = name
@@ -876,7 +878,7 @@ def _plot_path(name: str) -> str:
     figure = Figure(figsize=(1, 1))
     figure.text(0.5, 0.5, "0")
     try:
-        figure.savefig(io.BytesIO(), format=os.path.splitext(path)[1][1:].lower())
+        figure.savefig(io.BytesIO(), format=picture_format)
     except Exception as error:
         raise CommandError(f"--plot {name}: matplotlib cannot write this picture here: "
                            f"{_error_message(error)}") from None
@@ -1410,12 +1412,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # usage printed with the error is that subcommand's.
     command_parser = getattr(arguments, "parser", parser)
     if unrecognized:
+        message = f"unrecognized arguments: {' '.join(unrecognized)}"
         words = list(sys.argv[1:] if argv is None else argv)
-        before = words[: words.index(arguments.command)] if arguments.command else words
-        if arguments.command and any(word in before for word in unrecognized):
-            parser.error(f"unrecognized arguments: {' '.join(unrecognized)} (a command's "
-                         "options go after its name)")
-        command_parser.error(f"unrecognized arguments: {' '.join(unrecognized)}")
+        if arguments.command and set(unrecognized) & set(words[: words.index(arguments.command)]):
+            parser.error(f"{message} (a command's options go after its name)")
+        command_parser.error(message)
     if arguments.command is None:
         parser.error("the following arguments are required: COMMAND")
     prog = command_parser.prog

@@ -473,8 +473,7 @@ class Network:
         buffer = self._activation_buffer(X.shape[0])
         self._warm_up_blas(X.shape[0])
         self._kernels.forward(X, self._params, self._sizes, self._activation_codes, buffer)
-        used = buffer[: X.shape[0] * self._n_units]
-        self._check_overflow(used, "forward")
+        self._check_overflow(buffer, "forward")
         return self._layer_views_of_activations(buffer, X.shape[0])
 
     def _layer_views_of_activations(self, buffer: np.ndarray, n_rows: int) -> list[np.ndarray]:
