@@ -3,6 +3,10 @@ columns (section 7 of _core.pyx): the gradient it steps along, its agreement
 with the reference and with the core's general loop, the same bits at one
 and two threads, and how it stops."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
@@ -140,6 +144,40 @@ def test_split_training_is_the_same_at_one_and_two_threads(case, dtype):
         for result in (two, again):
             assert result[0].tobytes() == one[0].tobytes()
             assert result[1].tobytes() == one[1].tobytes()
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_thread_that_falls_behind_leaves_its_blocks_to_the_other(dtype):
+    """With every CPU also running a busy process, the threads lose their
+    CPUs at different moments; the one still running takes blocks of hidden
+    columns from the other's share, and the parameters are still the same
+    bits as from one thread."""
+    case = ([784, 256, 10], "sigmoid", "softmax", "cross_entropy", 64, 3200)
+    sizes, _, _, _, batch_size, _ = case
+    with threadpool_limits(2):
+        if _core.avx512_product_threads(batch_size, sizes[1], sizes[0],
+                                        np.dtype(dtype).itemsize) < 2:
+            pytest.skip("one thread here, or too little work to split")
+    cpus = len(os.sched_getaffinity(0))
+    if cpus > 16:
+        pytest.skip("more CPUs than this test keeps busy")
+    one = fit(case, dtype, 1)
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(cpus)]
+    try:
+        moved = _core.blocks_moved()
+        for _ in range(20):
+            two = fit(case, dtype, 2)
+            assert two[0].tobytes() == one[0].tobytes()
+            assert two[1].tobytes() == one[1].tobytes()
+            if _core.blocks_moved() > moved:
+                break
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+    assert _core.blocks_moved() > moved
 
 
 @needs_kernel

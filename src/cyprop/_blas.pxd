@@ -93,6 +93,11 @@ cdef extern from "_parallel.h" nogil:
         pass
     void barrier_init "cyprop_barrier_init"(barrier_t* barrier, int parts)
     void barrier_wait "cyprop_barrier_wait"(barrier_t* barrier)
+    ctypedef struct blocks_t "cyprop_blocks_t":
+        pass
+    void blocks_reset "cyprop_blocks_reset"(blocks_t* blocks, int count)
+    int blocks_take "cyprop_blocks_take"(blocks_t* blocks, bint from_back)
+    unsigned long long blocks_moved_count "cyprop_blocks_moved_count"()
 
 
 cdef inline void gemm_alone(bint transpose_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,

@@ -43,7 +43,8 @@ cdef extern from "Python.h":
 from cyprop._blas cimport (BLAS_GEMV_SPLITS_FROM, BLAS_SPLITS_FROM, GEMM_MAX_STEP,
                            GEMM_MAX_STEP_ROWS, GEMM_ROWS, MAX_PARTS, barrier_init, barrier_t,
                            barrier_wait, blas_dgemm, blas_dgemv, blas_sgemm, blas_sgemv,
-                           blas_threads, gemm, gemm_alone, gemm_available, gemm_fits,
+                           blas_threads, blocks_moved_count, blocks_reset, blocks_t,
+                           blocks_take, gemm, gemm_alone, gemm_available, gemm_fits,
                            gemm_part_columns, gemm_parts, pool_workers, run_parts_at_once,
                            set_blas, set_blas_splits, set_blas_threads)
 from cyprop._libm cimport all_finite, exp_, sigmoid_in_place, tanh_
@@ -188,6 +189,13 @@ def product_workers():
     """How many worker threads the kernel's split products have started in
     this process (_parallel.h); they start at the first split product."""
     return pool_workers()
+
+
+def blocks_moved():
+    """How many blocks of a split epoch's work one thread has taken from
+    another's share in this process, because the other fell behind
+    (_parallel.h)."""
+    return blocks_moved_count()
 
 
 def matrix_product(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] C,
@@ -1019,7 +1027,10 @@ cdef void gather_rows(const floating* source, const Py_ssize_t* rows, Py_ssize_t
 # and checks its share of the next batch's rows, into the other half of a
 # double buffer. After the second, each takes the step of its columns of the
 # first layer and the next batch's forward product through them a block of
-# columns at a time, while the block is still in the caches.
+# columns at a time, while the block is still in the caches. A thread that
+# has done its own blocks takes those left of another's, from the last:
+# on a virtual machine one core can run at half speed for a while, and the
+# other would wait for it at every meeting (blocks_t in _parallel.h).
 
 cdef struct HiddenLayerRun:
     # the epoch: rows of X, Y and the weights in `order` (NULL: storage order)
@@ -1046,6 +1057,8 @@ cdef struct HiddenLayerRun:
     double row_losses[GEMM_MAX_STEP_ROWS]
     # shared by the parts
     barrier_t barrier
+    # each part's blocks of hidden columns after the second meeting
+    blocks_t blocks[MAX_PARTS]
     int inputs_finite[MAX_PARTS]
     bint stop
     # written by part 0 for the caller: batches stepped, their losses and
@@ -1243,6 +1256,30 @@ cdef inline void hidden_step(const floating* X_rows, Py_ssize_t n_rows, Py_ssize
         b1[j] -= rate * sums[j]
 
 
+cdef inline void hidden_block_backward(const floating* X_rows, Py_ssize_t n_rows,
+                                       Py_ssize_t F, Py_ssize_t H, Py_ssize_t O,
+                                       floating* W1, floating* b1, floating* W2,
+                                       floating* W2T, const floating* A1, floating* D1,
+                                       const floating* D2, floating* sums, Py_ssize_t j0,
+                                       Py_ssize_t j1, floating rate,
+                                       int activation) noexcept nogil:
+    """Columns [j0, j1) of the hidden delta D1, and the steps of the rows
+    [j0, j1) of W2 and of the columns [j0, j1) of W1 and b1."""
+    cdef Py_ssize_t r, j, k
+    # D1 = D2 @ W2.T from W2 before its step, through a copy of these rows
+    # of W2 transposed: the kernel reads B by rows
+    for j in range(j0, j1):
+        for k in range(O):
+            W2T[k * H + j] = W2[j * O + k]
+    gemm_alone(False, n_rows, j1 - j0, O, <floating>1, D2, O, W2T + j0, H, <floating>0,
+               D1 + j0, H)
+    # these rows of W2 -= rate * A1.T @ D2
+    gemm_alone(True, j1 - j0, O, n_rows, -rate, A1 + j0, H, D2, O, <floating>1, W2 + j0 * O, O)
+    for r in range(n_rows):
+        multiply_by_derivative(A1 + r * H + j0, D1 + r * H + j0, 1, j1 - j0, activation)
+    hidden_step(X_rows, n_rows, F, H, W1, b1, D1, sums, j0, j1, rate)
+
+
 cdef void hidden_layer_epoch(HiddenLayerRun* run, floating* kind, int part,
                              int parts) noexcept nogil:
     """Part `part` of `parts` of one epoch of hidden_layer_task."""
@@ -1260,9 +1297,10 @@ cdef void hidden_layer_epoch(HiddenLayerRun* run, floating* kind, int part,
     cdef floating* sums = <floating*>run.sums
     cdef floating rate = <floating>run.learning_rate
     cdef int hidden_activation = run.hidden_activation
-    cdef Py_ssize_t j0, j1, r0, r1, start = 0, next_start, n_rows, next_rows, r, j, k
+    cdef Py_ssize_t j0, j1, r0, r1, start = 0, next_start, n_rows, next_rows, r, k
     cdef Py_ssize_t block, block_end
     cdef Py_ssize_t block_columns = 3 * (16 if floating is float else 8)
+    cdef int owner, taken
     cdef bint forward
     cdef int buffer = 0
     cdef double batch_sum, batch_weight, scale
@@ -1288,6 +1326,9 @@ cdef void hidden_layer_epoch(HiddenLayerRun* run, floating* kind, int part,
         barrier_wait(&run.barrier)
         if run.stop:
             return
+        # no part takes blocks again before the next meeting
+        blocks_reset(&run.blocks[part], (j1 - j0 + block_columns - 1) // block_columns
+                     if j1 > j0 else 0)
 
         # this part's rows of the output layer, their losses and their delta
         batch_weight = n_rows
@@ -1330,33 +1371,29 @@ cdef void hidden_layer_epoch(HiddenLayerRun* run, floating* kind, int part,
                 run.losses_finite = False
             return
 
-        if j1 > j0:
-            # D1 = D2 @ W2.T from W2 before its step, through a copy of this
-            # part's rows of W2 transposed: the kernel reads B by rows
-            for j in range(j0, j1):
-                for k in range(O):
-                    W2T[k * H + j] = W2[j * O + k]
-            gemm_alone(False, n_rows, j1 - j0, O, <floating>1, D2, O, W2T + j0, H,
-                       <floating>0, D1 + j0, H)
-            # this part's rows of W2 -= rate * A1.T @ D2
-            gemm_alone(True, j1 - j0, O, n_rows, -rate, A1 + j0, H, D2, O, <floating>1,
-                       W2 + j0 * O, O)
-            for r in range(n_rows):
-                multiply_by_derivative(A1 + r * H + j0, D1 + r * H + j0, 1, j1 - j0,
-                                       hidden_activation)
-            # The step of this part's columns of W1 and b1, and the next
-            # batch's forward product through them, a block of columns at a
-            # time: the block is still in the caches from its step.
-            forward = next_start < n_samples and part_inputs_finite(run, parts)
-            next_rows = min(batch_size, n_samples - next_start)
-            block = j0
-            while block < j1:
-                block_end = min(block + block_columns, j1)
-                hidden_step(X_rows, n_rows, F, H, W1, b1, D1, sums, block, block_end, rate)
-                if forward:
-                    hidden_forward(X_next, next_rows, F, H, W1, b1, A1, block, block_end,
-                                   hidden_activation)
-                block = block_end
+        # This part's blocks of hidden columns, then any left of the others'
+        # (blocks_t); a block's work is the same whichever thread does it.
+        forward = next_start < n_samples and part_inputs_finite(run, parts)
+        next_rows = min(batch_size, n_samples - next_start)
+        owner = part
+        while True:
+            taken = blocks_take(&run.blocks[owner], owner != part)
+            if taken < 0:
+                owner = (owner + 1) % parts
+                if owner == part:
+                    break
+                continue
+            gemm_part_columns(H, 16 if floating is float else 8, owner, parts, &block,
+                              &block_end)
+            block += taken * block_columns
+            block_end = min(block + block_columns, block_end)
+            hidden_block_backward(X_rows, n_rows, F, H, O, W1, b1, W2, W2T, A1, D1, D2, sums,
+                                  block, block_end, rate, hidden_activation)
+            # the next batch's forward product through the block, still in
+            # the caches from its step
+            if forward:
+                hidden_forward(X_next, next_rows, F, H, W1, b1, A1, block, block_end,
+                               hidden_activation)
 
         if part == 0:
             column_sums(D2, n_rows, O, sums + H)

@@ -303,4 +303,56 @@ static void cyprop_barrier_init(cyprop_barrier_t* barrier, int parts) { barrier-
 static void cyprop_barrier_wait(cyprop_barrier_t* barrier) { (void)barrier; }
 #endif
 
+/* A part's share of a task in blocks, which another part may take once its
+ * own are done. On a virtual machine one core can run at half speed or less
+ * for tens of milliseconds while the other runs at full speed (host load
+ * beyond the guest), and parts of fixed size then wait at each barrier for
+ * the slower core. Each part first takes its own blocks from the front; a
+ * part that has none left takes another's from the back. With cores that
+ * run alike nothing moves, and the blocks are the parts' fixed shares.
+ *
+ * The front and the end of the blocks not yet taken share one 64-bit word,
+ * changed by compare-and-swap, padded to two cache lines so that two
+ * parts' words never share one. The owner sets its count between two
+ * barriers at which no part takes blocks. */
+typedef struct {
+    unsigned long long range; /* front << 32 | end */
+    char padding[128 - sizeof(unsigned long long)];
+} cyprop_blocks_t;
+
+/* Blocks taken from another part's share in this process, for tests and
+ * benchmarks: how often the cores ran unevenly enough for it. */
+static unsigned long long cyprop_blocks_moved = 0;
+
+static unsigned long long cyprop_blocks_moved_count(void)
+{
+    return __atomic_load_n(&cyprop_blocks_moved, __ATOMIC_RELAXED);
+}
+
+static void cyprop_blocks_reset(cyprop_blocks_t* blocks, int count)
+{
+    __atomic_store_n(&blocks->range, (unsigned long long)(unsigned)count, __ATOMIC_SEQ_CST);
+}
+
+/* The index of the block taken, from the front or from the back; -1 when
+ * every block has been taken. */
+static int cyprop_blocks_take(cyprop_blocks_t* blocks, int from_back)
+{
+    unsigned long long range = __atomic_load_n(&blocks->range, __ATOMIC_SEQ_CST), left;
+    unsigned front, end;
+    do {
+        front = (unsigned)(range >> 32);
+        end = (unsigned)range;
+        if (front >= end)
+            return -1;
+        left = from_back ? ((unsigned long long)front << 32 | (end - 1))
+                         : ((unsigned long long)(front + 1) << 32 | end);
+    } while (!__atomic_compare_exchange_n(&blocks->range, &range, left, 0, __ATOMIC_SEQ_CST,
+                                          __ATOMIC_SEQ_CST));
+    if (!from_back)
+        return (int)front;
+    __atomic_add_fetch(&cyprop_blocks_moved, 1, __ATOMIC_RELAXED);
+    return (int)(end - 1);
+}
+
 #endif /* CYPROP_PARALLEL_H */
