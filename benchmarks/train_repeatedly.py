@@ -5,10 +5,11 @@
 
 Builds the workload's data, then runs ``Network.fit`` as ``peers/cyprop_net.py``
 does (one BLAS thread by default) ``--repeats`` times, and prints the median
-and best time and the training loss of the last epoch (bench_peers.py's
-"final loss" is measured after training instead). Building the data shows up in the profile
-too (the kernel's page clearing, numpy's random fills); everything else is
-training.
+and best time, the training loss of the last epoch (bench_peers.py's
+"final loss" is measured after training instead) and how many blocks of a
+split hidden layer one thread took from the other's share. Building the
+data shows up in the profile too (the kernel's page clearing, numpy's
+random fills); everything else is training.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ def main():
     dtype = args.dtype or workload.dtype
     contender = Contender()
     contender.version()  # loads cyprop and its BLAS, which threadpoolctl can only limit once loaded
+    from cyprop import _core
+
+    moved = _core.blocks_moved()
     times = []
     with limit_threads(args.threads):
         for _ in range(args.repeats):
@@ -44,7 +48,8 @@ def main():
             times.append(time.perf_counter() - start)
     print(f"== {workload.name} {dtype}, {args.threads} BLAS thread(s): median "
           f"{statistics.median(times):.4f} s, best {min(times):.4f} s, loss over the last "
-          f"epoch {float(run.history.loss[-1])!r}")
+          f"epoch {float(run.history.loss[-1])!r}; blocks of hidden columns moved between "
+          f"threads {_core.blocks_moved() - moved}")
 
 
 if __name__ == "__main__":
