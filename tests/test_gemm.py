@@ -52,17 +52,21 @@ def check_against_exact(A, B, C0, out, alpha, beta, transpose_a):
 
 # (m, k, n): rows of C from 8 (one tile) through every remainder of 8, columns
 # from three vectors of either dtype through every remainder of a block of
-# three, depths across the 256-row blocks of B, and forward products of more
-# than 128 rows, which the kernel takes for floats only.
+# three, depths across the 256-row blocks of B, forward products of more
+# than 128 rows, and of more than 256 rows into C of at most 256 columns
+# or wider.
 SHAPES = [(8, 1, 48), (9, 7, 49), (10, 5, 63), (11, 3, 64), (12, 2, 65), (13, 4, 79),
           (14, 6, 80), (15, 9, 95), (16, 16, 96), (17, 127, 97), (64, 128, 256),
           (23, 129, 50), (31, 300, 111), (128, 784, 24), (40, 257, 33), (129, 33, 49),
-          (256, 130, 48), (16, 530, 48)]
+          (256, 130, 48), (16, 530, 48), (257, 270, 256), (1001, 20, 100),
+          (300, 40, 257), (130, 10, 300)]
 
 
 def kernel_takes_forward(m, n, itemsize):
-    """Whether the kernel takes A @ B for C (m, n), at one BLAS thread."""
-    return n >= 3 * 64 // itemsize and m <= (256 if itemsize == 4 else 128)
+    """Whether the kernel takes A @ B for C (m, n), at one BLAS thread: over
+    any number of rows into C at most 256 columns wide, else over at most
+    256 rows of floats or 128 of doubles."""
+    return n >= 3 * 64 // itemsize and (n <= 256 or m <= (256 if itemsize == 4 else 128))
 
 
 @needs_kernel
@@ -247,15 +251,19 @@ def test_which_products_the_kernel_takes():
         assert _core.takes_avx512_product(64, 256, 784, 8)
         assert _core.takes_avx512_product(784, 256, 64, 4, True, -0.1, 1.0)
         # narrower than three vectors, shorter than a tile, more than 256 rows of
-        # floats or 128 of doubles
+        # floats or 128 of doubles into C wider than 256 columns
         assert not _core.takes_avx512_product(64, 47, 784, 4)
         assert _core.takes_avx512_product(64, 24, 784, 8)
         assert not _core.takes_avx512_product(64, 23, 784, 8)
         assert not _core.takes_avx512_product(7, 256, 784, 4)
         assert _core.takes_avx512_product(256, 1024, 1024, 4)
-        assert not _core.takes_avx512_product(257, 256, 784, 4)
-        assert _core.takes_avx512_product(128, 256, 784, 8)
-        assert not _core.takes_avx512_product(129, 256, 784, 8)
+        assert not _core.takes_avx512_product(257, 1024, 1024, 4)
+        assert not _core.takes_avx512_product(257, 257, 784, 4)
+        assert _core.takes_avx512_product(128, 1024, 784, 8)
+        assert not _core.takes_avx512_product(129, 257, 784, 8)
+        # any number of rows into C at most 256 columns wide
+        assert _core.takes_avx512_product(1024, 256, 784, 4)
+        assert _core.takes_avx512_product(60000, 100, 784, 8)
         # a step over more than 128 rows
         assert not _core.takes_avx512_product(784, 256, 129, 4, True, -0.1, 1.0)
         # a step into a C beyond the L2 cache
@@ -541,10 +549,13 @@ def test_networks_that_keep_blas_threads_busy_leave_it_every_product():
         assert not _core.hands_blas_splittable_products(64, sizes(1024, 1024, 1024, 48), 4,
                                                         False)
         assert _core.hands_blas_splittable_products(64, sizes(1024, 1024, 1024, 10), 4, False)
-        # forward products of more than 256 rows of floats, or 128 of doubles, are BLAS's
-        assert not _core.hands_blas_splittable_products(256, sizes(784, 256), 4, False)
-        assert _core.hands_blas_splittable_products(257, sizes(784, 256), 4, False)
-        assert _core.hands_blas_splittable_products(129, sizes(784, 256), 8, False)
+        # forward products of more than 256 rows of floats, or 128 of doubles, are
+        # BLAS's when C is wider than 256 columns
+        assert not _core.hands_blas_splittable_products(256, sizes(784, 1024), 4, False)
+        assert _core.hands_blas_splittable_products(257, sizes(784, 1024), 4, False)
+        assert _core.hands_blas_splittable_products(129, sizes(784, 1024), 8, False)
+        assert not _core.hands_blas_splittable_products(4096, sizes(784, 256), 4, False)
+        assert not _core.hands_blas_splittable_products(4096, sizes(784, 256), 8, False)
         # one row: matrix-vector products
         assert not _core.hands_blas_splittable_products(1, sizes(1024, 1024, 1024), 4)
         # one output: its products are matrix-vector products, which BLAS

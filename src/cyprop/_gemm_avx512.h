@@ -54,6 +54,9 @@ static void cyprop_set_blas_threads(void* function) { cyprop_blas_threads = (cyp
 #define CYPROP_AVX512 __attribute__((target("avx512f")))
 #define CYPROP_GEMM_MAX_ROWS_FLOAT 256
 #define CYPROP_GEMM_MAX_ROWS_DOUBLE 128
+/* A @ B into C at most this many columns wide runs here over any number of
+ * rows (cyprop_gemm_fits). */
+#define CYPROP_GEMM_NARROW 256
 #define CYPROP_GEMM_UNROLL _Pragma("GCC unroll 8")
 
 /* Asked once; a race only writes the same answer twice. */
@@ -457,6 +460,13 @@ static int cyprop_gemm_parts(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t wi
  *    Zen 4 EPYC and 0.96 to 1.00 times on an AVX-512 Xeon, from 512 rows no
  *    faster; doubles from 256 rows slower on both (0.85 to 0.9 times on the
  *    EPYC);
+ *  - or over any number of rows into C at most CYPROP_GEMM_NARROW columns
+ *    wide, where OpenBLAS's copies of A still cost more than the kernel's
+ *    of B: on the Zen 4 EPYC, over 1,024 rows into 256 columns, 1.00 to
+ *    1.04 times OpenBLAS's speed in floats (784 to 2,048 deep; 1.04 to 1.09
+ *    64 and 256 deep), 1.07 to 1.24 in doubles, and 1.06 to 1.07 over 4,096
+ *    rows of floats; into 500 and 512 columns 0.97 to 1.03, into 1,024
+ *    0.94 to 0.98 (doubles 0.91 to 0.92);
  *  - a weights' step or gradient, A.T @ B, summed over at most 128 rows of A
  *    (one depth block, so alpha and beta may be anything), into a C of at
  *    most 2^18 entries: 1.03 to 1.12 times OpenBLAS's speed on 784 x 256
@@ -487,7 +497,8 @@ static int cyprop_gemm_fits(int transpose_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t
     if (k < 1 || alpha == 0 || m < CYPROP_GEMM_ROWS || n < 3 * width)
         return 0;
     if (transpose_a ? k > CYPROP_GEMM_MAX_STEP_ROWS || m * n > CYPROP_GEMM_MAX_STEP
-                    : m > (width == 16 ? CYPROP_GEMM_MAX_ROWS_FLOAT : CYPROP_GEMM_MAX_ROWS_DOUBLE))
+                    : m > (width == 16 ? CYPROP_GEMM_MAX_ROWS_FLOAT : CYPROP_GEMM_MAX_ROWS_DOUBLE)
+                          && n > CYPROP_GEMM_NARROW)
         return 0;
     if (!one_block && (alpha != 1 || beta != 0))
         return 0;
