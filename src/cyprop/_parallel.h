@@ -324,21 +324,37 @@ typedef struct {
  * benchmarks: how often the cores ran unevenly enough for it. */
 static unsigned long long cyprop_blocks_moved = 0;
 
+/* Where parts run at once, the word changes by atomic operations; elsewhere
+ * (MSVC, and wherever cyprop_run_parts_at_once never runs parts at once)
+ * one part at a time takes blocks, and plain reads and writes do. */
+#if defined(__GNUC__)
+#define CYPROP_BLOCKS_LOAD(at) __atomic_load_n(at, __ATOMIC_SEQ_CST)
+#define CYPROP_BLOCKS_STORE(at, value) __atomic_store_n(at, value, __ATOMIC_SEQ_CST)
+#define CYPROP_BLOCKS_SWAP(at, expected, value)                                                 \
+    __atomic_compare_exchange_n(at, expected, value, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)
+#define CYPROP_BLOCKS_COUNT_MOVE() __atomic_add_fetch(&cyprop_blocks_moved, 1, __ATOMIC_RELAXED)
+#else
+#define CYPROP_BLOCKS_LOAD(at) (*(at))
+#define CYPROP_BLOCKS_STORE(at, value) (*(at) = (value))
+#define CYPROP_BLOCKS_SWAP(at, expected, value) (*(at) = (value), 1)
+#define CYPROP_BLOCKS_COUNT_MOVE() (++cyprop_blocks_moved)
+#endif
+
 static unsigned long long cyprop_blocks_moved_count(void)
 {
-    return __atomic_load_n(&cyprop_blocks_moved, __ATOMIC_RELAXED);
+    return CYPROP_BLOCKS_LOAD(&cyprop_blocks_moved);
 }
 
 static void cyprop_blocks_reset(cyprop_blocks_t* blocks, int count)
 {
-    __atomic_store_n(&blocks->range, (unsigned long long)(unsigned)count, __ATOMIC_SEQ_CST);
+    CYPROP_BLOCKS_STORE(&blocks->range, (unsigned long long)(unsigned)count);
 }
 
 /* The index of the block taken, from the front or from the back; -1 when
  * every block has been taken. */
 static int cyprop_blocks_take(cyprop_blocks_t* blocks, int from_back)
 {
-    unsigned long long range = __atomic_load_n(&blocks->range, __ATOMIC_SEQ_CST), left;
+    unsigned long long range = CYPROP_BLOCKS_LOAD(&blocks->range), left;
     unsigned front, end;
     do {
         front = (unsigned)(range >> 32);
@@ -347,11 +363,10 @@ static int cyprop_blocks_take(cyprop_blocks_t* blocks, int from_back)
             return -1;
         left = from_back ? ((unsigned long long)front << 32 | (end - 1))
                          : ((unsigned long long)(front + 1) << 32 | end);
-    } while (!__atomic_compare_exchange_n(&blocks->range, &range, left, 0, __ATOMIC_SEQ_CST,
-                                          __ATOMIC_SEQ_CST));
+    } while (!CYPROP_BLOCKS_SWAP(&blocks->range, &range, left));
     if (!from_back)
         return (int)front;
-    __atomic_add_fetch(&cyprop_blocks_moved, 1, __ATOMIC_RELAXED);
+    CYPROP_BLOCKS_COUNT_MOVE();
     return (int)(end - 1);
 }
 
