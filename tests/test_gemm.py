@@ -54,12 +54,12 @@ def check_against_exact(A, B, C0, out, alpha, beta, transpose_a):
 # from three vectors of either dtype through every remainder of a block of
 # three, depths across the 256-row blocks of B, forward products of more
 # than 128 rows, and of more than 256 rows into C of at most 256 columns
-# or wider.
+# (600 rows of 1,030 span several of the kernel's row blocks) or wider.
 SHAPES = [(8, 1, 48), (9, 7, 49), (10, 5, 63), (11, 3, 64), (12, 2, 65), (13, 4, 79),
           (14, 6, 80), (15, 9, 95), (16, 16, 96), (17, 127, 97), (64, 128, 256),
           (23, 129, 50), (31, 300, 111), (128, 784, 24), (40, 257, 33), (129, 33, 49),
           (256, 130, 48), (16, 530, 48), (257, 270, 256), (1001, 20, 100),
-          (300, 40, 257), (130, 10, 300)]
+          (600, 1030, 48), (300, 40, 257), (130, 10, 300)]
 
 
 def kernel_takes_forward(m, n, itemsize):

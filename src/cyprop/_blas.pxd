@@ -97,7 +97,7 @@ cdef extern from "_parallel.h" nogil:
         pass
     void blocks_reset "cyprop_blocks_reset"(blocks_t* blocks, int count)
     int blocks_take "cyprop_blocks_take"(blocks_t* blocks, bint from_back)
-    unsigned long long blocks_moved_count "cyprop_blocks_moved_count"()
+    unsigned long blocks_moved_count "cyprop_blocks_moved_count"()
 
 
 cdef inline void gemm_alone(bint transpose_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,

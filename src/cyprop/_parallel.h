@@ -311,22 +311,24 @@ static void cyprop_barrier_wait(cyprop_barrier_t* barrier) { (void)barrier; }
  * part that has none left takes another's from the back. With cores that
  * run alike nothing moves, and the blocks are the parts' fixed shares.
  *
- * The front and the end of the blocks not yet taken share one 64-bit word,
- * changed by compare-and-swap, padded to two cache lines so that two
- * parts' words never share one. The owner sets its count between two
- * barriers at which no part takes blocks. */
+ * The front and the end of the blocks not yet taken share one 32-bit word,
+ * 16 bits each (the core's split has at most 2^14 hidden units, 683 blocks
+ * of doubles): 32-bit platforms then need no 64-bit atomics, which some of
+ * them take from libatomic. It changes by compare-and-swap and is padded to
+ * two cache lines, so that two parts' words never share one. The owner sets
+ * its count between two barriers at which no part takes blocks. */
 typedef struct {
-    unsigned long long range; /* front << 32 | end */
-    char padding[128 - sizeof(unsigned long long)];
+    unsigned int range; /* front << 16 | end */
+    char padding[128 - sizeof(unsigned int)];
 } cyprop_blocks_t;
 
 /* Blocks taken from another part's share in this process, for tests and
  * benchmarks: how often the cores ran unevenly enough for it. */
-static unsigned long long cyprop_blocks_moved = 0;
+static unsigned long cyprop_blocks_moved = 0;
 
-/* Where parts run at once, the word changes by atomic operations; elsewhere
- * (MSVC, and wherever cyprop_run_parts_at_once never runs parts at once)
- * one part at a time takes blocks, and plain reads and writes do. */
+/* With gcc and clang, the word changes by atomic operations. Elsewhere (MSVC)
+ * cyprop_run_parts_at_once never runs parts at once: one part at a time
+ * takes blocks, and plain reads and writes do. */
 #if defined(__GNUC__)
 #define CYPROP_BLOCKS_LOAD(at) __atomic_load_n(at, __ATOMIC_SEQ_CST)
 #define CYPROP_BLOCKS_STORE(at, value) __atomic_store_n(at, value, __ATOMIC_SEQ_CST)
@@ -340,29 +342,28 @@ static unsigned long long cyprop_blocks_moved = 0;
 #define CYPROP_BLOCKS_COUNT_MOVE() (++cyprop_blocks_moved)
 #endif
 
-static unsigned long long cyprop_blocks_moved_count(void)
+static unsigned long cyprop_blocks_moved_count(void)
 {
     return CYPROP_BLOCKS_LOAD(&cyprop_blocks_moved);
 }
 
+/* count at most 65,535 */
 static void cyprop_blocks_reset(cyprop_blocks_t* blocks, int count)
 {
-    CYPROP_BLOCKS_STORE(&blocks->range, (unsigned long long)(unsigned)count);
+    CYPROP_BLOCKS_STORE(&blocks->range, (unsigned int)count);
 }
 
 /* The index of the block taken, from the front or from the back; -1 when
  * every block has been taken. */
 static int cyprop_blocks_take(cyprop_blocks_t* blocks, int from_back)
 {
-    unsigned long long range = CYPROP_BLOCKS_LOAD(&blocks->range), left;
-    unsigned front, end;
+    unsigned int range = CYPROP_BLOCKS_LOAD(&blocks->range), left, front, end;
     do {
-        front = (unsigned)(range >> 32);
-        end = (unsigned)range;
+        front = range >> 16;
+        end = range & 0xffffu;
         if (front >= end)
             return -1;
-        left = from_back ? ((unsigned long long)front << 32 | (end - 1))
-                         : ((unsigned long long)(front + 1) << 32 | end);
+        left = from_back ? (front << 16 | (end - 1)) : ((front + 1) << 16 | end);
     } while (!CYPROP_BLOCKS_SWAP(&blocks->range, &range, left));
     if (!from_back)
         return (int)front;
