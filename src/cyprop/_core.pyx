@@ -1295,8 +1295,8 @@ cdef void hidden_layer_epoch(HiddenLayerRun* run, floating* kind, int part,
     cdef int hidden_activation = run.hidden_activation
     cdef Py_ssize_t j0, j1, r0, r1, start = 0, next_start, n_rows, next_rows, r, k
     cdef Py_ssize_t block, block_end
-    cdef Py_ssize_t block_columns = 3 * (16 if floating is float else 8)
-    cdef int owner, taken
+    cdef Py_ssize_t width = 16 if floating is float else 8, block_columns = 3 * width
+    cdef int owner, taken, own_blocks
     cdef bint forward
     cdef int buffer = 0
     cdef double batch_sum, batch_weight, scale
@@ -1307,7 +1307,8 @@ cdef void hidden_layer_epoch(HiddenLayerRun* run, floating* kind, int part,
     cdef const floating* X_next
     cdef const floating* Y_next
     cdef const floating* w_next
-    gemm_part_columns(H, 16 if floating is float else 8, part, parts, &j0, &j1)
+    gemm_part_columns(H, width, part, parts, &j0, &j1)
+    own_blocks = <int>((j1 - j0 + block_columns - 1) // block_columns)
 
     n_rows = min(batch_size, n_samples)
     prepare_batch(run, kind, part, parts, 0, n_rows, buffer, &X_rows, &Y_rows, &w_rows)
@@ -1323,8 +1324,7 @@ cdef void hidden_layer_epoch(HiddenLayerRun* run, floating* kind, int part,
         if run.stop:
             return
         # no part takes blocks again before the next meeting
-        blocks_reset(&run.blocks[part], (j1 - j0 + block_columns - 1) // block_columns
-                     if j1 > j0 else 0)
+        blocks_reset(&run.blocks[part], own_blocks)
 
         # this part's rows of the output layer, their losses and their delta
         batch_weight = n_rows
@@ -1383,8 +1383,7 @@ cdef void hidden_layer_epoch(HiddenLayerRun* run, floating* kind, int part,
                 if owner == part:
                     break
                 continue
-            gemm_part_columns(H, 16 if floating is float else 8, owner, parts, &block,
-                              &block_end)
+            gemm_part_columns(H, width, owner, parts, &block, &block_end)
             block += taken * block_columns
             block_end = min(block + block_columns, block_end)
             if parts > 1:
