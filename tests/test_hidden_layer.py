@@ -58,6 +58,15 @@ def data(sizes, n_rows, loss, dtype, seed=0):
     return X, y.astype(dtype), rng.uniform(0.5, 2.0, n_rows)
 
 
+def skip_unless_split_at_two_threads(case, dtype):
+    """Skip where two BLAS threads would not split case's hidden layer."""
+    sizes, _, _, _, batch_size, _ = case
+    with threadpool_limits(2):
+        if _core.avx512_product_threads(batch_size, sizes[1], sizes[0],
+                                        np.dtype(dtype).itemsize) < 2:
+            pytest.skip("one thread here, or too little work to split")
+
+
 def fit(case, dtype, threads, epochs=2, shuffle=True, weighted=False, reduction="sum",
         learning_rate=0.01, X=None):
     """Train case's network with Network.fit; returns its parameters, flat, and
@@ -132,10 +141,7 @@ def test_split_training_is_the_same_at_one_and_two_threads(case, dtype):
     bits from one thread as from two, and from each twice."""
     sizes, hidden, output, _, batch_size, _ = case
     assert split_taken(sizes, [hidden, output], batch_size, dtype)
-    with threadpool_limits(2):
-        if _core.avx512_product_threads(batch_size, sizes[1], sizes[0],
-                                        np.dtype(dtype).itemsize) < 2:
-            pytest.skip("one thread here, or too little work to split")
+    skip_unless_split_at_two_threads(case, dtype)
     for shuffle, weighted, reduction in [(True, False, "sum"), (False, True, "mean")]:
         options = dict(shuffle=shuffle, weighted=weighted, reduction=reduction)
         one = fit(case, dtype, 1, **options)
@@ -154,11 +160,7 @@ def test_a_thread_that_falls_behind_leaves_its_blocks_to_the_other(dtype):
     columns from the other's share, and the parameters are still the same
     bits as from one thread."""
     case = ([784, 256, 10], "sigmoid", "softmax", "cross_entropy", 64, 3200)
-    sizes, _, _, _, batch_size, _ = case
-    with threadpool_limits(2):
-        if _core.avx512_product_threads(batch_size, sizes[1], sizes[0],
-                                        np.dtype(dtype).itemsize) < 2:
-            pytest.skip("one thread here, or too little work to split")
+    skip_unless_split_at_two_threads(case, dtype)
     cpus = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
             else os.cpu_count() or 1)
     if cpus > 16:
