@@ -415,7 +415,9 @@ def test_a_last_step_that_overflows_the_parameters_is_undone(threads):
                                           epochs=1)
     assert result == general
     assert result[:2] == (1, _core.STATUS["diverged"])
-    assert losses.tobytes() == general_losses.tobytes()
+    # To rounding: the general loop hands the output layer's product to BLAS,
+    # whose order of summation depends on the kernel it picks for the CPU.
+    np.testing.assert_allclose(losses, general_losses, rtol=2e-4)
     assert params.tobytes() == first_epoch.tobytes()
 
 
