@@ -735,22 +735,65 @@ def test_sigmoid_takes_its_short_path_to_the_same_bits(dtype, sigmoid):
                                   sigmoid(near, dtype).view(bits))
 
 
-def test_sigmoid_without_avx2_gives_the_same_bits():
-    """CYPROP_DISABLE_AVX2=1 selects the SSE2 code (or the scalar code off x86):
-    every CPU gets the same results."""
-    z = {dtype: sigmoid_arguments(dtype) for dtype in DTYPES}
-    here = {dtype: core_sigmoid(z[dtype], dtype) for dtype in DTYPES}
+def sigmoid_outputs(dtype):
+    """Outputs of a sigmoid for the backward pass: spread over [0, 1], its ends,
+    the values next to them, and the smallest ones."""
+    info = np.finfo(dtype)
+    edges = [0.0, 1.0, 0.5, 1 - info.epsneg, info.eps, info.tiny, info.smallest_subnormal]
+    rng = np.random.default_rng(8)
+    return np.concatenate([rng.random(10_001), np.linspace(0, 1, 1001), edges]).astype(dtype)
+
+
+def core_sigmoid_backward(A, dtype):
+    """The core's delta * A (1 - A) for a seeded delta, over A and its first
+    0 to 39 values (every tail of the vector loops), end to end."""
+    delta = np.random.default_rng(9).standard_normal(A.size).astype(dtype)
+    results = []
+    for n in [*range(40), A.size]:
+        part = delta[:n].copy()
+        _core.activation_backward(A[:n], part, _core.ACTIVATIONS["sigmoid"])
+        results.append(part)
+    return np.concatenate(results)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sigmoid_backward_multiplies_the_delta_by_a_times_one_minus_a(dtype):
+    """For floats, a (1 - a) is taken in double and rounded once, then the
+    product in float: those exact bits on every path."""
+    A = sigmoid_outputs(dtype)
+    delta = np.random.default_rng(9).standard_normal(A.size).astype(dtype)
+    wide = A.astype(np.float64)
+    full = delta * (wide * (1.0 - wide)).astype(dtype)
+    expected = np.concatenate([full[:n] for n in [*range(40), A.size]])
+    bits = np.uint64 if dtype == np.float64 else np.uint32
+    np.testing.assert_array_equal(core_sigmoid_backward(A, dtype).view(bits),
+                                  expected.view(bits))
+
+
+@pytest.mark.parametrize("variable", ["CYPROP_DISABLE_AVX2", "CYPROP_DISABLE_AVX512"])
+def test_sigmoid_gives_the_same_bits_on_every_instruction_set(variable):
+    """CYPROP_DISABLE_AVX2=1 selects the SSE2 code (or the scalar code off x86),
+    CYPROP_DISABLE_AVX512=1 the AVX2 code: the sigmoid and its backward pass
+    give every CPU the same results."""
+    def outputs(dtype):
+        return [core_sigmoid(sigmoid_arguments(dtype), dtype),
+                core_sigmoid_backward(sigmoid_outputs(dtype), dtype)]
+
+    here = [array for dtype in DTYPES for array in outputs(dtype)]
     script = (
         "import sys, numpy as np\n"
-        "from tests.test_core import core_sigmoid, sigmoid_arguments, DTYPES\n"
+        "from tests.test_core import (core_sigmoid, core_sigmoid_backward, sigmoid_arguments,\n"
+        "                             sigmoid_outputs, DTYPES)\n"
         "for dtype in DTYPES:\n"
-        "    sys.stdout.write(core_sigmoid(sigmoid_arguments(dtype), dtype).tobytes().hex())\n"
-        "    sys.stdout.write(chr(10))\n"
+        "    for array in [core_sigmoid(sigmoid_arguments(dtype), dtype),\n"
+        "                  core_sigmoid_backward(sigmoid_outputs(dtype), dtype)]:\n"
+        "        sys.stdout.write(array.tobytes().hex())\n"
+        "        sys.stdout.write(chr(10))\n"
     )
-    lines = child_output(script, CYPROP_DISABLE_AVX2="1").split()
-    for line, dtype in zip(lines, DTYPES):
-        np.testing.assert_array_equal(np.frombuffer(bytes.fromhex(line), dtype), here[dtype])
-    assert len(lines) == len(DTYPES)
+    lines = child_output(script, **{variable: "1"}).split()
+    assert len(lines) == len(here)
+    for line, array in zip(lines, here):
+        np.testing.assert_array_equal(np.frombuffer(bytes.fromhex(line), array.dtype), array)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

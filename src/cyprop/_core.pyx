@@ -47,7 +47,7 @@ from cyprop._blas cimport (BLAS_GEMV_SPLITS_FROM, BLAS_SPLITS_FROM, GEMM_MAX_STE
                            blocks_take, gemm, gemm_alone, gemm_available, gemm_fits,
                            gemm_part_columns, gemm_parts, pool_workers, run_parts_at_once,
                            set_blas, set_blas_splits, set_blas_threads)
-from cyprop._libm cimport all_finite, exp_, sigmoid_in_place, tanh_
+from cyprop._libm cimport all_finite, exp_, sigmoid_backward, sigmoid_in_place, tanh_
 from cyprop._tiny_step cimport tiny_epochs, tiny_sigmoid, tiny_step
 from cyprop._vector_product cimport vector_product
 
@@ -232,10 +232,8 @@ cdef struct Optimizer:
 
 # sigmoid(z) = 1 / (1 + exp(-z)), computed in activate() by sigmoid_in_place
 # (_libm.pxd); exp(-z) overflows to inf for z < -709.78, which gives exactly 0.
-
-cdef inline floating sigmoid_derivative(floating a) noexcept nogil:
-    """a (1 - a), the lesson's sigmoid_derivative."""
-    return a * (1 - a)
+# Its derivative from the output, a (1 - a) (the lesson's sigmoid_derivative),
+# multiplies the delta in sigmoid_backward (_libm.pxd).
 
 cdef inline floating tanh_derivative(floating a) noexcept nogil:
     """1 - a^2."""
@@ -306,8 +304,7 @@ cdef inline void multiply_by_derivative(const floating* A, floating* delta,
     cdef Py_ssize_t i, j, n = n_rows * n_cols
     cdef double dot
     if activation == SIGMOID:
-        for i in range(n):
-            delta[i] = delta[i] * sigmoid_derivative(A[i])
+        sigmoid_backward(A, delta, n)
     elif activation == TANH:
         for i in range(n):
             delta[i] = delta[i] * tanh_derivative(A[i])
@@ -1543,6 +1540,18 @@ def tiny_sgd_step(const floating[:, ::1] X, const floating[:, ::1] Y, floating[:
             taken = tiny_step(&X[0, 0], &Y[0, 0], X.shape[0], &sizes[0], &params[0], scale,
                               <floating>learning_rate, &total)
     return total if taken else None
+
+
+def activation_backward(const floating[::1] A, floating[::1] delta, int activation):
+    """delta = delta * f'(A) in place, f' written from the activation's output
+    A, as backpropagation takes it (multiply_by_derivative), over one row of
+    A.shape[0] values (softmax: one row). A and delta are as long."""
+    if delta.shape[0] != A.shape[0]:
+        raise ValueError("A and delta must be as long")
+    if A.shape[0] == 0:
+        return
+    with nogil:
+        multiply_by_derivative(&A[0], &delta[0], 1, A.shape[0], activation)
 
 
 def tiny_step_sigmoid(floating[::1] Z):

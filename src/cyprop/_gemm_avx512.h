@@ -28,6 +28,7 @@
 #include <stdlib.h>
 
 #include "_parallel.h"
+#include "_vector_math.h"
 
 /* The BLAS's thread count, from the library the products run on (cyprop's
  * OpenBLAS); NULL where it is not known, which leaves every product to BLAS. */
@@ -51,26 +52,12 @@ static void cyprop_set_blas_threads(void* function) { cyprop_blas_threads = (cyp
 #include <immintrin.h>
 #include <pthread.h>
 
-#define CYPROP_AVX512 __attribute__((target("avx512f")))
 #define CYPROP_GEMM_MAX_ROWS_FLOAT 256
 #define CYPROP_GEMM_MAX_ROWS_DOUBLE 128
 /* A @ B into C at most this many columns wide runs here over any number of
  * rows (cyprop_gemm_fits). */
 #define CYPROP_GEMM_NARROW 256
 #define CYPROP_GEMM_UNROLL _Pragma("GCC unroll 8")
-
-/* Asked once; a race only writes the same answer twice. */
-static int cyprop_cpu_has_avx512(void)
-{
-    static int has_avx512 = -1;
-    const char* disable;
-    if (has_avx512 < 0) {
-        __builtin_cpu_init();
-        disable = getenv("CYPROP_DISABLE_AVX512");
-        has_avx512 = __builtin_cpu_supports("avx512f") && !(disable && disable[0] == '1');
-    }
-    return has_avx512;
-}
 
 /* Per type: the vector and its mask, lanes per vector, and the operations. */
 #define S16_T float

@@ -31,6 +31,10 @@ cdef extern from "_vector_math.h" nogil:
                                                  Py_ssize_t n)
     bint all_finite_float "cyprop_all_finite_f"(const float* values, float* copy_out,
                                                 Py_ssize_t n)
+    void sigmoid_backward_double "cyprop_sigmoid_backward_d"(const double* A, double* delta,
+                                                            Py_ssize_t n)
+    void sigmoid_backward_float "cyprop_sigmoid_backward_f"(const float* A, float* delta,
+                                                           Py_ssize_t n)
 
 
 cdef inline void sigmoid_in_place(floating* Z, Py_ssize_t n) noexcept nogil:
@@ -49,3 +53,12 @@ cdef inline bint all_finite(const floating* values, floating* copy_out,
         return all_finite_float(values, copy_out, n)
     else:
         return all_finite_double(values, copy_out, n)
+
+
+cdef inline void sigmoid_backward(const floating* A, floating* delta,
+                                  Py_ssize_t n) noexcept nogil:
+    """delta = delta * A (1 - A) over n values, vectorized (_vector_math.h)."""
+    if floating is float:
+        sigmoid_backward_float(A, delta, n)
+    else:
+        sigmoid_backward_double(A, delta, n)
