@@ -44,6 +44,12 @@ def describe():
                  "OMP_NUM_THREADS"):
         if name in os.environ:
             lines.append(f"{name}={os.environ[name]}")
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        lines.append(
+            "note: OPENBLAS_CORETYPE makes every OpenBLAS in this process run the kernels "
+            "it names, and the peak matmul rate is theirs; cyprop's AVX-512 code does not "
+            "follow it, so its rows can pass 100% of that limit. For the kernels this CPU "
+            "has, run the same command under env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE")
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
