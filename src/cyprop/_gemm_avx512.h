@@ -45,10 +45,9 @@ static void cyprop_set_blas_threads(void* function) { cyprop_blas_threads = (cyp
 #define CYPROP_GEMM_MAX_STEP_ROWS 128
 #define CYPROP_GEMM_MAX_STEP (1 << 18)
 
-/* Not on Windows, where gcc does not align the stack beyond 16 bytes for
- * the 64-byte copy of B and spilled vectors (gcc bug 54412), nor on x32. */
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(_WIN32) && !defined(__CYGWIN__) \
-    && !defined(__ILP32__)
+/* Where the core has AVX-512 code at all (_vector_math.h says why not
+ * elsewhere): the copy of B is 64-byte aligned, and so are spilled vectors. */
+#if defined(CYPROP_AVX512_CODE)
 #include <immintrin.h>
 #include <pthread.h>
 

@@ -398,7 +398,10 @@ static CYPROP_INLINE int cyprop_cpu_has_fma(void)
  * operations are those of the narrower sets, lane by lane, and so are its
  * bits. On a Zen 5 EPYC, whose vector units are 512 bits wide, it took half
  * the time of the AVX2 code on a batch of W3's hidden layer (64 x 256
- * floats). Not on Windows, for the reason _gemm_avx512.h gives. */
+ * floats). CYPROP_AVX512_CODE marks where the core has AVX-512 code at all
+ * (here and in _gemm_avx512.h): not on Windows, where gcc does not align the
+ * stack beyond 16 bytes for 64-byte vectors and buffers (gcc bug 54412), nor
+ * on x32. */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(_WIN32) && !defined(__CYGWIN__) \
     && !defined(__ILP32__)
 #define CYPROP_AVX512_CODE 1
@@ -475,24 +478,19 @@ CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_d_avx512, CYPROP_AVX512, Z8, Z8, CYPROP_D_C
 CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_f_avx512, CYPROP_AVX512, Z16, Z16, CYPROP_F_CONSTANTS)
 CYPROP_DEFINE_SIGMOID_ARRAY(cyprop_sigmoid_d_avx512, CYPROP_AVX512, Z8)
 CYPROP_DEFINE_SIGMOID_ARRAY(cyprop_sigmoid_f_avx512, CYPROP_AVX512, Z16)
-#define CYPROP_TRY_AVX512_SIGMOID(NAME, Z, n) \
-    if (cyprop_cpu_has_avx512()) {            \
-        NAME##_avx512(Z, n);                  \
-        break;                                \
-    }
+#define CYPROP_WIDEST_SIGMOID(NAME, Z, n) \
+    (cyprop_cpu_has_avx512() ? NAME##_avx512(Z, n) : NAME##_avx2(Z, n))
 #else
-#define CYPROP_TRY_AVX512_SIGMOID(NAME, Z, n)
+#define CYPROP_WIDEST_SIGMOID(NAME, Z, n) NAME##_avx2(Z, n)
 #endif
 
 /* CYPROP_DISABLE_AVX2=1 keeps the SSE2 code, AVX-512 included. */
-#define CYPROP_DISPATCH(NAME, Z, n)                   \
-    do {                                              \
-        if (cyprop_cpu_has_avx2()) {                  \
-            CYPROP_TRY_AVX512_SIGMOID(NAME, Z, n)     \
-            NAME##_avx2(Z, n);                        \
-        } else {                                      \
-            NAME##_base(Z, n);                        \
-        }                                             \
+#define CYPROP_DISPATCH(NAME, Z, n)              \
+    do {                                         \
+        if (cyprop_cpu_has_avx2())               \
+            CYPROP_WIDEST_SIGMOID(NAME, Z, n);   \
+        else                                     \
+            NAME##_base(Z, n);                   \
     } while (0)
 #else
 #define CYPROP_DISPATCH(NAME, Z, n) NAME##_base(Z, n)
