@@ -277,12 +277,41 @@ def test_float64_values_too_large_for_float32():
     ({"early_stopping": "no"}, TypeError, "early_stopping must be True or False, got 'no'"),
     ({"early_stopping": 1}, TypeError, "early_stopping must be True or False, got 1"),
     ({"verbose": -1}, ValueError, "verbose must be at least 0"),
+    ({"verbose": "yes"}, TypeError, "verbose must be an integer"),
+    ({"learning_rate": np.inf}, ValueError, "learning_rate must be a finite number"),
+    ({"learning_rate": True}, TypeError, "learning_rate must be a real number"),
+    ({"epochs": True}, TypeError, "epochs must be an integer"),
+    ({"epochs": -3}, ValueError, "epochs must be at least 1"),
+    ({"epochs": 2**31}, ValueError, "epochs must be at most"),
+    ({"epochs": np.int64(0)}, ValueError, "epochs must be at least 1"),
+    ({"shuffle": 1}, TypeError, "shuffle must be True or False"),
+    ({"shuffle": None}, TypeError, "shuffle must be True or False"),
+    ({"patience": 0}, ValueError, "patience must be at least 1"),
+    ({"patience": True}, TypeError, "patience must be an integer"),
+    ({"patience": 10.0}, TypeError, "patience must be an integer"),
+    ({"min_delta": -1.0}, ValueError, "min_delta must be a finite number of at least 0"),
+    ({"min_delta": np.nan}, ValueError, "min_delta must be a finite number"),
+    ({"min_delta": "0"}, TypeError, "min_delta must be a real number"),
+    ({"callbacks": 3}, TypeError, "callbacks must be a callable or a list"),
 ])
 def test_bad_fit_options(net, options, error, message):
     before = net.weights[0].copy()
     with pytest.raises(error, match=message):
         net.fit(X_GOOD, Y_GOOD, **options)
     np.testing.assert_array_equal(net.weights[0], before)
+
+
+def test_fit_options_of_numpy_types_train_as_plain_ones():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 1))
+    plain, numpy_typed = Network([3, 2, 1], seed=0), Network([3, 2, 1], seed=0)
+    expected = plain.fit(X, y, epochs=3, learning_rate=0.1, shuffle=False,
+                         patience=2, min_delta=0.0, verbose=0)
+    got = numpy_typed.fit(X, y, epochs=np.int64(3), learning_rate=np.float64(0.1),
+                          shuffle=np.bool_(False), patience=np.int64(2), min_delta=0,
+                          verbose=np.int64(0))
+    np.testing.assert_array_equal(got.loss, expected.loss)
+    np.testing.assert_array_equal(numpy_typed.weights[0], plain.weights[0])
 
 
 @pytest.mark.parametrize("weights, biases, error, message", [

@@ -497,3 +497,22 @@ def test_named_optimizers_take_fits_learning_rate(name, expected):
     default = make_optimizer(name, None)
     assert default.learning_rate == (0.001 if name == "adam" else 0.1)
     assert dataclasses.replace(default, learning_rate=0.05) == expected
+
+
+def test_a_named_optimizer_is_made_once_for_each_learning_rate():
+    # Optimizers are frozen, so fits that name the same one may share it.
+    assert make_optimizer("sgd", 0.05) is make_optimizer("sgd", 0.05)
+    assert make_optimizer("adam", None) is make_optimizer("adam", None)
+    assert make_optimizer("sgd", 0.05) is not make_optimizer("momentum", 0.05)
+    assert make_optimizer("sgd", 0.25).learning_rate == 0.25
+    for step in range(200):  # more rates than are kept
+        assert make_optimizer("sgd", 0.001 * (step + 1)).learning_rate == 0.001 * (step + 1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        make_optimizer("sgd", 0.05).learning_rate = 1.0  # type: ignore[misc]
+
+
+def test_a_learning_rate_of_true_is_refused_after_one_of_one():
+    make_optimizer("sgd", 1)
+    make_optimizer("sgd", 1.0)
+    with pytest.raises(TypeError, match="learning_rate must be a real number"):
+        make_optimizer("sgd", True)

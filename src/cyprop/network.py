@@ -7,6 +7,7 @@ the core's status codes into exceptions.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -19,6 +20,7 @@ from cyprop._blas_warmup import blas_is_warm, warm_up_blas
 from cyprop._kernels import kernels_for
 from cyprop._persistence import ModelFileError, check_path, read_model, write_model
 from cyprop._validation import (
+    MAX_DIMENSION,
     check_activations,
     check_bool,
     check_choice,
@@ -419,8 +421,12 @@ class Network:
                                           f"{name}sample_weight")
         # Training writes the parameters while reading the data: data that is
         # a view of them (net.weights[0] as X) would change under it.
-        X, y, weights = (array.copy() if np.may_share_memory(array, self._params) else array
-                         for array in (X, y, weights))
+        if np.may_share_memory(X, self._params):
+            X = X.copy()
+        if np.may_share_memory(y, self._params):
+            y = y.copy()
+        if weights.size and np.may_share_memory(weights, self._params):
+            weights = weights.copy()
         return X, y, weights
 
     def _check_X_values(self, X: np.ndarray) -> None:
@@ -829,23 +835,35 @@ class Network:
         True
         """
         X, y, weights = self._check_data(X, y, sample_weight, finite_X=False)
-        epochs = check_integer(epochs, "epochs")
-        if learning_rate is not None:
+        # Plain ints, floats and bools within range, and the defaults, pass
+        # here without a call to their checks, which raise or convert the
+        # rest: right after a garbage collection (cold caches) each distinct
+        # function a fit calls costs microseconds, and the lesson's whole
+        # training takes about 600 (benchmarks/README.md).
+        if type(epochs) is not int or not 0 < epochs <= MAX_DIMENSION:
+            epochs = check_integer(epochs, "epochs")
+        if learning_rate is not None and (type(learning_rate) is not float
+                                          or not 0 < learning_rate < math.inf):
             learning_rate = check_positive_float(learning_rate, "learning_rate")
         optimizer = make_optimizer(optimizer, learning_rate)
         check_optimizer_for_dtype(optimizer, self._dtype)
-        batch_size = _check_batch_size(batch_size, X.shape[0])
+        batch_size = (X.shape[0] if batch_size is None
+                      else _check_batch_size(batch_size, X.shape[0]))
         if isinstance(optimizer, LBFGS) and batch_size < X.shape[0]:
             raise ValueError(
                 f"the lbfgs optimizer steps on the full batch; leave batch_size None "
                 f"(got {batch_size} for {X.shape[0]} samples)"
             )
-        shuffle = check_bool(shuffle, "shuffle")
-        early_stopping = check_bool(early_stopping, "early_stopping")
-        report_every = _check_verbose(verbose)
-        patience = check_integer(patience, "patience")
-        min_delta = check_non_negative_float(min_delta, "min_delta")
-        callbacks = _check_callbacks(callbacks)
+        if shuffle is not True and shuffle is not False:
+            shuffle = check_bool(shuffle, "shuffle")
+        if early_stopping is not False:
+            early_stopping = check_bool(early_stopping, "early_stopping")
+        report_every = 0 if verbose is False else _check_verbose(verbose)
+        if patience != 10 or type(patience) is not int:
+            patience = check_integer(patience, "patience")
+        if min_delta != 0.0 or type(min_delta) is not float:
+            min_delta = check_non_negative_float(min_delta, "min_delta")
+        callbacks = [] if callbacks is None else _check_callbacks(callbacks)
         if validation_data is not None and validation_fraction is not None:
             raise ValueError("give validation_data or validation_fraction, not both")
         if early_stopping and validation_data is None and validation_fraction is None:
@@ -857,7 +875,8 @@ class Network:
         if not check_X_in_loop:
             self._check_X_values(X)
 
-        with self._training():
+        self._start_training()
+        try:
             if validation_fraction is not None:
                 X, y, weights, validation = self._split_validation(
                     X, y, weights, validation_fraction)
@@ -875,6 +894,8 @@ class Network:
                                  shuffle and batch_size < X.shape[0], run,
                                  check_X=check_X_in_loop)
             return run.finish(self)
+        finally:
+            self._fit_lock.release()
 
     def partial_fit(
         self,
@@ -922,15 +943,24 @@ class Network:
             raise ValueError("partial_fit does not support the lbfgs optimizer; use fit")
         check_optimizer_for_dtype(optimizer, self._dtype)
         batch_size = _check_batch_size(batch_size, X.shape[0])
-        with self._training():
+        self._start_training()
+        try:
             run = _Run(1, None, False, 1, 0.0, [], 0)
             self._fit_epochs(X, y, weights, optimizer, batch_size, False, run,
                              count_epochs=False, check_X=True)
             return float(run.losses[0][0])
+        finally:
+            self._fit_lock.release()
 
-    def _training(self) -> _TrainingLock:
-        """This network's training lock, to hold with ``with``; a second trainer is refused."""
-        return _TrainingLock(self._fit_lock)
+    def _start_training(self) -> None:
+        """Take this network's training lock, to be released in a ``finally``;
+        a second trainer is refused."""
+        if not self._fit_lock.acquire(blocking=False):
+            raise RuntimeError(
+                "this network is already being trained (in another thread, or by the "
+                "fit or partial_fit whose callback made this call); train a copy "
+                "instead (copy.deepcopy(net))"
+            )
 
     def _split_validation(
         self, X: np.ndarray, y: np.ndarray, weights: np.ndarray, fraction: Any
@@ -1009,8 +1039,8 @@ class Network:
         settings = _core_settings(optimizer)
         # Everything the core writes during training is allocated here, once.
         A_work = self._activation_buffer(batch_size)
-        delta_work = np.empty_like(A_work)
-        grads = np.empty_like(self._params)
+        delta_work = np.empty(A_work.shape[0], dtype=self._dtype)
+        grads = np.empty(self._params.shape[0], dtype=self._dtype)
         backup = np.empty((2, self._params.size), dtype=self._dtype)
         gather_rows = batch_size if shuffle else 0
         X_batch = np.empty((gather_rows, X.shape[1]), dtype=self._dtype)
@@ -1358,29 +1388,6 @@ class GradientCheck(NamedTuple):
     def worst(self) -> float:
         """The largest error over every layer."""
         return max(self.weights + self.biases)
-
-
-class _TrainingLock:
-    """Holds a lock for a ``with`` block, raising RuntimeError if it is taken.
-
-    A class rather than a generator under contextlib.contextmanager, which
-    makes several more Python calls on every fit: on the lesson's network,
-    fit's own work is a tenth of its time (benchmarks/README.md).
-    """
-
-    def __init__(self, lock: threading.Lock) -> None:
-        self.lock = lock
-
-    def __enter__(self) -> None:
-        if not self.lock.acquire(blocking=False):
-            raise RuntimeError(
-                "this network is already being trained (in another thread, or by the "
-                "fit or partial_fit whose callback made this call); train a copy "
-                "instead (copy.deepcopy(net))"
-            )
-
-    def __exit__(self, *exception: object) -> None:
-        self.lock.release()
 
 
 class _Saved:

@@ -66,7 +66,10 @@ class Constant:
 
     def rates(self, learning_rate: float, first_epoch: int, count: int) -> np.ndarray:
         """The learning rates of ``count`` epochs from ``first_epoch`` on."""
-        return np.full(count, learning_rate, dtype=np.float64)
+        # np.full would add two Python-level calls to every fit.
+        rates = np.empty(count, dtype=np.float64)
+        rates.fill(learning_rate)
+        return rates
 
 
 @dataclass(frozen=True)
@@ -306,6 +309,27 @@ _NAMED: dict[str, Callable[..., Optimizer]] = {
     "lbfgs": LBFGS,
 }
 
+# Optimizers made from a name, by (name, learning_rate): they are frozen, so
+# one can serve every fit that names it. Building one runs a dozen small
+# Python functions: right after a garbage collection (cold caches) that took
+# 18 us, as long as 350 of the lesson's training steps, and a look-up 6 us
+# (benchmarks/README.md).
+_MADE: dict[tuple[str, float | None], Optimizer] = {}
+_MADE_MAX = 64
+
+
+def _made(name: str, learning_rate: float | None = None) -> Optimizer:
+    """The optimizer ``name`` with ``learning_rate`` (None: its default), made once."""
+    key = (name, learning_rate)
+    optimizer = _MADE.get(key)
+    if optimizer is None:
+        if len(_MADE) >= _MADE_MAX:
+            _MADE.clear()
+        optimizer = (_NAMED[name]() if learning_rate is None
+                     else _NAMED[name](learning_rate=learning_rate))
+        _MADE[key] = optimizer
+    return optimizer
+
 
 def make_optimizer(optimizer: Any, learning_rate: float | None) -> Optimizer:
     """The optimizer named by ``optimizer`` (or ``optimizer`` itself), with
@@ -321,7 +345,10 @@ def make_optimizer(optimizer: Any, learning_rate: float | None) -> Optimizer:
         if learning_rate is not None and optimizer in ("irprop-", "lbfgs"):
             raise ValueError(f"learning_rate does not apply to the {optimizer} optimizer")
         if learning_rate is None:
-            return _NAMED[optimizer]()
+            return _made(optimizer)
+        if type(learning_rate) is float:
+            return _made(optimizer, learning_rate)
+        # Not kept: 1, 1.0 and True would share a key, and True must be refused.
         return _NAMED[optimizer](learning_rate=learning_rate)
     if isinstance(optimizer, (SGD, Adam, IRPropMinus, LBFGS)):
         if learning_rate is not None:
