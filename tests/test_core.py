@@ -624,6 +624,45 @@ def test_tiny_networks_without_avx2_take_the_general_step():
         assert_equal_to_rounding(fused_losses, want_losses, dtype)
 
 
+def tiny_full_batch_trainings():
+    """Three full-batch epochs (tiny_epochs) of every tiny network on 1 to 4 rows,
+    in both dtypes, as "params:losses" in hex."""
+    lines = []
+    for dtype in DTYPES:
+        for layer_sizes in TINY_SHAPES:
+            for n_rows in TINY_BATCHES:
+                _, params, losses = tiny_epochs(dtype, layer_sizes, n_rows,
+                                                np.array([0.5, 0.3, 0.2]), n_rows=n_rows)
+                lines.append(params.tobytes().hex() + ":" + losses.tobytes().hex())
+    return lines
+
+
+def tiny_step_sigmoids():
+    """The tiny step's sigmoid of sigmoid_arguments, in both dtypes, in hex."""
+    return [tiny_step_sigmoid(sigmoid_arguments(dtype), dtype).tobytes().hex()
+            for dtype in DTYPES]
+
+
+@pytest.mark.skipif(
+    not (cpu_runs_tiny_step() and cpu_has("AVX512F") and cpu_has("AVX512VL")
+         and os.environ.get("CYPROP_DISABLE_AVX512", "") != "1"),
+    reason="this process takes no AVX-512VL copy of the tiny step: nothing to compare")
+def test_tiny_step_gives_the_same_bits_without_avx512():
+    """CYPROP_DISABLE_AVX512=1 leaves tiny networks to the AVX2 copy of their
+    step, which must give this process's bits: the same operations, only
+    encoded differently. Minibatches, full batches and the sigmoid alone."""
+    here = [*tiny_trainings(), *tiny_full_batch_trainings(), *tiny_step_sigmoids()]
+    script = ("import sys\n"
+              "from tests.test_core import (tiny_full_batch_trainings, tiny_step_sigmoids,\n"
+              "                             tiny_trainings)\n"
+              "lines = [*tiny_trainings(), *tiny_full_batch_trainings(), *tiny_step_sigmoids()]\n"
+              "sys.stdout.write(chr(10).join(lines))\n")
+    there = child_output(script, CYPROP_DISABLE_AVX512="1").split()
+    assert len(there) == len(here)
+    for case, (line_here, line_there) in enumerate(zip(here, there)):
+        assert line_here == line_there, f"case {case}"
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_extreme_inputs_stay_finite(dtype):
     """Pre-activations of +-1000 give exact saturation, finite losses and no warnings."""

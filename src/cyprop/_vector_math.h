@@ -474,6 +474,28 @@ static CYPROP_INLINE int cyprop_cpu_has_avx512(void)
     ((__mmask16)(_mm512_cmp_ps_mask(z, _mm512_set1_ps(low), _CMP_GE_OQ)              \
                  & _mm512_cmp_ps_mask(z, _mm512_set1_ps(high), _CMP_LE_OQ)) == 0xFFFF)
 
+/* The fused sigmoid of the tiny network's step again, for its AVX-512VL
+ * copy (_tiny_step.h): the same 256- and 128-bit operations, encoded with
+ * AVX-512's broadcast operands and 32 registers; the same bits. */
+#define CYPROP_AVX512VL_FMA __attribute__((target("avx2,fma,avx512f,avx512vl")))
+CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_d_fma_avx512, CYPROP_AVX512VL_FMA, D4, D4F,
+                      CYPROP_D_CONSTANTS)
+CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_f_fma_avx512, CYPROP_AVX512VL_FMA, F4, F4F,
+                      CYPROP_F_CONSTANTS)
+CYPROP_DEFINE_SIGMOID_ARRAY(cyprop_sigmoid_d_fma_avx512, CYPROP_AVX512VL_FMA, D4)
+CYPROP_DEFINE_SIGMOID_ARRAY(cyprop_sigmoid_f_fma_avx512, CYPROP_AVX512VL_FMA, F4)
+
+/* Whether the tiny network's AVX-512VL step runs: the fused step's AVX2 and
+ * FMA, AVX-512F as above (so CYPROP_DISABLE_AVX512=1 turns it off), and VL. */
+static CYPROP_INLINE int cyprop_cpu_has_avx512vl_fma(void)
+{
+    static int has_avx512vl_fma = -1;
+    if (has_avx512vl_fma < 0)
+        has_avx512vl_fma = cyprop_cpu_has_fma() && cyprop_cpu_has_avx512()
+                           && __builtin_cpu_supports("avx512vl");
+    return has_avx512vl_fma;
+}
+
 CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_d_avx512, CYPROP_AVX512, Z8, Z8, CYPROP_D_CONSTANTS)
 CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_f_avx512, CYPROP_AVX512, Z16, Z16, CYPROP_F_CONSTANTS)
 CYPROP_DEFINE_SIGMOID_ARRAY(cyprop_sigmoid_d_avx512, CYPROP_AVX512, Z8)
