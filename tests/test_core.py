@@ -626,14 +626,18 @@ def test_tiny_networks_without_avx2_take_the_general_step():
 
 def tiny_full_batch_trainings():
     """Three full-batch epochs (tiny_epochs) of every tiny network on 1 to 4 rows,
-    in both dtypes, as "params:losses" in hex."""
+    in both dtypes, on random data and on tiny_signed_zero_data (whose sums
+    reach thousands, beyond the sigmoid's short path), as "params:losses" in hex."""
     lines = []
     for dtype in DTYPES:
         for layer_sizes in TINY_SHAPES:
             for n_rows in TINY_BATCHES:
-                _, params, losses = tiny_epochs(dtype, layer_sizes, n_rows,
-                                                np.array([0.5, 0.3, 0.2]), n_rows=n_rows)
-                lines.append(params.tobytes().hex() + ":" + losses.tobytes().hex())
+                params, X, Y = tiny_signed_zero_data(layer_sizes, seed=sum(layer_sizes) + n_rows)
+                for data in [None, (params, X[:n_rows], Y[:n_rows])]:
+                    _, trained, losses = tiny_epochs(dtype, layer_sizes, n_rows,
+                                                     np.array([0.5, 0.3, 0.2]), data,
+                                                     n_rows=n_rows)
+                    lines.append(trained.tobytes().hex() + ":" + losses.tobytes().hex())
     return lines
 
 

@@ -86,11 +86,15 @@ static CYPROP_AVX2_FMA CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
 #define F4_ALL_ORDERED(v) (_mm_movemask_ps(_mm_cmpord_ps(v, v)) == 15)
 
 /* NAME, one step, and EPOCHS, full-batch epochs, for the four-lane type P,
- * whose fused operations are those of PF (_vector_math.h), with SIGMOID its
- * sigmoid of a vector (NAME_vec there), compiled for the instruction sets
- * that ATTRIBUTES names. Lanes are the rows of the batch; lanes past n_rows
- * hold values computed from zero rows, which no sum reads. */
-#define CYPROP_DEFINE_TINY_STEP(NAME, EPOCHS, P, SIGMOID, ATTRIBUTES)                       \
+ * whose fused operations are those of PF (_vector_math.h), compiled for the
+ * instruction sets that ATTRIBUTES names. A layer's sigmoid is SIGMOID(t)
+ * on each unit's sum t as it is made, and then SIGMOIDS(v, n) on the first
+ * n vectors of the layer's v (n from 1 to 4; v has 4, zero past n): a copy
+ * takes it in one of the two, the other doing nothing (for the AVX2 copies,
+ * taking each unit's sigmoid at once was the faster). Lanes are the rows
+ * of the batch; lanes past n_rows hold values computed from zero rows,
+ * which no sum reads. */
+#define CYPROP_DEFINE_TINY_STEP(NAME, EPOCHS, P, SIGMOID, SIGMOIDS, ATTRIBUTES)             \
     /* columns[c] = M[:, c] for M (n_rows, n_cols), row-major */                            \
     static ATTRIBUTES CYPROP_ALWAYS_INLINE void NAME##_columns(                             \
         const P##_T* M, ptrdiff_t n_rows, ptrdiff_t n_cols, P##_VEC* columns)               \
@@ -275,6 +279,7 @@ static CYPROP_AVX2_FMA CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
                 outputs[k] = SIGMOID(t);                                                    \
             }                                                                               \
         }                                                                                   \
+        SIGMOIDS(outputs, fan_out);                                                         \
     }                                                                                       \
     /* The step from the parameters src to dst, which are the same array or two that do     \
      * not overlap, on the batch whose columns are x and y (NAME_columns) and whose rows    \
@@ -412,22 +417,55 @@ static CYPROP_AVX2_FMA CYPROP_INLINE __m128i cyprop_lanes_f4(ptrdiff_t count)
             memcpy(rows + n_params, known_good, n_params * sizeof(P##_T));                  \
     }
 
-CYPROP_DEFINE_TINY_STEP(cyprop_tiny_step_d_fma, cyprop_tiny_epochs_d_fma, D4,
-                        cyprop_sigmoid_d_fma_vec, CYPROP_AVX2_FMA)
-CYPROP_DEFINE_TINY_STEP(cyprop_tiny_step_f_fma, cyprop_tiny_epochs_f_fma, F4,
-                        cyprop_sigmoid_f_fma_vec, CYPROP_AVX2_FMA)
+/* SIGMOID or SIGMOIDS, for CYPROP_DEFINE_TINY_STEP, that does nothing */
+#define CYPROP_TINY_AS_IT_IS(...) __VA_ARGS__
+#define CYPROP_TINY_NOTHING(v, n) ((void)(v), (void)(n))
 
-/* The same step again where the CPU has AVX-512VL: the same operations on
- * the same 256- and 128-bit vectors, so the same bits, compiled with
- * AVX-512's encodings. With them gcc folds a third of the broadcasts into
- * the multiply-adds as operands and has 32 registers: 4% fewer
- * instructions, and on a Zen 5 EPYC the lesson's step took 48-49 ns instead
- * of 51-52 (float: 41 instead of 44) in a C loop (benchmarks/README.md). */
+CYPROP_DEFINE_TINY_STEP(cyprop_tiny_step_d_fma, cyprop_tiny_epochs_d_fma, D4,
+                        cyprop_sigmoid_d_fma_vec, CYPROP_TINY_NOTHING, CYPROP_AVX2_FMA)
+CYPROP_DEFINE_TINY_STEP(cyprop_tiny_step_f_fma, cyprop_tiny_epochs_f_fma, F4,
+                        cyprop_sigmoid_f_fma_vec, CYPROP_TINY_NOTHING, CYPROP_AVX2_FMA)
+
+/* The same step again where the CPU has AVX-512VL: the same operations,
+ * lane by lane, so the same bits, compiled with AVX-512's encodings. With
+ * them gcc folds a third of the broadcasts into the multiply-adds as
+ * operands and has 32 registers (4% fewer instructions); and in double a
+ * layer's sigmoids go two units to a 512-bit vector, half the instructions
+ * for the longest part of the step. In a C loop on a Zen 5 EPYC the
+ * lesson's step took 44-45 ns instead of 51-52 on the AVX2 copy (the
+ * encodings alone: 48-50), and in float 40-41 instead of 44
+ * (benchmarks/README.md). */
 #if defined(CYPROP_AVX512_CODE)
+/* SIGMOIDS for the double copy: a layer's units two at a time, in 8 lanes,
+ * through the 512-bit sigmoid; a single one at its own width. For floats,
+ * all four units in 16 lanes were no faster than one at a time. */
+static CYPROP_AVX512VL_FMA CYPROP_ALWAYS_INLINE void cyprop_tiny_sigmoids_d_fma_avx512(
+    __m256d* v, ptrdiff_t n)
+{
+    __m512d first, second;
+    if (n == 1) {
+        v[0] = cyprop_sigmoid_d4_fma_avx512_vec(v[0]);
+        return;
+    }
+    first = cyprop_sigmoid_d_fma_avx512_vec(
+        _mm512_insertf64x4(_mm512_castpd256_pd512(v[0]), v[1], 1));
+    if (n > 2) {
+        second = cyprop_sigmoid_d_fma_avx512_vec(
+            _mm512_insertf64x4(_mm512_castpd256_pd512(v[2]), v[3], 1));
+        v[2] = _mm512_castpd512_pd256(second);
+        if (n > 3)
+            v[3] = _mm512_extractf64x4_pd(second, 1);
+    }
+    v[0] = _mm512_castpd512_pd256(first);
+    v[1] = _mm512_extractf64x4_pd(first, 1);
+}
+
 CYPROP_DEFINE_TINY_STEP(cyprop_tiny_step_d_fma_avx512, cyprop_tiny_epochs_d_fma_avx512, D4,
-                        cyprop_sigmoid_d_fma_avx512_vec, CYPROP_AVX512VL_FMA)
+                        CYPROP_TINY_AS_IT_IS, cyprop_tiny_sigmoids_d_fma_avx512,
+                        CYPROP_AVX512VL_FMA)
 CYPROP_DEFINE_TINY_STEP(cyprop_tiny_step_f_fma_avx512, cyprop_tiny_epochs_f_fma_avx512, F4,
-                        cyprop_sigmoid_f_fma_avx512_vec, CYPROP_AVX512VL_FMA)
+                        cyprop_sigmoid_f_fma_avx512_vec, CYPROP_TINY_NOTHING,
+                        CYPROP_AVX512VL_FMA)
 #endif
 #endif
 

@@ -475,14 +475,21 @@ static CYPROP_INLINE int cyprop_cpu_has_avx512(void)
                  & _mm512_cmp_ps_mask(z, _mm512_set1_ps(high), _CMP_LE_OQ)) == 0xFFFF)
 
 /* The fused sigmoid of the tiny network's step again, for its AVX-512VL
- * copy (_tiny_step.h): the same 256- and 128-bit operations, encoded with
- * AVX-512's broadcast operands and 32 registers; the same bits. */
+ * copy (_tiny_step.h): with AVX-512's encodings, on 4 doubles or floats
+ * (D4, F4), and on 8 doubles (Z8F names Z8's fused operations), which
+ * takes a hidden layer's units two at a time. The same operations lane by
+ * lane, so the same bits. The arrays, the tests' view of that code, go 8
+ * doubles or 4 floats at a time. */
 #define CYPROP_AVX512VL_FMA __attribute__((target("avx2,fma,avx512f,avx512vl")))
-CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_d_fma_avx512, CYPROP_AVX512VL_FMA, D4, D4F,
+#define Z8F_MULADD _mm512_fmadd_pd
+#define Z8F_NMULADD _mm512_fnmadd_pd
+CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_d4_fma_avx512, CYPROP_AVX512VL_FMA, D4, D4F,
+                      CYPROP_D_CONSTANTS)
+CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_d_fma_avx512, CYPROP_AVX512VL_FMA, Z8, Z8F,
                       CYPROP_D_CONSTANTS)
 CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_f_fma_avx512, CYPROP_AVX512VL_FMA, F4, F4F,
                       CYPROP_F_CONSTANTS)
-CYPROP_DEFINE_SIGMOID_ARRAY(cyprop_sigmoid_d_fma_avx512, CYPROP_AVX512VL_FMA, D4)
+CYPROP_DEFINE_SIGMOID_ARRAY(cyprop_sigmoid_d_fma_avx512, CYPROP_AVX512VL_FMA, Z8)
 CYPROP_DEFINE_SIGMOID_ARRAY(cyprop_sigmoid_f_fma_avx512, CYPROP_AVX512VL_FMA, F4)
 
 /* Whether the tiny network's AVX-512VL step runs: the fused step's AVX2 and
