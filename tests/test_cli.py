@@ -517,6 +517,10 @@ def test_file_and_data_errors_exit_1(classifier, files, capsys, arguments, messa
 
 @pytest.mark.parametrize(("arguments", "message"), [
     (["train", "data.csv"], "the following arguments are required: --task"),
+    # A mistyped option is reported as unknown, not as the option it misses.
+    (["train", "data.csv", "--tsk", "regression"],
+     "cyprop train: error: unrecognized arguments: --tsk regression\n"),
+    (["train", "--task"], "argument --task: expected one argument"),
     (["train", "data.csv", "--task", "regression", "--epochs", "0"], "must be at least 1"),
     (["train", "data.csv", "--task", "regression", "--validation-split", "1"],
      "must be in [0, 1)"),

@@ -1390,6 +1390,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _required_options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The required options (not positionals) of parser's commands."""
+    options = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command_parser in action.choices.values():
+                options.extend(option for option in command_parser._actions
+                               if option.required and option.option_strings)
+    return options
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit status.
 
@@ -1407,7 +1418,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         exit with status 2 through :class:`SystemExit`, as argparse does.
     """
     parser = build_parser()
-    arguments, unrecognized = parser.parse_known_args(argv)
+    # argparse checks required options before it reports unknown ones, so a
+    # mistyped "--tsk" would come out as a missing --task: parse with those
+    # options optional, report what is unknown, then what is missing.
+    required = _required_options(parser)
+    for action in required:
+        action.required = False
+    try:
+        arguments, unrecognized = parser.parse_known_args(argv)
+    finally:
+        for action in required:
+            action.required = True
     # The subcommand's own parser reports its unknown options, so that the
     # usage printed with the error is that subcommand's.
     command_parser = getattr(arguments, "parser", parser)
@@ -1419,6 +1440,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         command_parser.error(message)
     if arguments.command is None:
         parser.error("the following arguments are required: COMMAND")
+    missing = [action for action in required if action in command_parser._actions
+               and getattr(arguments, action.dest) is None]
+    if missing:
+        command_parser.error("the following arguments are required: "
+                             + ", ".join("/".join(action.option_strings) for action in missing))
     prog = command_parser.prog
     try:
         return int(arguments.run(arguments))
