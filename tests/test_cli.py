@@ -775,3 +775,12 @@ def test_deeply_nested_sidecar_exits_1_with_one_line(tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.err == (f"cyprop info: error: {tmp_path / 'm.cyprop.json'} is damaged: "
                             "it is not valid JSON (nested too deeply)\n")
+
+
+def test_help_shows_required_options_as_required(capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["train", "--help"])
+    assert raised.value.code == 0
+    usage = capsys.readouterr().out
+    assert " --task {classification,regression}" in usage
+    assert "[--task" not in usage

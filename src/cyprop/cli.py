@@ -49,7 +49,7 @@ import time
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import numpy as np
 
@@ -1249,7 +1249,7 @@ def build_parser() -> argparse.ArgumentParser:
     >>> build_parser().parse_args(["train", "data.csv", "--task", "regression"]).hidden
     (32,)
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cyprop",
         description="Multilayer perceptrons trained by backpropagation.",
         epilog=_EXIT_STATUS,
@@ -1390,15 +1390,66 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _required_options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
-    """The required options (not positionals) of parser's commands."""
-    options = []
+class _ArgumentError(Exception):
+    """An error a _Parser would have reported, kept for the caller to report."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+        self.message = message
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose errors _parse can take instead of exiting."""
+
+    raise_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        if self.raise_errors:
+            raise _ArgumentError(self, message)
+        super().error(message)
+
+
+def _parsers(parser: argparse.ArgumentParser) -> list[_Parser]:
+    """parser and its commands' parsers, those that are _Parsers."""
+    parsers = [parser]
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            for command_parser in action.choices.values():
-                options.extend(option for option in command_parser._actions
-                               if option.required and option.option_strings)
-    return options
+            parsers.extend(action.choices.values())
+    return [each for each in parsers if isinstance(each, _Parser)]
+
+
+def _parse(parser: argparse.ArgumentParser,
+           argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    """parser.parse_known_args(argv), except that an unknown option is reported
+    before a missing required one: argparse checks the required first, so a
+    mistyped "--tsk" would come out as a missing --task. Raises _ArgumentError
+    for the error to report."""
+    parsers = _parsers(parser)
+    for each in parsers:
+        each.raise_errors = True
+    try:
+        try:
+            return parser.parse_known_args(argv)
+        except _ArgumentError as failure:
+            if not failure.message.startswith("the following arguments are required"):
+                raise
+            required = [action for each in parsers for action in each._actions
+                        if action.required and action.option_strings]
+            for action in required:
+                action.required = False
+            try:
+                arguments, unrecognized = parser.parse_known_args(argv)
+            finally:
+                for action in required:
+                    action.required = True
+            if unrecognized:
+                # main reports them, with the usage of the command they follow
+                return arguments, unrecognized
+            raise
+    finally:
+        for each in parsers:
+            each.raise_errors = False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1418,17 +1469,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         exit with status 2 through :class:`SystemExit`, as argparse does.
     """
     parser = build_parser()
-    # argparse checks required options before it reports unknown ones, so a
-    # mistyped "--tsk" would come out as a missing --task: parse with those
-    # options optional, report what is unknown, then what is missing.
-    required = _required_options(parser)
-    for action in required:
-        action.required = False
     try:
-        arguments, unrecognized = parser.parse_known_args(argv)
-    finally:
-        for action in required:
-            action.required = True
+        arguments, unrecognized = _parse(parser, argv)
+    except _ArgumentError as failure:
+        failure.parser.error(failure.message)
     # The subcommand's own parser reports its unknown options, so that the
     # usage printed with the error is that subcommand's.
     command_parser = getattr(arguments, "parser", parser)
@@ -1440,11 +1484,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         command_parser.error(message)
     if arguments.command is None:
         parser.error("the following arguments are required: COMMAND")
-    missing = [action for action in required if action in command_parser._actions
-               and getattr(arguments, action.dest) is None]
-    if missing:
-        command_parser.error("the following arguments are required: "
-                             + ", ".join("/".join(action.option_strings) for action in missing))
     prog = command_parser.prog
     try:
         return int(arguments.run(arguments))
