@@ -546,6 +546,22 @@ def cpu_has(feature):
     return bool(__cpu_features__.get(feature))
 
 
+def assert_child_gives_the_same_lines(names, **environment):
+    """The functions of this module named in names each return lines (hex of
+    results); a child process with environment added must return the same
+    lines, in order, as this one."""
+    here = [line for name in names for line in globals()[name]()]
+    script = ("import sys\n"
+              f"from tests.test_core import {', '.join(names)}\n"
+              f"functions = [{', '.join(names)}]\n"
+              "lines = [line for function in functions for line in function()]\n"
+              "sys.stdout.write(chr(10).join(lines))\n")
+    there = child_output(script, **environment).split()
+    assert len(there) == len(here)
+    for case, (line_here, line_there) in enumerate(zip(here, there)):
+        assert line_here == line_there, f"case {case}"
+
+
 def cpu_runs_avx2_code():
     """Whether this process takes the core's AVX2 code."""
     return cpu_has("AVX2") and os.environ.get("CYPROP_DISABLE_AVX2", "") != "1"
@@ -572,14 +588,8 @@ def child_output(script, **environment):
 def test_products_without_avx2_give_the_same_bits():
     """CYPROP_DISABLE_AVX2=1 keeps every product in the plain loops: the same bits
     as the vector code, for the products and for the general path's training."""
-    here = products_and_training_bytes()
-    script = ("import sys\n"
-              "from tests.test_core import products_and_training_bytes\n"
-              "sys.stdout.write(chr(10).join(products_and_training_bytes()))\n")
-    there = child_output(script, CYPROP_DISABLE_AVX2="1").split()
-    assert len(there) == len(here)
-    for case, (line_here, line_there) in enumerate(zip(here, there)):
-        assert line_here == line_there, f"case {case}"
+    assert_child_gives_the_same_lines(["products_and_training_bytes"],
+                                      CYPROP_DISABLE_AVX2="1")
 
 
 def tiny_trainings(settings=None):
@@ -655,16 +665,9 @@ def test_tiny_step_gives_the_same_bits_without_avx512():
     """CYPROP_DISABLE_AVX512=1 leaves tiny networks to the AVX2 copy of their
     step, which must give this process's bits: the same operations, only
     encoded differently. Minibatches, full batches and the sigmoid alone."""
-    here = [*tiny_trainings(), *tiny_full_batch_trainings(), *tiny_step_sigmoids()]
-    script = ("import sys\n"
-              "from tests.test_core import (tiny_full_batch_trainings, tiny_step_sigmoids,\n"
-              "                             tiny_trainings)\n"
-              "lines = [*tiny_trainings(), *tiny_full_batch_trainings(), *tiny_step_sigmoids()]\n"
-              "sys.stdout.write(chr(10).join(lines))\n")
-    there = child_output(script, CYPROP_DISABLE_AVX512="1").split()
-    assert len(there) == len(here)
-    for case, (line_here, line_there) in enumerate(zip(here, there)):
-        assert line_here == line_there, f"case {case}"
+    assert_child_gives_the_same_lines(
+        ["tiny_trainings", "tiny_full_batch_trainings", "tiny_step_sigmoids"],
+        CYPROP_DISABLE_AVX512="1")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
