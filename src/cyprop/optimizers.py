@@ -337,7 +337,9 @@ def make_optimizer(optimizer: Any, learning_rate: float | None) -> Optimizer:
 
     Names: "sgd", "momentum" (0.9), "nesterov" (0.9), "adam", "irprop-",
     "lbfgs". A learning rate goes either in the name's place (``fit``'s
-    ``learning_rate``) or inside an optimizer object, not both.
+    ``learning_rate``) or inside an optimizer object, not both. Optimizers
+    are frozen, so a name and a float (or no) learning rate give the same
+    object each time.
     """
     if isinstance(optimizer, str):
         if optimizer not in _NAMED:
