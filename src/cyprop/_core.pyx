@@ -611,19 +611,25 @@ cdef void small_product(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                           sum_row)
 
 
+cdef inline void add_bias(floating* Z, const floating* b, Py_ssize_t n_rows,
+                          Py_ssize_t n_cols) noexcept nogil:
+    """Z[i, :] += b for each of the n_rows rows of Z (n_rows, n_cols), row-major."""
+    cdef Py_ssize_t i, j
+    cdef floating* Z_row
+    for i in range(n_rows):
+        Z_row = Z + i * n_cols
+        for j in range(n_cols):
+            Z_row[j] = Z_row[j] + b[j]
+
+
 cdef void affine(const floating* A, const floating* W, const floating* b, floating* Z,
                  Py_ssize_t n_rows, Py_ssize_t fan_in, Py_ssize_t fan_out) noexcept nogil:
     """Z = A @ W + b, with A (n_rows, fan_in), W (fan_in, fan_out), row-major."""
-    cdef Py_ssize_t i, j
-    cdef floating* Z_row
     if n_rows * fan_in * fan_out >= BLAS_MIN_MULTIPLY_ADDS:
         # Z = A @ W
         gemm(False, False, <int>n_rows, <int>fan_out, <int>fan_in, 1.0, A, <int>fan_in,
              W, <int>fan_out, 0.0, Z, <int>fan_out)
-        for i in range(n_rows):
-            Z_row = Z + i * fan_out
-            for j in range(fan_out):
-                Z_row[j] = Z_row[j] + b[j]
+        add_bias(Z, b, n_rows, fan_out)
         return
     small_product(n_rows, fan_out, fan_in, A, fan_in, 1, W, fan_out, 1, Z, b, False, 0, False)
 
@@ -1235,12 +1241,7 @@ cdef inline void hidden_activate(Py_ssize_t H, const floating* b1, floating* A1,
     after its product, one call for each of the block's rows (they are not
     contiguous): W3 trained about 1% faster at one thread, 2-4% at two
     (benchmarks/README.md)."""
-    cdef Py_ssize_t r, j
-    cdef floating* row
-    for r in range(r0, r1):
-        row = A1 + r * H
-        for j in range(H):
-            row[j] = row[j] + b1[j]
+    add_bias(A1 + r0 * H, b1, r1 - r0, H)
     activate(A1 + r0 * H, r1 - r0, H, activation)
 
 
@@ -1310,7 +1311,6 @@ cdef void hidden_layer_epoch(HiddenLayerRun* run, floating* kind, int part,
     cdef bint forward
     cdef int buffer = 0
     cdef double batch_sum, batch_weight, scale
-    cdef floating* row
     cdef const floating* X_rows
     cdef const floating* Y_rows
     cdef const floating* w_rows
@@ -1352,10 +1352,7 @@ cdef void hidden_layer_epoch(HiddenLayerRun* run, floating* kind, int part,
         if r1 > r0:
             gemm_alone(False, r1 - r0, O, H, <floating>1, A1 + r0 * H, H, W2, O, <floating>0,
                        A2 + r0 * O, O)
-            for r in range(r0, r1):
-                row = A2 + r * O
-                for k in range(O):
-                    row[k] = row[k] + b2[k]
+            add_bias(A2 + r0 * O, b2, r1 - r0, O)
             if run.loss != MSE:
                 memcpy(D2 + r0 * O, A2 + r0 * O, (r1 - r0) * O * sizeof(floating))
             activate(A2 + r0 * O, r1 - r0, O, run.output_activation)
