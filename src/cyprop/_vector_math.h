@@ -370,17 +370,25 @@ CYPROP_DEFINE_SIGMOID(cyprop_sigmoid_f_fma, CYPROP_AVX2_FMA, F4, F4F, CYPROP_F_C
 CYPROP_DEFINE_SIGMOID_ARRAY(cyprop_sigmoid_d_fma, CYPROP_AVX2_FMA, D4)
 CYPROP_DEFINE_SIGMOID_ARRAY(cyprop_sigmoid_f_fma, CYPROP_AVX2_FMA, F4)
 
+/* Whether the environment variable (CYPROP_DISABLE_AVX2 or
+ * CYPROP_DISABLE_AVX512) leaves that instruction set on: it is off when the
+ * variable starts with 1. */
+static CYPROP_INLINE int cyprop_cpu_not_disabled(const char* variable)
+{
+    const char* disable = getenv(variable);
+    return !(disable && disable[0] == '1');
+}
+
 /* CYPROP_DISABLE_AVX2=1 in the environment keeps the SSE2 code, which the
  * tests use to check that both give the same bits. */
 static CYPROP_INLINE int cyprop_cpu_has_avx2(void)
 {
     /* Asked once; a race only writes the same answer twice. */
     static int has_avx2 = -1;
-    const char* disable;
     if (has_avx2 < 0) {
         __builtin_cpu_init();
-        disable = getenv("CYPROP_DISABLE_AVX2");
-        has_avx2 = __builtin_cpu_supports("avx2") && !(disable && disable[0] == '1');
+        has_avx2 = __builtin_cpu_supports("avx2")
+                   && cyprop_cpu_not_disabled("CYPROP_DISABLE_AVX2");
     }
     return has_avx2;
 }
@@ -413,11 +421,10 @@ static CYPROP_INLINE int cyprop_cpu_has_fma(void)
 static CYPROP_INLINE int cyprop_cpu_has_avx512(void)
 {
     static int has_avx512 = -1;
-    const char* disable;
     if (has_avx512 < 0) {
         __builtin_cpu_init();
-        disable = getenv("CYPROP_DISABLE_AVX512");
-        has_avx512 = __builtin_cpu_supports("avx512f") && !(disable && disable[0] == '1');
+        has_avx512 = __builtin_cpu_supports("avx512f")
+                     && cyprop_cpu_not_disabled("CYPROP_DISABLE_AVX512");
     }
     return has_avx512;
 }
