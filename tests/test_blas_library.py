@@ -1,5 +1,6 @@
 """The BLAS the core's matrix products run on: the choice at import, and its controls."""
 
+import ctypes
 import importlib.metadata
 import importlib.util
 import os
@@ -149,6 +150,35 @@ def test_the_core_can_go_back_to_scipys_blas():
         _core.use_blas(*before, threads)
     assert _core.blas_in_use() == before
     assert _core.blas_threads_function() == threads
+
+
+def test_openblas_cores_whose_kernels_are_narrower_than_avx512():
+    for core in ("Haswell", "Zen", "Sandybridge", "Prescott"):
+        assert _blas_library._narrower_than_avx512(core)
+    for core in ("SkylakeX", "Cooperlake", "SAPPHIRERAPIDS"):
+        assert not _blas_library._narrower_than_avx512(core)
+
+
+def test_the_kernel_takes_every_product_where_openblas_runs_narrower_kernels():
+    """With scipy-openblas32 on kernels narrower than 512 bits, on a CPU whose
+    512-bit units run at full width, and only then."""
+    if cyprop.blas_library().startswith("scipy-openblas32"):
+        library = ctypes.CDLL(library_path(), mode=ctypes.RTLD_LOCAL)
+        core = library.scipy_openblas_get_corename
+        core.restype = ctypes.c_char_p
+        narrow = _blas_library._narrower_than_avx512(core().decode())
+    else:
+        narrow = False
+    expected = narrow and _core.full_width_avx512() and _core.blas_threads_function() != 0
+    assert _core.kernel_takes_every_product() == expected
+
+
+@pytest.mark.parametrize("setting", ["scipy", pytest.param("mkl", marks=needs_mkl)])
+def test_other_libraries_leave_the_kernel_its_measured_shapes(setting):
+    result = run_child("from cyprop import _core\n"
+                       "print(_core.kernel_takes_every_product())\n", setting)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
 
 
 def test_threadpoolctl_sets_the_thread_count_of_the_library_in_use():

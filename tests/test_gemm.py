@@ -2,6 +2,7 @@
 takes it, that its products are right in both dtypes, every tail of rows,
 columns and depth included, and that networks trained through it are."""
 
+import contextlib
 import os
 import sys
 
@@ -29,23 +30,44 @@ needs_kernel = pytest.mark.skipif(
                               "whose thread count the core does not know")
 
 
-def product(A, B, C, alpha=1.0, beta=0.0, transpose_a=False):
+@contextlib.contextmanager
+def every_product(every):
+    """The kernel taking every product it can compute (every), or only the
+    shapes it was measured to run faster than OpenBLAS's AVX-512 kernels,
+    rather than whichever the library in use made it take."""
+    before = _core.kernel_takes_every_product()
+    _core.take_every_product(every)
+    try:
+        yield
+    finally:
+        _core.take_every_product(before)
+
+
+@pytest.fixture
+def measured_shapes():
+    """The kernel takes only the shapes it beats OpenBLAS's AVX-512 kernels at."""
+    with every_product(False):
+        yield
+
+
+def product(A, B, C, alpha=1.0, beta=0.0, transpose_a=False, transpose_b=False):
     """matrix_product on copies; returns the result and whether the kernel took it."""
     m = A.shape[1] if transpose_a else A.shape[0]
-    taken = _core.takes_avx512_product(m, B.shape[1], B.shape[0], A.itemsize, transpose_a,
-                                       alpha, beta)
+    n, k = B.shape if transpose_b else B.shape[::-1]
+    taken = _core.takes_avx512_product(m, n, k, A.itemsize, transpose_a, alpha, beta,
+                                       transpose_b)
     out = C.copy()
-    _core.matrix_product(A, B, out, alpha, beta, transpose_a)
+    _core.matrix_product(A, B, out, alpha, beta, transpose_a, transpose_b)
     return out, taken
 
 
-def check_against_exact(A, B, C0, out, alpha, beta, transpose_a):
+def check_against_exact(A, B, C0, out, alpha, beta, transpose_a, transpose_b=False):
     """out within the error bound of a sum of k products in out's precision."""
     op_A = (A.T if transpose_a else A).astype(np.longdouble)
-    B_long = B.astype(np.longdouble)
-    exact = alpha * (op_A @ B_long) + beta * C0.astype(np.longdouble)
-    scale = abs(alpha) * (np.abs(op_A) @ np.abs(B_long)) + abs(beta) * np.abs(C0)
-    k = B.shape[0]
+    op_B = (B.T if transpose_b else B).astype(np.longdouble)
+    exact = alpha * (op_A @ op_B) + beta * C0.astype(np.longdouble)
+    scale = abs(alpha) * (np.abs(op_A) @ np.abs(op_B)) + abs(beta) * np.abs(C0)
+    k = op_B.shape[0]
     bound = (k + 2) * EPSILON[A.dtype.type] * scale
     assert np.all(np.abs(out.astype(np.longdouble) - exact) <= bound)
 
@@ -72,6 +94,7 @@ def kernel_takes_forward(m, n, itemsize):
 @needs_kernel
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m, k, n", SHAPES)
+@pytest.mark.usefixtures("measured_shapes")
 def test_forward_products_are_right(dtype, m, k, n):
     rng = np.random.default_rng([m, k, n])
     A = rng.standard_normal((m, k)).astype(dtype)
@@ -88,6 +111,7 @@ def test_forward_products_are_right(dtype, m, k, n):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m, k, n", [shape for shape in SHAPES if shape[1] <= 128])
 @pytest.mark.parametrize("alpha, beta", [(1.0, 0.0), (-0.1, 1.0), (0.5, 2.0)])
+@pytest.mark.usefixtures("measured_shapes")
 def test_weight_steps_are_right(dtype, m, k, n, alpha, beta):
     """A.T @ B summed over at most 128 rows, with any alpha and beta: a weights'
     step (alpha = -rate, beta = 1) and a gradient (alpha 1, beta 0)."""
@@ -214,6 +238,21 @@ with threadpool_limits(1):
             reference = (A.T if transpose_a else A).astype(np.float64) @ B.astype(np.float64)
             if not np.allclose(C, reference, rtol=1e-4, atol=1e-4):
                 sys.exit(f"wrong: {m, k, n, transpose_a}")
+    # B given transposed, its rows loaded in squares; C narrow and short
+    _core.take_every_product(True)
+    for dtype in (np.float32, np.float64):
+        for m, k, n, transpose_b in [(13, 70, 49, True), (9, 5, 3, True), (4, 17, 33, True),
+                                     (3, 130, 2, True), (5, 9, 10, False), (2, 300, 7, False)]:
+            A = against_a_guard_page(rng.standard_normal((m, k)).astype(dtype))
+            B = against_a_guard_page(
+                rng.standard_normal((n, k) if transpose_b else (k, n)).astype(dtype))
+            C = against_a_guard_page(np.zeros((m, n), dtype=dtype))
+            if not _core.takes_avx512_product(m, n, k, A.itemsize, transpose_b=transpose_b):
+                sys.exit(f"not taken: {m, k, n, transpose_b}")
+            _core.matrix_product(A, B, C, transpose_b=transpose_b)
+            reference = A.astype(np.float64) @ (B.T if transpose_b else B).astype(np.float64)
+            if not np.allclose(C, reference, rtol=1e-4, atol=1e-4):
+                sys.exit(f"wrong: {m, k, n, transpose_b}")
 print("ok")
 """
 
@@ -244,6 +283,7 @@ def test_the_kernel_writes_nothing_outside_C(dtype):
 
 
 @needs_kernel
+@pytest.mark.usefixtures("measured_shapes")
 def test_which_products_the_kernel_takes():
     with threadpool_limits(1):
         # a minibatch's forward product and weights' step, in both dtypes
@@ -533,6 +573,7 @@ def sizes(*layers):
 
 
 @needs_kernel
+@pytest.mark.usefixtures("measured_shapes")
 def test_networks_that_keep_blas_threads_busy_leave_it_every_product():
     """Products the kernel does not take, large enough for BLAS's threads, make
     the network's every product BLAS's at more than one thread."""
@@ -574,6 +615,7 @@ def test_networks_that_keep_blas_threads_busy_leave_it_every_product():
 
 
 @needs_kernel
+@pytest.mark.usefixtures("measured_shapes")
 def test_a_network_that_keeps_blas_threads_busy_trains_on_blas_at_two_threads():
     """The same bits as with the kernel hidden, at two threads: BLAS took every
     product, the forward ones the kernel would take alone included."""
@@ -610,3 +652,213 @@ def test_a_product_takes_no_more_threads_than_cpus():
     if threads == 1 and cpus > 1:
         pytest.skip("the BLAS does not run more than one thread here")
     assert threads == min(cpus, 8)
+
+
+# --- The kernel taking every product it can ---------------------------------
+
+# (m, k, n): C a tile's rows high and less, one partly used vector wide and
+# every width to beyond a block of three; depths below one transposed square
+# (16 floats, 8 doubles), across several, and across the 256-row blocks; more
+# rows than a minibatch, and columns split into row blocks.
+EVERY_SHAPES = [(2, 1, 2), (3, 5, 10), (7, 17, 23), (8, 16, 16), (9, 33, 47), (256, 10, 10),
+                (13, 300, 5), (64, 1024, 10), (5, 257, 100), (1030, 20, 70), (20, 70, 1030),
+                (300, 600, 300)]
+# op(A) and op(B), with alpha and beta: forward products, a layer's delta times
+# its weights transposed (also with alpha and beta, within one depth block),
+# weights' steps (over several depth blocks only as gradients, alpha 1 and
+# beta 0)
+EVERY_FORMS = [(False, False, 1.0, 0.0), (False, True, 1.0, 0.0), (False, True, 0.5, 2.0),
+               (True, False, -0.1, 1.0), (True, False, 1.0, 0.0)]
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m, k, n, transpose_a, transpose_b, alpha, beta", [
+    shape + form for shape in EVERY_SHAPES for form in EVERY_FORMS
+    if shape[1] <= 256 or form[2:] == (1.0, 0.0)])
+def test_products_of_any_shape_are_right_when_the_kernel_takes_every_one(
+        dtype, m, k, n, transpose_a, transpose_b, alpha, beta):
+    rng = np.random.default_rng([m, k, n, transpose_a, transpose_b])
+    A = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(dtype)
+    B = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(dtype)
+    C0 = rng.standard_normal((m, n)).astype(dtype)
+    with every_product(True), threadpool_limits(1):
+        out, taken = product(A, B, C0, alpha, beta, transpose_a, transpose_b)
+    assert taken
+    check_against_exact(A, B, C0, out, alpha, beta, transpose_a, transpose_b)
+
+
+@needs_kernel
+@needs_long_double
+@pytest.mark.parametrize("m, k, n, alpha, beta, transpose_a, transpose_b", [
+    (37, 300, 70, 1.0, 0.0, False, True), (256, 10, 1024, 1.0, 0.0, False, True),
+    (9, 17, 33, 0.5, 2.0, False, True), (64, 1024, 10, 1.0, 0.0, False, False),
+    (1024, 256, 200, -0.1, 1.0, True, False), (3, 40, 5, 1.0, 0.0, False, False)])
+def test_float32_products_of_any_shape_are_the_kernels_in_order_sums(
+        m, k, n, alpha, beta, transpose_a, transpose_b):
+    """Transposed, narrow and short products, and a step over 256 rows into a
+    C of 1,024 rows: the kernel's bits, not BLAS's."""
+    rng = np.random.default_rng([m, k, n, 7])
+    A = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(np.float32)
+    B = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(np.float32)
+    C0 = rng.standard_normal((m, n)).astype(np.float32)
+    with every_product(True), threadpool_limits(1):
+        out, taken = product(A, B, C0, alpha, beta, transpose_a, transpose_b)
+    assert taken
+    op_B = np.ascontiguousarray(B.T) if transpose_b else B
+    assert out.tobytes() == in_order_fused_sums(A, op_B, C0, alpha, beta,
+                                                transpose_a).tobytes()
+
+
+@needs_kernel
+def test_which_products_the_kernel_takes_when_it_takes_every_one():
+    with every_product(True), threadpool_limits(1):
+        assert _core.kernel_takes_every_product()
+        # any shape, beyond the measured ones too
+        assert _core.takes_avx512_product(2, 2, 1, 4)
+        assert _core.takes_avx512_product(64, 10, 1024, 4)
+        assert _core.takes_avx512_product(1024, 1024, 1024, 4)
+        assert _core.takes_avx512_product(4096, 1024, 784, 8)
+        assert _core.takes_avx512_product(256, 1024, 1024, 4, transpose_b=True)
+        assert _core.takes_avx512_product(256, 1024, 10, 8, False, 0.5, 2.0, True)
+        assert _core.takes_avx512_product(1024, 1024, 256, 4, True, -0.1, 1.0)
+        assert _core.takes_avx512_product(1024, 10, 256, 8, True, -0.1, 1.0)
+        # several depth blocks only with alpha 1 and beta 0; alpha 0; no terms
+        assert not _core.takes_avx512_product(1024, 1024, 257, 4, True, -0.1, 1.0)
+        assert _core.takes_avx512_product(1024, 1024, 257, 4, True)
+        assert not _core.takes_avx512_product(64, 1024, 300, 4, False, 0.5, 2.0, True)
+        assert not _core.takes_avx512_product(64, 256, 784, 4, False, 0.0, 1.0)
+        assert not _core.takes_avx512_product(64, 256, 0, 4)
+        # nothing without the BLAS's thread count
+        assert not without_kernel(_core.kernel_takes_every_product)
+        assert not without_kernel(lambda: _core.takes_avx512_product(64, 10, 1024, 4))
+    with every_product(False), threadpool_limits(1):
+        assert not _core.kernel_takes_every_product()
+        assert not _core.takes_avx512_product(256, 1024, 1024, 4, transpose_b=True)
+        assert not _core.takes_avx512_product(64, 10, 1024, 4)
+
+
+@needs_kernel
+def test_networks_leave_blas_nothing_to_split_when_the_kernel_takes_every_product():
+    with every_product(True), threadpool_limits(2):
+        # W4's batches, and 64 rows through the same layers: every product the kernel's
+        assert not _core.hands_blas_splittable_products(256, sizes(1024, 1024, 1024, 10), 4,
+                                                        True, -0.1, 1.0)
+        assert not _core.hands_blas_splittable_products(64, sizes(1024, 1024, 1024, 10), 8)
+        assert not _core.hands_blas_splittable_products(4096, sizes(1024, 1024, 10), 4, False)
+        # one output: matrix-vector products, BLAS's
+        assert _core.hands_blas_splittable_products(64, sizes(784, 1024, 1), 4)
+        # a plain SGD step over more than 256 rows, as a gradient the kernel's
+        assert _core.hands_blas_splittable_products(257, sizes(1024, 1024), 4, True, -0.1, 1.0)
+        assert not _core.hands_blas_splittable_products(257, sizes(1024, 1024), 4, True)
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m, k, n, transpose_a, transpose_b, alpha, beta", [
+    (64, 300, 200, False, True, 1.0, 0.0), (128, 10, 1000, False, True, 0.5, 2.0),
+    (300, 256, 300, True, False, -0.1, 1.0), (256, 1024, 100, False, False, 1.0, 0.0)])
+def test_split_products_of_any_shape_give_the_one_thread_bits(dtype, m, k, n, transpose_a,
+                                                             transpose_b, alpha, beta):
+    rng = np.random.default_rng([m, n, k, 2])
+    A = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(dtype)
+    B = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(dtype)
+    C = rng.standard_normal((m, n)).astype(dtype)
+    with every_product(True):
+        assert two_threads_split(m, n, k, A.itemsize)
+        with threadpool_limits(2):
+            split, taken = product(A, B, C, alpha, beta, transpose_a, transpose_b)
+        assert taken
+        with threadpool_limits(1):
+            whole, taken = product(A, B, C, alpha, beta, transpose_a, transpose_b)
+        assert taken
+    assert split.tobytes() == whole.tobytes()
+    check_against_exact(A, B, C, split, alpha, beta, transpose_a, transpose_b)
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_kernel_writes_nothing_outside_narrow_or_transposed_products(dtype):
+    rng = np.random.default_rng(4)
+    for m, k, n, transpose_b in [(13, 70, 10, False), (3, 20, 5, True), (9, 17, 33, True),
+                                 (5, 300, 1, False), (2, 9, 47, True)]:
+        A = rng.standard_normal((m, k)).astype(dtype)
+        B = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(dtype)
+        buffer = np.full(m * n + 64, 7.0, dtype=dtype)
+        C = buffer[: m * n].reshape(m, n)
+        with every_product(True), threadpool_limits(1):
+            assert _core.takes_avx512_product(m, n, k, A.itemsize, transpose_b=transpose_b)
+            _core.matrix_product(A, B, C, transpose_b=transpose_b)
+        assert np.all(buffer[m * n:] == 7.0)
+        check_against_exact(A, B, np.zeros_like(C), C, 1.0, 0.0, False, transpose_b)
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype, tolerance", [("float64", 1e-6), ("float32", 1e-3)])
+def test_gradients_match_finite_differences_when_the_kernel_takes_every_product(dtype,
+                                                                                tolerance):
+    """Every product of the gradients the kernel's, delta @ W.T and the narrow
+    output layer's included."""
+    net64, X, y = _random_case(11, [40, 30, 20, 7], 24, activation="tanh")
+    net = Network.from_weights(net64.weights, net64.biases, activation="tanh", dtype=dtype)
+    itemsize = np.dtype(dtype).itemsize
+    with every_product(True), threadpool_limits(1):
+        assert _core.takes_avx512_product(24, 20, 30, itemsize, transpose_b=True)
+        assert _core.takes_avx512_product(30, 20, 24, itemsize, True)
+        assert _core.takes_avx512_product(24, 7, 20, itemsize)
+        dW, db = net.gradients(X, y)
+    rng = np.random.default_rng(1)
+    for analytic, array in zip(dW + db, net64.weights + net64.biases):
+        flat = array.reshape(-1)
+        picks = rng.choice(flat.size, size=min(flat.size, 30), replace=False)
+        numeric = np.array([partial_derivative(net64, X, y, flat, index) for index in picks])
+        assert relative_error(analytic.reshape(-1)[picks], numeric) < tolerance
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_training_when_the_kernel_takes_every_product_gives_the_same_bits_at_two_threads(
+        dtype):
+    """Two hidden layers and ten outputs (W4's form): every product is the
+    kernel's, split by columns at two threads, so the bits are those of one
+    thread, and the network is BLAS's to rounding."""
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((256, 300))
+    y = np.eye(10)[rng.integers(0, 10, 256)]
+    train = softmax_training([300, 200, 100, 10], X, y, dtype, 3, activation="relu",
+                             epochs=2, batch_size=64, learning_rate=0.05)
+    itemsize = np.dtype(dtype).itemsize
+    with every_product(True):
+        assert two_threads_split(64, 200, 300, itemsize)
+        with threadpool_limits(2):
+            assert not _core.hands_blas_splittable_products(64, sizes(300, 200, 100, 10),
+                                                            itemsize, True, -0.05, 1.0)
+            first, second = train(), train()
+        with threadpool_limits(1):
+            one_thread = train()
+            on_blas = without_kernel(train)
+    assert first.tobytes() == second.tobytes()
+    assert first.tobytes() == one_thread.tobytes()
+    rtol = 1e-3 if dtype == "float32" else 1e-9
+    np.testing.assert_allclose(first, on_blas, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.skipif(not os.path.isfile("/proc/cpuinfo"), reason="no /proc/cpuinfo here")
+def test_full_width_avx512_means_amd_from_family_26():
+    with open("/proc/cpuinfo") as file:
+        first = file.read().split("\n\n")[0]
+    fields = dict(line.split(":", 1) for line in first.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    expected = (fields.get("vendor_id") == "AuthenticAMD"
+                and int(fields.get("cpu family", "0")) >= 26
+                and "avx512f" in fields.get("flags", "").split()
+                and os.environ.get("CYPROP_DISABLE_AVX512", "") != "1")
+    assert _core.full_width_avx512() == expected
+
+
+@pytest.mark.skipif(not cpu_has("AVX512F"), reason="no AVX-512F here: nothing to turn off")
+def test_cyprop_disable_avx512_leaves_no_product_to_take():
+    script = ("from cyprop import _core\n"
+              "_core.take_every_product(True)\n"
+              "print(_core.full_width_avx512(), _core.kernel_takes_every_product())\n")
+    assert child_output(script, CYPROP_DISABLE_AVX512="1").strip() == "False False"

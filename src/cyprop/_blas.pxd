@@ -49,15 +49,15 @@ cdef extern from *:
 
 cdef extern from "_gemm_avx512.h" nogil:
     bint gemm_avx512_float "cyprop_gemm_s"(
-        bint transpose_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha,
-        const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb, float beta, float* C,
-        Py_ssize_t ldc)
+        bint transpose_a, bint transpose_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+        float alpha, const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb,
+        float beta, float* C, Py_ssize_t ldc)
     bint gemm_avx512_double "cyprop_gemm_d"(
-        bint transpose_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha,
-        const double* A, Py_ssize_t lda, const double* B, Py_ssize_t ldb, double beta,
-        double* C, Py_ssize_t ldc)
-    bint gemm_fits "cyprop_gemm_fits"(bint transpose_a, Py_ssize_t m, Py_ssize_t n,
-                                      Py_ssize_t k, double alpha, double beta,
+        bint transpose_a, bint transpose_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+        double alpha, const double* A, Py_ssize_t lda, const double* B, Py_ssize_t ldb,
+        double beta, double* C, Py_ssize_t ldc)
+    bint gemm_fits "cyprop_gemm_fits"(bint transpose_a, bint transpose_b, Py_ssize_t m,
+                                      Py_ssize_t n, Py_ssize_t k, double alpha, double beta,
                                       Py_ssize_t width)
     int gemm_parts "cyprop_gemm_parts"(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                                        Py_ssize_t width)
@@ -78,6 +78,9 @@ cdef extern from "_gemm_avx512.h" nogil:
         GEMM_MAX_STEP_ROWS "CYPROP_GEMM_MAX_STEP_ROWS"
         GEMM_MAX_STEP "CYPROP_GEMM_MAX_STEP"
     void set_blas_splits "cyprop_gemm_set_blas_splits"(bint splits)
+    void set_all_products "cyprop_gemm_set_all_products"(bint all_products)
+    bint gemm_takes_all "cyprop_gemm_takes_all"()
+    bint cpu_has_full_width_avx512 "cyprop_cpu_has_full_width_avx512"()
     void set_blas_threads "cyprop_set_blas_threads"(void* function)
     void* blas_threads "cyprop_blas_threads"
 
@@ -165,15 +168,17 @@ cdef inline void gemm(bint transpose_a, bint transpose_b, int m, int n, int k,
         else:
             gemv(True, k, m, alpha, A, lda, B, 1 if transpose_b else ldb, beta, C, ldc)
         return
-    # A minibatch's forward product or weights' step: the AVX-512 kernel where it
-    # takes it (_gemm_avx512.h).
-    if not transpose_b:
-        if floating is float:
-            if gemm_avx512_float(transpose_a, m, n, k, alpha_f, A, lda, B, ldb, beta_f, C, ldc):
-                return
-        else:
-            if gemm_avx512_double(transpose_a, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
-                return
+    # A minibatch's forward product or weights' step (or, where the kernel takes
+    # every product, a delta times the weights transposed): the AVX-512 kernel
+    # where it takes it (_gemm_avx512.h).
+    if floating is float:
+        if gemm_avx512_float(transpose_a, transpose_b, m, n, k, alpha_f, A, lda, B, ldb,
+                             beta_f, C, ldc):
+            return
+    else:
+        if gemm_avx512_double(transpose_a, transpose_b, m, n, k, alpha, A, lda, B, ldb, beta,
+                              C, ldc):
+            return
     # BLAS may split this product between its threads: the kernel's workers
     # stop spinning for their next part and leave it the cores.
     if <Py_ssize_t>m * n * k >= BLAS_SPLITS_FROM:

@@ -45,8 +45,9 @@ from cyprop._blas cimport (BLAS_GEMV_SPLITS_FROM, BLAS_SPLITS_FROM, GEMM_MAX_STE
                            barrier_wait, blas_dgemm, blas_dgemv, blas_sgemm, blas_sgemv,
                            blas_threads, blocks_moved_count, blocks_reset, blocks_t,
                            blocks_take, gemm, gemm_alone, gemm_available, gemm_fits,
-                           gemm_part_columns, gemm_parts, pool_workers, run_parts_at_once,
-                           set_blas, set_blas_splits, set_blas_threads)
+                           gemm_part_columns, gemm_parts, gemm_takes_all, pool_workers,
+                           run_parts_at_once, set_all_products, set_blas, set_blas_splits,
+                           set_blas_threads, cpu_has_full_width_avx512)
 from cyprop._libm cimport all_finite, exp_, sigmoid_backward, sigmoid_in_place, tanh_
 from cyprop._tiny_step cimport tiny_epochs, tiny_sigmoid, tiny_step
 from cyprop._vector_product cimport vector_product
@@ -132,6 +133,30 @@ def use_blas(size_t sgemm_address=0, size_t dgemm_address=0, size_t sgemv_addres
 use_blas()
 
 
+def take_every_product(bint every):
+    """With every set, the AVX-512 kernel takes every minibatch product it can
+    compute, of any shape, at any thread count; otherwise only the shapes it
+    was measured to run faster than OpenBLAS's own AVX-512 kernels
+    (_gemm_avx512.h). cyprop._blas_library sets it for each library it points
+    the core at: where the library's kernels use narrower vectors on a CPU
+    whose 512-bit multiply-adds run at twice their rate
+    (full_width_avx512)."""
+    set_all_products(every)
+
+
+def kernel_takes_every_product():
+    """Whether the AVX-512 kernel now takes every minibatch product it can
+    compute (take_every_product, where the kernel runs at all)."""
+    return bool(gemm_takes_all())
+
+
+def full_width_avx512():
+    """Whether this CPU has AVX-512 (not turned off with CYPROP_DISABLE_AVX512)
+    on units that run 512-bit multiply-adds at twice the 256-bit rate, as
+    far as the core knows: AMD's from family 26 (Zen 5)."""
+    return bool(cpu_has_full_width_avx512())
+
+
 def blas_in_use():
     """The addresses of the sgemm, dgemm, sgemv and dgemv that the core calls."""
     return (<size_t>blas_sgemm, <size_t>blas_dgemm, <size_t>blas_sgemv, <size_t>blas_dgemv)
@@ -150,16 +175,18 @@ cdef Py_ssize_t vector_width(Py_ssize_t itemsize) except -1:
 
 
 def takes_avx512_product(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t itemsize,
-                         bint transpose_a=False, double alpha=1.0, double beta=0.0):
-    """Whether the core computes C = alpha op(A) @ B + beta C for C (m, n) and
-    op(A) (m, k), of floats (itemsize 4) or doubles (8), with its AVX-512
-    kernel (_gemm_avx512.h) right now rather than BLAS: it depends on the
-    shapes, the CPU, CYPROP_DISABLE_AVX512 and the BLAS's thread count."""
+                         bint transpose_a=False, double alpha=1.0, double beta=0.0,
+                         bint transpose_b=False):
+    """Whether the core computes C = alpha op(A) @ op(B) + beta C for C (m, n),
+    op(A) (m, k) and op(B) (k, n), of floats (itemsize 4) or doubles (8),
+    with its AVX-512 kernel (_gemm_avx512.h) right now rather than BLAS: it
+    depends on the shapes, the CPU, CYPROP_DISABLE_AVX512, the BLAS's thread
+    count and take_every_product."""
     cdef Py_ssize_t width = vector_width(itemsize)
     if itemsize == 4:
         # as the core's gemm hands them on for floats
         alpha, beta = <float>alpha, <float>beta
-    return bool(gemm_fits(transpose_a, m, n, k, alpha, beta, width))
+    return bool(gemm_fits(transpose_a, transpose_b, m, n, k, alpha, beta, width))
 
 
 def avx512_product_threads(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t itemsize):
@@ -199,18 +226,20 @@ def blocks_moved():
 
 
 def matrix_product(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] C,
-                   double alpha=1.0, double beta=0.0, bint transpose_a=False):
-    """C = alpha op(A) @ B + beta C through the core's product, as training
+                   double alpha=1.0, double beta=0.0, bint transpose_a=False,
+                   bint transpose_b=False):
+    """C = alpha op(A) @ op(B) + beta C through the core's product, as training
     calls it (BLAS, or the AVX-512 kernel where takes_avx512_product); op(A)
-    is A, or A.T with transpose_a."""
+    is A, or A.T with transpose_a, and op(B) B, or B.T with transpose_b."""
     cdef Py_ssize_t m = A.shape[1] if transpose_a else A.shape[0]
     cdef Py_ssize_t k = A.shape[0] if transpose_a else A.shape[1]
-    if k != B.shape[0] or C.shape[0] != m or C.shape[1] != B.shape[1]:
+    cdef Py_ssize_t n = B.shape[0] if transpose_b else B.shape[1]
+    if k != (B.shape[1] if transpose_b else B.shape[0]) or C.shape[0] != m or C.shape[1] != n:
         raise ValueError("matrix_product: shapes do not match")
-    if m == 0 or k == 0 or B.shape[1] == 0:
+    if m == 0 or k == 0 or n == 0:
         raise ValueError("matrix_product: every size must be at least 1")
     with nogil:
-        gemm(transpose_a, False, <int>m, <int>B.shape[1], <int>k, alpha, &A[0, 0],
+        gemm(transpose_a, transpose_b, <int>m, <int>n, <int>k, alpha, &A[0, 0],
              <int>A.shape[1], &B[0, 0], <int>B.shape[1], beta, &C[0, 0], <int>C.shape[1])
 
 
@@ -883,11 +912,14 @@ cdef bint blas_splits_products(Py_ssize_t n_rows, const Py_ssize_t* sizes,
             return True
         if work < BLAS_SPLITS_FROM:
             continue
-        if not gemm_fits(False, n_rows, fan_out, fan_in, 1.0, 0.0, width):
+        if not gemm_fits(False, False, n_rows, fan_out, fan_in, 1.0, 0.0, width):
             return True
-        if backward and (l > 0 or not gemm_fits(True, fan_in, fan_out, n_rows, step_alpha,
-                                                 step_beta, width)):
-            # delta @ W.T, for every layer above the first, is BLAS's
+        if backward and not gemm_fits(True, False, fan_in, fan_out, n_rows, step_alpha,
+                                      step_beta, width):
+            return True
+        # delta @ W.T, for every layer above the first
+        if backward and l > 0 and not gemm_fits(False, True, n_rows, fan_in, fan_out, 1.0,
+                                                0.0, width):
             return True
     return False
 

@@ -1,7 +1,8 @@
 /* Minibatch matrix products on AVX-512 vector registers, row-major:
- * C = alpha op(A) @ B + beta C, with op(A) = A (m, k) or A.T for A (k, m),
- * B (k, n) and C (m, n). These are a layer's forward product (A @ W) and
- * its weights' step (W -= rate * A_prev.T @ delta) on a minibatch.
+ * C = alpha op(A) @ op(B) + beta C, with op(A) = A (m, k) or A.T for A
+ * (k, m), op(B) = B (k, n) or B.T for B (n, k), and C (m, n). These are a
+ * layer's forward product (A @ W), its weights' step (W -= rate * A_prev.T
+ * @ delta) and its delta times its weights (delta @ W.T) on a minibatch.
  *
  * BLAS copies ("packs") both operands into its own layout before every
  * product, and the weights change after every minibatch, so on W3 (64 rows
@@ -19,8 +20,9 @@
  * The core takes a product here only on CPUs with AVX-512F, when it knows
  * the thread count of the BLAS in use (that many threads share a large
  * enough product, as BLAS would split it), and for the shapes where it was
- * faster than OpenBLAS (cyprop_gemm_fits);
- * CYPROP_DISABLE_AVX512=1 in the environment leaves every product to BLAS. */
+ * faster than OpenBLAS's AVX-512 kernels, or for every shape where BLAS runs
+ * narrower kernels (cyprop_gemm_fits); CYPROP_DISABLE_AVX512=1 in the
+ * environment leaves every product to BLAS. */
 #ifndef CYPROP_GEMM_AVX512_H
 #define CYPROP_GEMM_AVX512_H
 
@@ -48,6 +50,7 @@ static void cyprop_set_blas_threads(void* function) { cyprop_blas_threads = (cyp
 /* Where the core has AVX-512 code at all (_vector_math.h says why not
  * elsewhere): the copy of B is 64-byte aligned, and so are spilled vectors. */
 #if defined(CYPROP_AVX512_CODE)
+#include <cpuid.h>
 #include <immintrin.h>
 #include <pthread.h>
 
@@ -259,6 +262,102 @@ static void* cyprop_gemm_copy_buffer(void)
     CYPROP_DEFINE_GEMM_TILE(NAME, P, 2, VECS, MASKED)                                         \
     CYPROP_DEFINE_GEMM_TILE(NAME, P, 1, VECS, MASKED)
 
+/* The square of WIDTH rows by WIDTH lanes in rows[] transposed in place: lane
+ * c of rows[r] moves to lane r of rows[c]. First neighbouring rows are
+ * interleaved a lane at a time within each 128-bit quarter (for floats,
+ * then two lanes at a time), then whole quarters move in two shuffles. */
+static CYPROP_AVX512 inline __attribute__((always_inline)) void cyprop_gemm_transpose_S16(
+    __m512 rows[16])
+{
+    __m512 pairs[16], fours[16], halves[4];
+    int i, q;
+    _Pragma("GCC unroll 8")
+    for (i = 0; i < 8; i++) {
+        pairs[2 * i] = _mm512_unpacklo_ps(rows[2 * i], rows[2 * i + 1]);
+        pairs[2 * i + 1] = _mm512_unpackhi_ps(rows[2 * i], rows[2 * i + 1]);
+    }
+    /* fours[4 i + q], quarter L: lane 4 L + q of rows 4 i to 4 i + 3 */
+    _Pragma("GCC unroll 4")
+    for (i = 0; i < 4; i++) {
+        const __m512d lo = _mm512_castps_pd(pairs[4 * i]), hi = _mm512_castps_pd(pairs[4 * i + 1]);
+        const __m512d lo2 = _mm512_castps_pd(pairs[4 * i + 2]);
+        const __m512d hi2 = _mm512_castps_pd(pairs[4 * i + 3]);
+        fours[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo, lo2));
+        fours[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo, lo2));
+        fours[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(hi, hi2));
+        fours[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(hi, hi2));
+    }
+    /* row 4 L + q of the result: quarter L of fours[q], [4 + q], [8 + q], [12 + q] */
+    _Pragma("GCC unroll 4")
+    for (q = 0; q < 4; q++) {
+        halves[0] = _mm512_shuffle_f32x4(fours[q], fours[4 + q], 0x88);
+        halves[1] = _mm512_shuffle_f32x4(fours[q], fours[4 + q], 0xDD);
+        halves[2] = _mm512_shuffle_f32x4(fours[8 + q], fours[12 + q], 0x88);
+        halves[3] = _mm512_shuffle_f32x4(fours[8 + q], fours[12 + q], 0xDD);
+        rows[q] = _mm512_shuffle_f32x4(halves[0], halves[2], 0x88);
+        rows[8 + q] = _mm512_shuffle_f32x4(halves[0], halves[2], 0xDD);
+        rows[4 + q] = _mm512_shuffle_f32x4(halves[1], halves[3], 0x88);
+        rows[12 + q] = _mm512_shuffle_f32x4(halves[1], halves[3], 0xDD);
+    }
+}
+
+static CYPROP_AVX512 inline __attribute__((always_inline)) void cyprop_gemm_transpose_D8(
+    __m512d rows[8])
+{
+    __m512d pairs[8], halves[4];
+    int i, q;
+    /* pairs[2 i + q], quarter L: lane 2 L + q of rows 2 i and 2 i + 1 */
+    _Pragma("GCC unroll 4")
+    for (i = 0; i < 4; i++) {
+        pairs[2 * i] = _mm512_unpacklo_pd(rows[2 * i], rows[2 * i + 1]);
+        pairs[2 * i + 1] = _mm512_unpackhi_pd(rows[2 * i], rows[2 * i + 1]);
+    }
+    _Pragma("GCC unroll 2")
+    for (q = 0; q < 2; q++) {
+        halves[0] = _mm512_shuffle_f64x2(pairs[q], pairs[2 + q], 0x88);
+        halves[1] = _mm512_shuffle_f64x2(pairs[q], pairs[2 + q], 0xDD);
+        halves[2] = _mm512_shuffle_f64x2(pairs[4 + q], pairs[6 + q], 0x88);
+        halves[3] = _mm512_shuffle_f64x2(pairs[4 + q], pairs[6 + q], 0xDD);
+        rows[q] = _mm512_shuffle_f64x2(halves[0], halves[2], 0x88);
+        rows[4 + q] = _mm512_shuffle_f64x2(halves[0], halves[2], 0xDD);
+        rows[2 + q] = _mm512_shuffle_f64x2(halves[1], halves[3], 0x88);
+        rows[6 + q] = _mm512_shuffle_f64x2(halves[1], halves[3], 0xDD);
+    }
+}
+
+/* NAME_copy_transposed: for a product with B = Bt.T, Bt (n, k) row-major (a
+ * layer's delta times its weights transposed), the block of B at rows p0 to
+ * p0 + depth and columns j to j + width into the copy buffer, as the
+ * untransposed copy lays it out: column c of the block is row j + c of Bt.
+ * A square of WIDTH rows of Bt by WIDTH of their entries at a time is
+ * loaded, transposed in registers and stored as WIDTH rows of the copy;
+ * rows past n load as zeros, entries past the depth are not stored. */
+#define CYPROP_DEFINE_GEMM_COPY_TRANSPOSED(NAME, P)                                             \
+    static CYPROP_AVX512 __attribute__((noinline)) void NAME##_copy_transposed(               \
+        const P##_T* Bt, ptrdiff_t ldb, ptrdiff_t p0, ptrdiff_t depth, ptrdiff_t j,           \
+        ptrdiff_t width, P##_T* __restrict__ B_copy)                                          \
+    {                                                                                         \
+        P##_VEC rows[P##_WIDTH];                                                              \
+        ptrdiff_t v, p, q, valid_rows, valid_lanes;                                           \
+        for (v = 0; v < 3; v++) {                                                             \
+            valid_rows = width - v * P##_WIDTH;                                               \
+            for (p = 0; p < depth; p += P##_WIDTH) {                                          \
+                valid_lanes = depth - p < P##_WIDTH ? depth - p : P##_WIDTH;                  \
+                _Pragma("GCC unroll 16")                                                      \
+                for (q = 0; q < P##_WIDTH; q++)                                               \
+                    rows[q] = q < valid_rows                                                  \
+                                  ? P##_LOAD(CYPROP_LANES(P, valid_lanes),                    \
+                                             Bt + (j + v * P##_WIDTH + q) * ldb + p0 + p)     \
+                                  : P##_ZERO();                                               \
+                cyprop_gemm_transpose_##P(rows);                                              \
+                _Pragma("GCC unroll 16")                                                      \
+                for (q = 0; q < P##_WIDTH; q++)                                               \
+                    if (q < valid_lanes)                                                      \
+                        P##_STOREU(B_copy + (p + q) * 3 * P##_WIDTH + v * P##_WIDTH, rows[q]); \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
 /* NAME_avx512: the whole product. Rows of C a block at a time, as many as
  * keep their part of op(A) within 1 MB (half the L2 cache), 8 at least;
  * within it, blocks of 3 vectors of columns (the last one 1 to 3 vectors,
@@ -271,14 +370,15 @@ static void* cyprop_gemm_copy_buffer(void)
  * depth block keeps its partial sums in C between them, so alpha is 1 and
  * beta 0 there (cyprop_gemm_fits). */
 #define CYPROP_DEFINE_GEMM(NAME, P)                                                             \
+    CYPROP_DEFINE_GEMM_COPY_TRANSPOSED(NAME, P)                                               \
     CYPROP_DEFINE_GEMM_TILES(NAME, P, 3, 0)                                                   \
     CYPROP_DEFINE_GEMM_TILES(NAME, P, 3, 1)                                                   \
     CYPROP_DEFINE_GEMM_TILES(NAME, P, 2, 1)                                                   \
     CYPROP_DEFINE_GEMM_TILES(NAME, P, 1, 1)                                                   \
     static CYPROP_AVX512 inline __attribute__((always_inline)) void NAME##_avx512(            \
-        int transpose_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, P##_T alpha, const P##_T* A,  \
-        ptrdiff_t lda, const P##_T* B, ptrdiff_t ldb, P##_T beta, P##_T* C, ptrdiff_t ldc,    \
-        P##_T* __restrict__ B_copy)                                                           \
+        int transpose_a, int transpose_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, P##_T alpha, \
+        const P##_T* A, ptrdiff_t lda, const P##_T* B, ptrdiff_t ldb, P##_T beta, P##_T* C,   \
+        ptrdiff_t ldc, P##_T* __restrict__ B_copy)                                            \
     {                                                                                         \
         const ptrdiff_t block = 3 * P##_WIDTH;                                                \
         const ptrdiff_t a_row = transpose_a ? 1 : lda, a_col = transpose_a ? lda : 1;         \
@@ -299,11 +399,14 @@ static void* cyprop_gemm_copy_buffer(void)
                                         : CYPROP_LANES(P, width - v * P##_WIDTH);             \
                 for (p0 = 0; p0 < k; p0 += CYPROP_GEMM_DEPTH) {                               \
                     depth = k - p0 < CYPROP_GEMM_DEPTH ? k - p0 : CYPROP_GEMM_DEPTH;          \
-                    for (p = 0; p < depth; p++)                                               \
-                        for (v = 0; v < 3; v++)                                               \
-                            P##_STOREU(B_copy + p * block + v * P##_WIDTH,                    \
-                                       P##_LOAD(copy_masks[v],                                \
-                                                B + (p0 + p) * ldb + j + v * P##_WIDTH));     \
+                    if (transpose_b)                                                          \
+                        NAME##_copy_transposed(B, ldb, p0, depth, j, width, B_copy);          \
+                    else                                                                      \
+                        for (p = 0; p < depth; p++)                                           \
+                            for (v = 0; v < 3; v++)                                           \
+                                P##_STOREU(B_copy + p * block + v * P##_WIDTH,                \
+                                           P##_LOAD(copy_masks[v],                            \
+                                                    B + (p0 + p) * ldb + j + v * P##_WIDTH)); \
                     if (width == block)                                                       \
                         CYPROP_GEMM_ROWS_OF(NAME, 3, 0);                                      \
                     else if (width > 2 * P##_WIDTH)                                           \
@@ -337,7 +440,7 @@ static void cyprop_gemm_part_columns(ptrdiff_t n, ptrdiff_t width, int part, int
  * NAME_part computes part `part` of `parts` of the product in NAME_args_t. */
 #define CYPROP_DEFINE_GEMM_PARTS(NAME, P)                                                       \
     typedef struct {                                                                          \
-        int transpose_a;                                                                      \
+        int transpose_a, transpose_b;                                                         \
         ptrdiff_t m, n, k, lda, ldb, ldc;                                                     \
         P##_T alpha, beta;                                                                    \
         const P##_T* A;                                                                       \
@@ -351,14 +454,16 @@ static void cyprop_gemm_part_columns(ptrdiff_t n, ptrdiff_t width, int part, int
     static CYPROP_AVX512 __attribute__((noinline)) void NAME##_columns(                       \
         const NAME##_args_t* product, ptrdiff_t j0, ptrdiff_t j1, P##_T* B_copy)              \
     {                                                                                         \
+        /* column j0 of B: row j0 of B.T when B is given transposed */                        \
+        const P##_T* B = product->B + (product->transpose_b ? j0 * product->ldb : j0);        \
         if (product->transpose_a)                                                             \
-            NAME##_avx512(1, product->m, j1 - j0, product->k, product->alpha, product->A,    \
-                          product->lda, product->B + j0, product->ldb, product->beta,        \
-                          product->C + j0, product->ldc, B_copy);                            \
+            NAME##_avx512(1, product->transpose_b, product->m, j1 - j0, product->k,           \
+                          product->alpha, product->A, product->lda, B, product->ldb,          \
+                          product->beta, product->C + j0, product->ldc, B_copy);              \
         else                                                                                  \
-            NAME##_avx512(0, product->m, j1 - j0, product->k, product->alpha, product->A,    \
-                          product->lda, product->B + j0, product->ldb, product->beta,        \
-                          product->C + j0, product->ldc, B_copy);                            \
+            NAME##_avx512(0, product->transpose_b, product->m, j1 - j0, product->k,           \
+                          product->alpha, product->A, product->lda, B, product->ldb,          \
+                          product->beta, product->C + j0, product->ldc, B_copy);              \
     }                                                                                         \
     /* Only when the thread's buffer cannot be allocated: the copy on the    \
      * stack, in a frame of its own that other calls never make. */          \
@@ -397,7 +502,8 @@ CYPROP_DEFINE_GEMM_PARTS(cyprop_gemm_d, D8)
                              P##_T alpha, const P##_T* A, ptrdiff_t lda, const P##_T* B,      \
                              ptrdiff_t ldb, P##_T beta, P##_T* C, ptrdiff_t ldc)              \
     {                                                                                         \
-        NAME##_args_t product = {transpose_a, m, n, k, lda, ldb, ldc, alpha, beta, A, B, C};  \
+        NAME##_args_t product = {transpose_a, 0, m, n, k, lda, ldb, ldc,                      \
+                                 alpha, beta, A, B, C};                                       \
         NAME##_part(&product, 0, 1);                                                          \
     }
 
@@ -435,10 +541,58 @@ static int cyprop_gemm_parts(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t wi
     return threads > CYPROP_MAX_PARTS ? CYPROP_MAX_PARTS : threads;
 }
 
-/* Whether this product is taken here rather than by BLAS, from measurements
- * against OpenBLAS (benchmarks/README.md):
+/* Set by the core when the BLAS in use runs kernels on vectors narrower than
+ * 512 bits (OpenBLAS under OPENBLAS_CORETYPE=Haswell, say, or a build that
+ * predates the CPU) on a CPU whose 512-bit multiply-adds run at twice the
+ * 256-bit rate (cyprop_cpu_has_full_width_avx512). The kernel then computes
+ * every product about twice as fast as BLAS, whatever its shape, and takes
+ * every one it can (cyprop_gemm_fits): on a Zen 5 EPYC under OpenBLAS's
+ * Haswell kernels, W4's 1,024-wide forward products, weights' steps and
+ * delta @ W.T ran at 236-245 GFLOP/s at one thread against OpenBLAS's
+ * 126-130, and its 10-wide products in 40-64 us against 69-94
+ * (benchmarks/README.md, item 34). */
+static int cyprop_gemm_all_products = 0;
+static void cyprop_gemm_set_all_products(int all) { cyprop_gemm_all_products = all; }
+
+/* AMD from family 26 (Zen 5). Zen 4 runs 512-bit operations as two halves,
+ * at the 256-bit rate; Intel's AVX-512 CPUs have one or two 512-bit units
+ * by model, and none was measured under narrower BLAS kernels. */
+static int cyprop_cpu_has_full_width_avx512(void)
+{
+    static int full_width = -1;
+    if (full_width < 0) {
+        unsigned int eax = 0, ebx = 0, ecx = 0, edx = 0, family;
+        int amd;
+        /* "AuthenticAMD" in ebx, edx, ecx */
+        amd = __get_cpuid(0, &eax, &ebx, &ecx, &edx) && ebx == 0x68747541u
+              && edx == 0x69746e65u && ecx == 0x444d4163u;
+        full_width = 0;
+        if (amd && cyprop_cpu_has_avx512() && __get_cpuid(1, &eax, &ebx, &ecx, &edx)) {
+            family = (eax >> 8) & 0xf;
+            if (family == 0xf)
+                family += (eax >> 20) & 0xff;
+            full_width = family >= 26;
+        }
+    }
+    return full_width;
+}
+
+/* Whether the kernel takes every product it can compute right now. */
+static int cyprop_gemm_takes_all(void)
+{
+    return cyprop_gemm_all_products && cyprop_gemm_available();
+}
+
+/* Whether this product is taken here rather than by BLAS. Always: at least
+ * one term a sum; alpha not 0; over one depth block unless alpha is 1 and
+ * beta 0 (the partial sums wait in C); AVX-512F, and a BLAS whose thread
+ * count is known: at more than one, that many threads share the product
+ * (cyprop_gemm_parts), unless the network's other products keep BLAS's
+ * threads busy (cyprop_gemm_blas_splits). Where the kernel takes every
+ * product (cyprop_gemm_all_products), nothing more; otherwise, from
+ * measurements against OpenBLAS's AVX-512 kernels (benchmarks/README.md):
  *  - C at least a tile's rows high and three vectors wide (narrower products
- *    waste lanes);
+ *    waste lanes), and B not transposed;
  *  - a forward product, A @ B, over at most 256 rows of floats or 128 of
  *    doubles (a minibatch), where BLAS's copies of the operands cost the
  *    most beside the product: 1.1 to 1.4 times OpenBLAS's speed at 64 rows;
@@ -457,13 +611,7 @@ static int cyprop_gemm_parts(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t wi
  *    (one depth block, so alpha and beta may be anything), into a C of at
  *    most 2^18 entries: 1.03 to 1.12 times OpenBLAS's speed on 784 x 256
  *    over 64 or 128 rows, 0.76 to 0.91 on 1,000 x 1,000 and 1,024 x 1,024,
- *    where C no longer stays in the L2 cache;
- *  - otherwise alpha 1 and beta 0 (the partial sums wait in C);
- *  - at least one term a sum, and alpha not 0;
- *  - AVX-512F, and a BLAS whose thread count is known: at more than one,
- *    that many threads share the product (cyprop_gemm_parts), unless the
- *    network's other products keep BLAS's threads busy
- *    (cyprop_gemm_blas_splits). */
+ *    where C no longer stays in the L2 cache. */
 /* Set by the core, for the calling thread, around the products of a network
  * that hands BLAS some products large enough for BLAS to split between its
  * threads: then, at more than one thread, BLAS takes all of them. Its
@@ -474,34 +622,40 @@ static int cyprop_gemm_parts(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t wi
 static __thread int cyprop_gemm_blas_splits = 0;
 static void cyprop_gemm_set_blas_splits(int splits) { cyprop_gemm_blas_splits = splits; }
 
-static int cyprop_gemm_fits(int transpose_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
-                            double alpha, double beta, ptrdiff_t width)
+static int cyprop_gemm_fits(int transpose_a, int transpose_b, ptrdiff_t m, ptrdiff_t n,
+                            ptrdiff_t k, double alpha, double beta, ptrdiff_t width)
 {
     const int one_block = k <= CYPROP_GEMM_DEPTH;
     /* alpha 0: BLAS gives beta C without reading A or B (0 times an infinity
      * in them would be NaN here) */
-    if (k < 1 || alpha == 0 || m < CYPROP_GEMM_ROWS || n < 3 * width)
-        return 0;
-    if (transpose_a ? k > CYPROP_GEMM_MAX_STEP_ROWS || m * n > CYPROP_GEMM_MAX_STEP
-                    : m > (width == 16 ? CYPROP_GEMM_MAX_ROWS_FLOAT : CYPROP_GEMM_MAX_ROWS_DOUBLE)
-                          && n > CYPROP_GEMM_NARROW)
+    if (k < 1 || m < 1 || n < 1 || alpha == 0)
         return 0;
     if (!one_block && (alpha != 1 || beta != 0))
+        return 0;
+    if (!cyprop_gemm_all_products
+        && (transpose_b || m < CYPROP_GEMM_ROWS || n < 3 * width
+            || (transpose_a ? k > CYPROP_GEMM_MAX_STEP_ROWS || m * n > CYPROP_GEMM_MAX_STEP
+                            : m > (width == 16 ? CYPROP_GEMM_MAX_ROWS_FLOAT
+                                               : CYPROP_GEMM_MAX_ROWS_DOUBLE)
+                                  && n > CYPROP_GEMM_NARROW)))
         return 0;
     return cyprop_cpu_has_avx512() && cyprop_blas_threads != 0
            && (!cyprop_gemm_blas_splits || cyprop_blas_threads() == 1);
 }
-#define CYPROP_TRY_AVX512(NAME, WIDTH, transpose_a, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc) \
-    if (cyprop_gemm_fits(transpose_a, m, n, k, alpha, beta, WIDTH)) {                            \
-        NAME##_args_t product = {transpose_a, m, n, k, lda, ldb, ldc, alpha, beta, A, B, C};     \
+#define CYPROP_TRY_AVX512(NAME, WIDTH, transpose_a, transpose_b, m, n, k, alpha, A, lda, B, ldb, \
+                          beta, C, ldc)                                                          \
+    if (cyprop_gemm_fits(transpose_a, transpose_b, m, n, k, alpha, beta, WIDTH)) {               \
+        NAME##_args_t product = {transpose_a, transpose_b, m, n, k, lda, ldb, ldc,               \
+                                 alpha, beta, A, B, C};                                         \
         cyprop_run_parts(NAME##_part, &product, cyprop_gemm_parts(m, n, k, WIDTH));              \
         return 1;                                                                                \
     }
 #else
-static int cyprop_gemm_fits(int transpose_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
-                            double alpha, double beta, ptrdiff_t width)
+static int cyprop_gemm_fits(int transpose_a, int transpose_b, ptrdiff_t m, ptrdiff_t n,
+                            ptrdiff_t k, double alpha, double beta, ptrdiff_t width)
 {
-    (void)transpose_a; (void)m; (void)n; (void)k; (void)alpha; (void)beta; (void)width;
+    (void)transpose_a; (void)transpose_b; (void)m; (void)n; (void)k; (void)alpha; (void)beta;
+    (void)width;
     return 0;
 }
 static int cyprop_gemm_parts(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t width)
@@ -510,6 +664,9 @@ static int cyprop_gemm_parts(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t wi
     return 1;
 }
 static void cyprop_gemm_set_blas_splits(int splits) { (void)splits; }
+static void cyprop_gemm_set_all_products(int all) { (void)all; }
+static int cyprop_cpu_has_full_width_avx512(void) { return 0; }
+static int cyprop_gemm_takes_all(void) { return 0; }
 static int cyprop_gemm_available(void) { return 0; }
 static void cyprop_gemm_part_columns(ptrdiff_t n, ptrdiff_t width, int part, int parts,
                                      ptrdiff_t* j0, ptrdiff_t* j1)
@@ -530,19 +687,22 @@ static void cyprop_gemm_part_columns(ptrdiff_t n, ptrdiff_t width, int part, int
     }
 CYPROP_DEFINE_GEMM_ALONE_STUB(cyprop_gemm_s, float)
 CYPROP_DEFINE_GEMM_ALONE_STUB(cyprop_gemm_d, double)
-#define CYPROP_TRY_AVX512(NAME, WIDTH, transpose_a, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+#define CYPROP_TRY_AVX512(NAME, WIDTH, transpose_a, transpose_b, m, n, k, alpha, A, lda, B, ldb, \
+                          beta, C, ldc)
 #endif
 
-/* NAME, for T: 1 when C = alpha op(A) @ B + beta C was computed here, 0, with
- * C untouched, when the caller must hand it to BLAS. */
+/* NAME, for T: 1 when C = alpha op(A) @ op(B) + beta C was computed here, 0,
+ * with C untouched, when the caller must hand it to BLAS. op(B) is B (k, n),
+ * or B.T for B (n, k) with transpose_b. */
 #define CYPROP_DEFINE_GEMM_ENTRY(NAME, T, WIDTH)                                                \
-    static int NAME(int transpose_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,          \
-                    const T* A, ptrdiff_t lda, const T* B, ptrdiff_t ldb, T beta, T* C,       \
-                    ptrdiff_t ldc)                                                            \
+    static int NAME(int transpose_a, int transpose_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,  \
+                    T alpha, const T* A, ptrdiff_t lda, const T* B, ptrdiff_t ldb, T beta,    \
+                    T* C, ptrdiff_t ldc)                                                      \
     {                                                                                         \
-        CYPROP_TRY_AVX512(NAME, WIDTH, transpose_a, m, n, k, alpha, A, lda, B, ldb, beta, C,  \
-                          ldc)                                                                \
-        (void)transpose_a; (void)m; (void)n; (void)k; (void)alpha; (void)A; (void)lda;       \
+        CYPROP_TRY_AVX512(NAME, WIDTH, transpose_a, transpose_b, m, n, k, alpha, A, lda, B,   \
+                          ldb, beta, C, ldc)                                                  \
+        (void)transpose_a; (void)transpose_b; (void)m; (void)n; (void)k; (void)alpha;        \
+        (void)A; (void)lda;                                                                   \
         (void)B; (void)ldb; (void)beta; (void)C; (void)ldc;                                   \
         return 0;                                                                             \
     }
