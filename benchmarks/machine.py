@@ -32,6 +32,7 @@ def describe():
     import scipy
 
     import cyprop
+    from cyprop import _core
 
     lines = [
         f"cpu: {cpu_model()} ({os.cpu_count()} logical cores)",
@@ -39,6 +40,9 @@ def describe():
         f"python {platform.python_version()}, numpy {numpy.__version__}, "
         f"scipy {scipy.__version__}, cyprop {cyprop.__version__}",
         f"cyprop's BLAS: {cyprop.blas_library()}",
+        "cyprop's AVX-512 kernel takes: "
+        + ("every product it can (its BLAS runs narrower kernels)"
+           if _core.kernel_takes_every_product() else "the shapes it beats OpenBLAS's AVX-512 at"),
     ]
     for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
                  "OMP_NUM_THREADS"):
@@ -79,7 +83,7 @@ def sgemm_functions():
                     overwrite_c=1)
 
     functions = {"scipy": through_scipy}
-    for setting, (_, library, _) in _blas_library._loaded.items():
+    for setting, (_, library, *_) in _blas_library._loaded.items():
         prefix = _blas_library._SYMBOL_PREFIX if setting == "scipy-openblas32" else ""
         functions[setting] = _cblas_sgemm(getattr(library, prefix + "cblas_sgemm"))
     return functions

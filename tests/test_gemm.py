@@ -242,7 +242,8 @@ with threadpool_limits(1):
     _core.take_every_product(True)
     for dtype in (np.float32, np.float64):
         for m, k, n, transpose_b in [(13, 70, 49, True), (9, 5, 3, True), (4, 17, 33, True),
-                                     (3, 130, 2, True), (5, 9, 10, False), (2, 300, 7, False)]:
+                                     (3, 130, 2, True), (5, 9, 10, False), (2, 300, 7, False),
+                                     (1, 300, 7, False), (1, 5, 33, False), (1, 9, 16, False)]:
             A = against_a_guard_page(rng.standard_normal((m, k)).astype(dtype))
             B = against_a_guard_page(
                 rng.standard_normal((n, k) if transpose_b else (k, n)).astype(dtype))
@@ -659,10 +660,11 @@ def test_a_product_takes_no_more_threads_than_cpus():
 # (m, k, n): C a tile's rows high and less, one partly used vector wide and
 # every width to beyond a block of three; depths below one transposed square
 # (16 floats, 8 doubles), across several, and across the 256-row blocks; more
-# rows than a minibatch, and columns split into row blocks.
+# rows than a minibatch, and columns split into row blocks; a single row
+# (a @ B reads B in place).
 EVERY_SHAPES = [(2, 1, 2), (3, 5, 10), (7, 17, 23), (8, 16, 16), (9, 33, 47), (256, 10, 10),
                 (13, 300, 5), (64, 1024, 10), (5, 257, 100), (1030, 20, 70), (20, 70, 1030),
-                (300, 600, 300)]
+                (300, 600, 300), (1, 300, 70), (1, 1024, 10), (1, 7, 1030), (1, 258, 16)]
 # op(A) and op(B), with alpha and beta: forward products, a layer's delta times
 # its weights transposed (also with alpha and beta, within one depth block),
 # weights' steps (over several depth blocks only as gradients, alpha 1 and
@@ -684,7 +686,8 @@ def test_products_of_any_shape_are_right_when_the_kernel_takes_every_one(
     C0 = rng.standard_normal((m, n)).astype(dtype)
     with every_product(True), threadpool_limits(1):
         out, taken = product(A, B, C0, alpha, beta, transpose_a, transpose_b)
-    assert taken
+    # a single row times B transposed is a matrix-vector product, BLAS's
+    assert taken == (m > 1 or not transpose_b)
     check_against_exact(A, B, C0, out, alpha, beta, transpose_a, transpose_b)
 
 
@@ -693,11 +696,13 @@ def test_products_of_any_shape_are_right_when_the_kernel_takes_every_one(
 @pytest.mark.parametrize("m, k, n, alpha, beta, transpose_a, transpose_b", [
     (37, 300, 70, 1.0, 0.0, False, True), (256, 10, 1024, 1.0, 0.0, False, True),
     (9, 17, 33, 0.5, 2.0, False, True), (64, 1024, 10, 1.0, 0.0, False, False),
-    (1024, 256, 200, -0.1, 1.0, True, False), (3, 40, 5, 1.0, 0.0, False, False)])
+    (1024, 256, 200, -0.1, 1.0, True, False), (3, 40, 5, 1.0, 0.0, False, False),
+    (1, 300, 70, 1.0, 0.0, False, False), (1, 1023, 10, 1.0, 0.0, False, False),
+    (1, 40, 5, 0.5, 2.0, False, False), (300, 1, 33, 1.0, 0.0, True, False)])
 def test_float32_products_of_any_shape_are_the_kernels_in_order_sums(
         m, k, n, alpha, beta, transpose_a, transpose_b):
-    """Transposed, narrow and short products, and a step over 256 rows into a
-    C of 1,024 rows: the kernel's bits, not BLAS's."""
+    """Transposed, narrow and short products, single rows, and a step over 256
+    rows into a C of 1,024 rows: the kernel's bits, not BLAS's."""
     rng = np.random.default_rng([m, k, n, 7])
     A = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(np.float32)
     B = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(np.float32)
@@ -723,6 +728,13 @@ def test_which_products_the_kernel_takes_when_it_takes_every_one():
         assert _core.takes_avx512_product(256, 1024, 10, 8, False, 0.5, 2.0, True)
         assert _core.takes_avx512_product(1024, 1024, 256, 4, True, -0.1, 1.0)
         assert _core.takes_avx512_product(1024, 10, 256, 8, True, -0.1, 1.0)
+        # a single row times B (a sample's forward product), but a single row times
+        # B transposed, and a single column, are gemv's
+        assert _core.takes_avx512_product(1, 1024, 1024, 4)
+        assert _core.takes_avx512_product(1, 2, 1024, 8)
+        assert not _core.takes_avx512_product(1, 1024, 1024, 4, transpose_b=True)
+        assert not _core.takes_avx512_product(64, 1, 1024, 4)
+        assert not _core.takes_avx512_product(1, 1, 1024, 4)
         # several depth blocks only with alpha 1 and beta 0; alpha 0; no terms
         assert not _core.takes_avx512_product(1024, 1024, 257, 4, True, -0.1, 1.0)
         assert _core.takes_avx512_product(1024, 1024, 257, 4, True)
@@ -736,6 +748,7 @@ def test_which_products_the_kernel_takes_when_it_takes_every_one():
         assert not _core.kernel_takes_every_product()
         assert not _core.takes_avx512_product(256, 1024, 1024, 4, transpose_b=True)
         assert not _core.takes_avx512_product(64, 10, 1024, 4)
+        assert not _core.takes_avx512_product(1, 1024, 1024, 4)
 
 
 @needs_kernel
@@ -757,7 +770,8 @@ def test_networks_leave_blas_nothing_to_split_when_the_kernel_takes_every_produc
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m, k, n, transpose_a, transpose_b, alpha, beta", [
     (64, 300, 200, False, True, 1.0, 0.0), (128, 10, 1000, False, True, 0.5, 2.0),
-    (300, 256, 300, True, False, -0.1, 1.0), (256, 1024, 100, False, False, 1.0, 0.0)])
+    (300, 256, 300, True, False, -0.1, 1.0), (256, 1024, 100, False, False, 1.0, 0.0),
+    (1, 1024, 1030, False, False, 1.0, 0.0)])
 def test_split_products_of_any_shape_give_the_one_thread_bits(dtype, m, k, n, transpose_a,
                                                              transpose_b, alpha, beta):
     rng = np.random.default_rng([m, n, k, 2])
@@ -781,7 +795,8 @@ def test_split_products_of_any_shape_give_the_one_thread_bits(dtype, m, k, n, tr
 def test_the_kernel_writes_nothing_outside_narrow_or_transposed_products(dtype):
     rng = np.random.default_rng(4)
     for m, k, n, transpose_b in [(13, 70, 10, False), (3, 20, 5, True), (9, 17, 33, True),
-                                 (5, 300, 1, False), (2, 9, 47, True)]:
+                                 (5, 300, 2, False), (2, 9, 47, True), (1, 70, 33, False),
+                                 (1, 9, 5, False)]:
         A = rng.standard_normal((m, k)).astype(dtype)
         B = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(dtype)
         buffer = np.full(m * n + 64, 7.0, dtype=dtype)
@@ -862,3 +877,23 @@ def test_cyprop_disable_avx512_leaves_no_product_to_take():
               "_core.take_every_product(True)\n"
               "print(_core.full_width_avx512(), _core.kernel_takes_every_product())\n")
     assert child_output(script, CYPROP_DISABLE_AVX512="1").strip() == "False False"
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_one_row_predicts_the_bits_of_its_batch_when_the_kernel_takes_every_product(dtype):
+    """A sample alone goes through the kernel's row loop, in a batch through
+    its tiles: the same sums in the same order. (Layers of fewer than 4,096
+    multiply-adds for one sample run in the core's own loops instead.)"""
+    rng = np.random.default_rng(12)
+    net = Network([300, 200, 30], activation="relu", output_activation="softmax",
+                  loss="cross_entropy", dtype=dtype, seed=5)
+    X = rng.standard_normal((40, 300)).astype(dtype)
+    with every_product(True):
+        for threads in (1, 2):
+            with threadpool_limits(threads):
+                assert _core.takes_avx512_product(1, 200, 300, X.itemsize)
+                assert _core.takes_avx512_product(1, 30, 200, X.itemsize)
+                batch = net.predict(X)
+                rows = np.concatenate([net.predict(X[i:i + 1]) for i in range(40)])
+            assert rows.tobytes() == batch.tobytes()

@@ -43,11 +43,11 @@ cdef extern from "Python.h":
 from cyprop._blas cimport (BLAS_GEMV_SPLITS_FROM, BLAS_SPLITS_FROM, GEMM_MAX_STEP,
                            GEMM_MAX_STEP_ROWS, GEMM_ROWS, MAX_PARTS, barrier_init, barrier_t,
                            barrier_wait, blas_dgemm, blas_dgemv, blas_sgemm, blas_sgemv,
-                           blas_threads, blocks_moved_count, blocks_reset, blocks_t,
-                           blocks_take, gemm, gemm_alone, gemm_available, gemm_fits,
-                           gemm_part_columns, gemm_parts, gemm_takes_all, pool_workers,
-                           run_parts_at_once, set_all_products, set_blas, set_blas_splits,
-                           set_blas_threads, cpu_has_full_width_avx512)
+                           blas_threads, blocks_moved_count, blocks_reset, blocks_t, blocks_take,
+                           cpu_has_full_width_avx512, gemm, gemm_alone, gemm_available, gemm_fits,
+                           gemm_part_columns, gemm_parts, gemm_takes_all, matrix_vector,
+                           pool_workers, run_parts_at_once, set_all_products, set_blas,
+                           set_blas_splits, set_blas_threads)
 from cyprop._libm cimport all_finite, exp_, sigmoid_backward, sigmoid_in_place, tanh_
 from cyprop._tiny_step cimport tiny_epochs, tiny_sigmoid, tiny_step
 from cyprop._vector_product cimport vector_product
@@ -186,7 +186,8 @@ def takes_avx512_product(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t it
     if itemsize == 4:
         # as the core's gemm hands them on for floats
         alpha, beta = <float>alpha, <float>beta
-    return bool(gemm_fits(transpose_a, transpose_b, m, n, k, alpha, beta, width))
+    return bool(not matrix_vector(transpose_b, m, n)
+                and gemm_fits(transpose_a, transpose_b, m, n, k, alpha, beta, width))
 
 
 def avx512_product_threads(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t itemsize):

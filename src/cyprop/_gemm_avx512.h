@@ -358,6 +358,69 @@ static CYPROP_AVX512 inline __attribute__((always_inline)) void cyprop_gemm_tran
         }                                                                                     \
     }
 
+/* NAME_row: one row of C, c (n) = a @ B, for a of k entries a_step apart and
+ * B (k, n), with alpha 1 and beta 0: a matrix-vector product, such as a
+ * layer's forward product for one sample. B is read in place, row after row
+ * (copying it would cost as much as the product), four rows at a time into
+ * the sums that wait in c: each is still one sum over p in order from 0 of
+ * fused multiply-adds, the bits of the tiles. */
+#define CYPROP_GEMM_ROW_STEP(P, masked, mask, at, count)                                         \
+    do {                                                                                      \
+        P##_VEC sum_ = p == 0 ? P##_ZERO() : CYPROP_GEMM_LOAD_C(P, masked, mask, c + (at));  \
+        sum_ = P##_FMADD(a0, CYPROP_GEMM_LOAD_C(P, masked, mask, B_rows + (at)), sum_);       \
+        if ((count) > 1)                                                                      \
+            sum_ = P##_FMADD(a1, CYPROP_GEMM_LOAD_C(P, masked, mask, B_rows + ldb + (at)),    \
+                             sum_);                                                           \
+        if ((count) > 2)                                                                      \
+            sum_ = P##_FMADD(a2, CYPROP_GEMM_LOAD_C(P, masked, mask, B_rows + 2 * ldb + (at)), \
+                             sum_);                                                           \
+        if ((count) > 3)                                                                      \
+            sum_ = P##_FMADD(a3, CYPROP_GEMM_LOAD_C(P, masked, mask, B_rows + 3 * ldb + (at)), \
+                             sum_);                                                           \
+        CYPROP_GEMM_STORE_C(P, masked, mask, c + (at), sum_);                                 \
+    } while (0)
+#define CYPROP_GEMM_ROW_PASS(P, count)                                                          \
+    do {                                                                                      \
+        for (j = 0; j < whole; j += P##_WIDTH)                                                \
+            CYPROP_GEMM_ROW_STEP(P, 0, tail, j, count);                                       \
+        if (whole < n)                                                                        \
+            CYPROP_GEMM_ROW_STEP(P, 1, tail, whole, count);                                   \
+    } while (0)
+#define CYPROP_DEFINE_GEMM_ROW(NAME, P)                                                         \
+    static CYPROP_AVX512 __attribute__((noinline)) void NAME##_row(                           \
+        ptrdiff_t n, ptrdiff_t k, const P##_T* a, ptrdiff_t a_step, const P##_T* B,           \
+        ptrdiff_t ldb, P##_T* c)                                                              \
+    {                                                                                         \
+        const ptrdiff_t whole = n / P##_WIDTH * P##_WIDTH;                                    \
+        const P##_MASK tail = CYPROP_LANES(P, n - whole > 0 ? n - whole : 1);                 \
+        P##_VEC a0, a1, a2, a3;                                                               \
+        const P##_T* B_rows;                                                                  \
+        ptrdiff_t p, j;                                                                       \
+        if (n <= P##_WIDTH) {                                                                 \
+            /* one vector: its sum stays in a register */                                     \
+            const P##_MASK lanes = CYPROP_LANES(P, n);                                        \
+            a1 = P##_ZERO();                                                                  \
+            for (p = 0; p < k; p++)                                                           \
+                a1 = P##_FMADD(P##_SET1(a[p * a_step]), P##_LOAD(lanes, B + p * ldb), a1);    \
+            P##_STORE(c, lanes, a1);                                                          \
+            return;                                                                           \
+        }                                                                                     \
+        for (p = 0; p + 4 <= k; p += 4) {                                                     \
+            a0 = P##_SET1(a[p * a_step]);                                                     \
+            a1 = P##_SET1(a[(p + 1) * a_step]);                                               \
+            a2 = P##_SET1(a[(p + 2) * a_step]);                                               \
+            a3 = P##_SET1(a[(p + 3) * a_step]);                                               \
+            B_rows = B + p * ldb;                                                             \
+            CYPROP_GEMM_ROW_PASS(P, 4);                                                       \
+        }                                                                                     \
+        a1 = a2 = a3 = P##_ZERO();                                                            \
+        for (; p < k; p++) {                                                                  \
+            a0 = P##_SET1(a[p * a_step]);                                                     \
+            B_rows = B + p * ldb;                                                             \
+            CYPROP_GEMM_ROW_PASS(P, 1);                                                       \
+        }                                                                                     \
+    }
+
 /* NAME_avx512: the whole product. Rows of C a block at a time, as many as
  * keep their part of op(A) within 1 MB (half the L2 cache), 8 at least;
  * within it, blocks of 3 vectors of columns (the last one 1 to 3 vectors,
@@ -371,6 +434,7 @@ static CYPROP_AVX512 inline __attribute__((always_inline)) void cyprop_gemm_tran
  * beta 0 there (cyprop_gemm_fits). */
 #define CYPROP_DEFINE_GEMM(NAME, P)                                                             \
     CYPROP_DEFINE_GEMM_COPY_TRANSPOSED(NAME, P)                                               \
+    CYPROP_DEFINE_GEMM_ROW(NAME, P)                                                           \
     CYPROP_DEFINE_GEMM_TILES(NAME, P, 3, 0)                                                   \
     CYPROP_DEFINE_GEMM_TILES(NAME, P, 3, 1)                                                   \
     CYPROP_DEFINE_GEMM_TILES(NAME, P, 2, 1)                                                   \
@@ -481,6 +545,13 @@ static void cyprop_gemm_part_columns(ptrdiff_t n, ptrdiff_t width, int part, int
         cyprop_gemm_part_columns(product->n, P##_WIDTH, part, parts, &j0, &j1);               \
         if (j1 <= j0)                                                                         \
             return;                                                                           \
+        if (product->m == 1 && !product->transpose_b && product->alpha == 1                   \
+            && product->beta == 0) {                                                          \
+            NAME##_row(j1 - j0, product->k, product->A,                                       \
+                       product->transpose_a ? product->lda : 1, product->B + j0,              \
+                       product->ldb, product->C + j0);                                        \
+            return;                                                                           \
+        }                                                                                     \
         B_copy = (P##_T*)cyprop_gemm_copy_buffer();                                           \
         if (B_copy != NULL)                                                                   \
             NAME##_columns(product, j0, j1, B_copy);                                          \
