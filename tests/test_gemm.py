@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 from cyprop import Network, _core
 
 from .test_core import child_output, cpu_has
-from .test_gradients import _random_case, partial_derivative, relative_error
+from .test_gradients import _random_case, assert_sampled_gradients
 
 DTYPES = [np.float32, np.float64]
 EPSILON = {np.float32: np.finfo(np.float32).eps, np.float64: np.finfo(np.float64).eps}
@@ -394,13 +394,7 @@ def test_gradients_through_the_kernel_match_finite_differences(dtype, tolerance)
         assert _core.takes_avx512_product(32, 48, 50, itemsize)
         assert _core.takes_avx512_product(50, 48, 32, itemsize, True)
         dW, db = net.gradients(X, y)
-        rng = np.random.default_rng(0)
-        for analytic, array in zip(dW + db, net64.weights + net64.biases):
-            flat = array.reshape(-1)
-            picks = rng.choice(flat.size, size=min(flat.size, 30), replace=False)
-            numeric = np.array([partial_derivative(net64, X, y, flat, index)
-                                for index in picks])
-            assert relative_error(analytic.reshape(-1)[picks], numeric) < tolerance
+    assert_sampled_gradients(net64, X, y, dW, db, tolerance, count=30, seed=0)
 
 
 @needs_kernel
@@ -822,12 +816,7 @@ def test_gradients_match_finite_differences_when_the_kernel_takes_every_product(
         assert _core.takes_avx512_product(30, 20, 24, itemsize, True)
         assert _core.takes_avx512_product(24, 7, 20, itemsize)
         dW, db = net.gradients(X, y)
-    rng = np.random.default_rng(1)
-    for analytic, array in zip(dW + db, net64.weights + net64.biases):
-        flat = array.reshape(-1)
-        picks = rng.choice(flat.size, size=min(flat.size, 30), replace=False)
-        numeric = np.array([partial_derivative(net64, X, y, flat, index) for index in picks])
-        assert relative_error(analytic.reshape(-1)[picks], numeric) < tolerance
+    assert_sampled_gradients(net64, X, y, dW, db, tolerance, count=30, seed=1)
 
 
 @needs_kernel

@@ -35,6 +35,17 @@ def _random_case(seed, layer_sizes, batch_size, **options):
     raise AssertionError("no sample away from relu's kink")
 
 
+def assert_sampled_gradients(net64, X, y, dW, db, tolerance, count, seed):
+    """dW and db within tolerance (relative) of finite differences of net64's
+    loss, at count entries of each array, picked with seed."""
+    rng = np.random.default_rng(seed)
+    for analytic, array in zip(dW + db, net64.weights + net64.biases):
+        flat = array.reshape(-1)
+        picks = rng.choice(flat.size, size=min(flat.size, count), replace=False)
+        numeric = np.array([partial_derivative(net64, X, y, flat, index) for index in picks])
+        assert relative_error(analytic.reshape(-1)[picks], numeric) < tolerance
+
+
 def partial_derivative(net, X, y, flat, index, h=1e-5, loss=None):
     """d loss / d flat[index] by the fourth-order central difference (loss: net.loss)."""
     loss = net.loss if loss is None else loss
@@ -112,12 +123,7 @@ def test_gradients_of_blas_sized_layers(dtype, activation, tolerance):
     net64, X, y = _random_case(99, [24, 32, 20, 3], 40, activation=activation)
     net = Network.from_weights(net64.weights, net64.biases, activation=activation, dtype=dtype)
     dW, db = net.gradients(X, y)
-    rng = np.random.default_rng(0)
-    for analytic, array in zip(dW + db, net64.weights + net64.biases):
-        flat = array.reshape(-1)
-        picks = rng.choice(flat.size, size=min(flat.size, 25), replace=False)
-        numeric = np.array([partial_derivative(net64, X, y, flat, index) for index in picks])
-        assert relative_error(analytic.reshape(-1)[picks], numeric) < tolerance
+    assert_sampled_gradients(net64, X, y, dW, db, tolerance, count=25, seed=0)
 
 
 @pytest.mark.parametrize("reduction", ["sum", "mean"])

@@ -262,6 +262,25 @@ static void* cyprop_gemm_copy_buffer(void)
     CYPROP_DEFINE_GEMM_TILE(NAME, P, 2, VECS, MASKED)                                         \
     CYPROP_DEFINE_GEMM_TILE(NAME, P, 1, VECS, MASKED)
 
+/* The last step of a transpose: rows q, STEP + q, 2 STEP + q and 3 STEP + q
+ * of the result gather quarters 0, 1, 2 and 3 of in[q], in[STEP + q],
+ * in[2 STEP + q] and in[3 STEP + q], in that order, through SHUFFLE (a
+ * shuffle of 128-bit quarters: 0x88 takes quarters 0 and 2 of each operand,
+ * 0xDD quarters 1 and 3). */
+#define CYPROP_GEMM_MOVE_QUARTERS(SHUFFLE, in, rows, STEP, q)                                   \
+    do {                                                                                      \
+        const __typeof__(in[0]) even_low_ = SHUFFLE(in[q], in[(STEP) + q], 0x88);            \
+        const __typeof__(in[0]) odd_low_ = SHUFFLE(in[q], in[(STEP) + q], 0xDD);              \
+        const __typeof__(in[0]) even_high_ = SHUFFLE(in[2 * (STEP) + q], in[3 * (STEP) + q],  \
+                                                     0x88);                                   \
+        const __typeof__(in[0]) odd_high_ = SHUFFLE(in[2 * (STEP) + q], in[3 * (STEP) + q],   \
+                                                    0xDD);                                    \
+        rows[q] = SHUFFLE(even_low_, even_high_, 0x88);                                       \
+        rows[2 * (STEP) + q] = SHUFFLE(even_low_, even_high_, 0xDD);                          \
+        rows[(STEP) + q] = SHUFFLE(odd_low_, odd_high_, 0x88);                                \
+        rows[3 * (STEP) + q] = SHUFFLE(odd_low_, odd_high_, 0xDD);                            \
+    } while (0)
+
 /* The square of WIDTH rows by WIDTH lanes in rows[] transposed in place: lane
  * c of rows[r] moves to lane r of rows[c]. First neighbouring rows are
  * interleaved a lane at a time within each 128-bit quarter (for floats,
@@ -269,7 +288,7 @@ static void* cyprop_gemm_copy_buffer(void)
 static CYPROP_AVX512 inline __attribute__((always_inline)) void cyprop_gemm_transpose_S16(
     __m512 rows[16])
 {
-    __m512 pairs[16], fours[16], halves[4];
+    __m512 pairs[16], fours[16];
     int i, q;
     _Pragma("GCC unroll 8")
     for (i = 0; i < 8; i++) {
@@ -289,22 +308,14 @@ static CYPROP_AVX512 inline __attribute__((always_inline)) void cyprop_gemm_tran
     }
     /* row 4 L + q of the result: quarter L of fours[q], [4 + q], [8 + q], [12 + q] */
     _Pragma("GCC unroll 4")
-    for (q = 0; q < 4; q++) {
-        halves[0] = _mm512_shuffle_f32x4(fours[q], fours[4 + q], 0x88);
-        halves[1] = _mm512_shuffle_f32x4(fours[q], fours[4 + q], 0xDD);
-        halves[2] = _mm512_shuffle_f32x4(fours[8 + q], fours[12 + q], 0x88);
-        halves[3] = _mm512_shuffle_f32x4(fours[8 + q], fours[12 + q], 0xDD);
-        rows[q] = _mm512_shuffle_f32x4(halves[0], halves[2], 0x88);
-        rows[8 + q] = _mm512_shuffle_f32x4(halves[0], halves[2], 0xDD);
-        rows[4 + q] = _mm512_shuffle_f32x4(halves[1], halves[3], 0x88);
-        rows[12 + q] = _mm512_shuffle_f32x4(halves[1], halves[3], 0xDD);
-    }
+    for (q = 0; q < 4; q++)
+        CYPROP_GEMM_MOVE_QUARTERS(_mm512_shuffle_f32x4, fours, rows, 4, q);
 }
 
 static CYPROP_AVX512 inline __attribute__((always_inline)) void cyprop_gemm_transpose_D8(
     __m512d rows[8])
 {
-    __m512d pairs[8], halves[4];
+    __m512d pairs[8];
     int i, q;
     /* pairs[2 i + q], quarter L: lane 2 L + q of rows 2 i and 2 i + 1 */
     _Pragma("GCC unroll 4")
@@ -312,17 +323,10 @@ static CYPROP_AVX512 inline __attribute__((always_inline)) void cyprop_gemm_tran
         pairs[2 * i] = _mm512_unpacklo_pd(rows[2 * i], rows[2 * i + 1]);
         pairs[2 * i + 1] = _mm512_unpackhi_pd(rows[2 * i], rows[2 * i + 1]);
     }
+    /* row 2 L + q of the result: quarter L of pairs[q], [2 + q], [4 + q], [6 + q] */
     _Pragma("GCC unroll 2")
-    for (q = 0; q < 2; q++) {
-        halves[0] = _mm512_shuffle_f64x2(pairs[q], pairs[2 + q], 0x88);
-        halves[1] = _mm512_shuffle_f64x2(pairs[q], pairs[2 + q], 0xDD);
-        halves[2] = _mm512_shuffle_f64x2(pairs[4 + q], pairs[6 + q], 0x88);
-        halves[3] = _mm512_shuffle_f64x2(pairs[4 + q], pairs[6 + q], 0xDD);
-        rows[q] = _mm512_shuffle_f64x2(halves[0], halves[2], 0x88);
-        rows[4 + q] = _mm512_shuffle_f64x2(halves[0], halves[2], 0xDD);
-        rows[2 + q] = _mm512_shuffle_f64x2(halves[1], halves[3], 0x88);
-        rows[6 + q] = _mm512_shuffle_f64x2(halves[1], halves[3], 0xDD);
-    }
+    for (q = 0; q < 2; q++)
+        CYPROP_GEMM_MOVE_QUARTERS(_mm512_shuffle_f64x2, pairs, rows, 2, q);
 }
 
 /* NAME_copy_transposed: for a product with B = Bt.T, Bt (n, k) row-major (a
