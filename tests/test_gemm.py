@@ -886,3 +886,18 @@ def test_one_row_predicts_the_bits_of_its_batch_when_the_kernel_takes_every_prod
                 batch = net.predict(X)
                 rows = np.concatenate([net.predict(X[i:i + 1]) for i in range(40)])
             assert rows.tobytes() == batch.tobytes()
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_single_row_the_kernel_refuses_is_right(dtype):
+    """Over several depth blocks with alpha and beta, a single row falls back
+    to BLAS's matrix-vector product."""
+    rng = np.random.default_rng(13)
+    A = rng.standard_normal((1, 300)).astype(dtype)
+    B = rng.standard_normal((300, 70)).astype(dtype)
+    C0 = rng.standard_normal((1, 70)).astype(dtype)
+    with every_product(True), threadpool_limits(1):
+        out, taken = product(A, B, C0, 0.5, 2.0)
+    assert not taken
+    check_against_exact(A, B, C0, out, 0.5, 2.0, False)

@@ -141,10 +141,11 @@ cdef inline void gemv(bint transpose, int m, int n, double alpha, const floating
 
 
 cdef inline bint matrix_vector(bint transpose_b, Py_ssize_t m, Py_ssize_t n) noexcept nogil:
-    """Whether gemm hands a product with C (m, n) to gemv: a single column of C,
-    or a single row but for a @ B where the AVX-512 kernel takes every
-    product, which it then takes from its own threads, rather than waking
-    BLAS's, which then spin on the cores the kernel's next products need."""
+    """Whether gemm hands a product with C (m, n) straight to gemv: a single
+    column of C, or a single row but for a @ B where the AVX-512 kernel takes
+    every product; the kernel then takes it from its own threads, rather
+    than waking BLAS's, which would spin on the cores the kernel's next
+    products need."""
     return n == 1 or (m == 1 and (transpose_b or not gemm_takes_all()))
 
 
@@ -156,38 +157,40 @@ cdef inline void gemm(bint transpose_a, bint transpose_b, int m, int n, int k,
 
     A single row or column of C is a matrix-vector product: gemv, which
     OpenBLAS runs several times faster than gemm on such shapes (one sample
-    through a 1024-wide layer: benchmarks/README.md, inference), with the
-    exception matrix_vector names.
+    through a 1024-wide layer: benchmarks/README.md, inference), unless the
+    kernel takes it (matrix_vector says which it may).
     """
     cdef char trans_a = b'T' if transpose_a else b'N'
     cdef char trans_b = b'T' if transpose_b else b'N'
     cdef float alpha_f = <float>alpha, beta_f = <float>beta
-    if matrix_vector(transpose_b, m, n):
-        if m == 1:
-            # c = a @ op(B); a is a row of A (stride 1) or a column of A.T (stride
-            # lda). Row-major B (k, n) is column-major (n, k): c = B_col @ a, or
-            # B_col.T @ a.
-            if transpose_b:
-                gemv(True, k, n, alpha, B, ldb, A, lda if transpose_a else 1, beta, C, 1)
-            else:
-                gemv(False, n, k, alpha, B, ldb, A, lda if transpose_a else 1, beta, C, 1)
-        elif transpose_a:
-            # c = op(A) @ b, written down column c of C (stride ldc).
+    # A minibatch's forward product or weights' step (or, where the kernel takes
+    # every product, a delta times the weights transposed, or a single row):
+    # the AVX-512 kernel where it takes it (_gemm_avx512.h).
+    if not matrix_vector(transpose_b, m, n):
+        if floating is float:
+            if gemm_avx512_float(transpose_a, transpose_b, m, n, k, alpha_f, A, lda, B, ldb,
+                                 beta_f, C, ldc):
+                return
+        else:
+            if gemm_avx512_double(transpose_a, transpose_b, m, n, k, alpha, A, lda, B, ldb,
+                                  beta, C, ldc):
+                return
+    if m == 1:
+        # c = a @ op(B); a is a row of A (stride 1) or a column of A.T (stride
+        # lda). Row-major B (k, n) is column-major (n, k): c = B_col @ a, or
+        # B_col.T @ a.
+        if transpose_b:
+            gemv(True, k, n, alpha, B, ldb, A, lda if transpose_a else 1, beta, C, 1)
+        else:
+            gemv(False, n, k, alpha, B, ldb, A, lda if transpose_a else 1, beta, C, 1)
+        return
+    if n == 1:
+        # c = op(A) @ b, written down column c of C (stride ldc).
+        if transpose_a:
             gemv(False, m, k, alpha, A, lda, B, 1 if transpose_b else ldb, beta, C, ldc)
         else:
             gemv(True, k, m, alpha, A, lda, B, 1 if transpose_b else ldb, beta, C, ldc)
         return
-    # A minibatch's forward product or weights' step (or, where the kernel takes
-    # every product, a delta times the weights transposed): the AVX-512 kernel
-    # where it takes it (_gemm_avx512.h).
-    if floating is float:
-        if gemm_avx512_float(transpose_a, transpose_b, m, n, k, alpha_f, A, lda, B, ldb,
-                             beta_f, C, ldc):
-            return
-    else:
-        if gemm_avx512_double(transpose_a, transpose_b, m, n, k, alpha, A, lda, B, ldb, beta,
-                              C, ldc):
-            return
     # BLAS may split this product between its threads: the kernel's workers
     # stop spinning for their next part and leave it the cores.
     if <Py_ssize_t>m * n * k >= BLAS_SPLITS_FROM:
