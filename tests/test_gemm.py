@@ -592,8 +592,13 @@ def test_networks_that_keep_blas_threads_busy_leave_it_every_product():
         assert _core.hands_blas_splittable_products(129, sizes(784, 1024), 8, False)
         assert not _core.hands_blas_splittable_products(4096, sizes(784, 256), 4, False)
         assert not _core.hands_blas_splittable_products(4096, sizes(784, 256), 8, False)
-        # one row: matrix-vector products
-        assert not _core.hands_blas_splittable_products(1, sizes(1024, 1024, 1024), 4)
+        # one row: matrix-vector products, which BLAS splits from 9,216 entries
+        assert _core.hands_blas_splittable_products(1, sizes(1024, 1024, 1024), 4)
+        assert not _core.hands_blas_splittable_products(1, sizes(64, 100, 10), 4)
+        # delta @ W.T alone is BLAS's
+        assert _core.hands_blas_splittable_products(64, sizes(784, 256, 256), 4, True, -0.1,
+                                                    1.0)
+        assert not _core.hands_blas_splittable_products(64, sizes(784, 256, 256), 4, False)
         # one output: its products are matrix-vector products, which BLAS
         # splits from 9,216 entries
         assert _core.hands_blas_splittable_products(64, sizes(784, 1024, 1), 4)
@@ -658,7 +663,8 @@ def test_a_product_takes_no_more_threads_than_cpus():
 # (a @ B reads B in place).
 EVERY_SHAPES = [(2, 1, 2), (3, 5, 10), (7, 17, 23), (8, 16, 16), (9, 33, 47), (256, 10, 10),
                 (13, 300, 5), (64, 1024, 10), (5, 257, 100), (1030, 20, 70), (20, 70, 1030),
-                (300, 600, 300), (1, 300, 70), (1, 1024, 10), (1, 7, 1030), (1, 258, 16)]
+                (300, 600, 300), (1, 300, 70), (1, 1024, 10), (1, 7, 1030), (1, 258, 16),
+                (1, 3, 40)]
 # op(A) and op(B), with alpha and beta: forward products, a layer's delta times
 # its weights transposed (also with alpha and beta, within one depth block),
 # weights' steps (over several depth blocks only as gradients, alpha 1 and
@@ -758,6 +764,16 @@ def test_networks_leave_blas_nothing_to_split_when_the_kernel_takes_every_produc
         # a plain SGD step over more than 256 rows, as a gradient the kernel's
         assert _core.hands_blas_splittable_products(257, sizes(1024, 1024), 4, True, -0.1, 1.0)
         assert not _core.hands_blas_splittable_products(257, sizes(1024, 1024), 4, True)
+        # one row: forward the kernel's; backward, delta @ W.T is a matrix-vector
+        # product, BLAS's
+        assert not _core.hands_blas_splittable_products(1, sizes(1024, 1024, 1024, 10), 4,
+                                                        False)
+        assert _core.hands_blas_splittable_products(1, sizes(1024, 1024, 1024, 10), 4, True,
+                                                    -0.1, 1.0)
+        # a hidden layer of one unit: its delta @ W.T is a single column, BLAS's
+        assert not _core.hands_blas_splittable_products(256, sizes(2, 1, 1024), 4, False)
+        assert _core.hands_blas_splittable_products(256, sizes(2, 1, 1024), 4, True, -0.1,
+                                                    1.0)
 
 
 @needs_kernel

@@ -242,7 +242,10 @@ def blas_library() -> str:
     """The BLAS that cyprop's matrix products run on, as a sentence.
 
     Products of layers of at least ``4,096`` multiply-adds per batch go to
-    BLAS; smaller ones run in cyprop's own loops. The environment variable
+    BLAS, or on CPUs with AVX-512 to cyprop's own kernel where it runs them
+    faster (all of them where this library's kernels use narrower vectors
+    than the CPU's; README.md says when); smaller ones run in cyprop's own
+    loops. The environment variable
     ``CYPROP_BLAS`` chooses the library when cyprop is imported:
     ``scipy-openblas32`` (the default when it loads and scipy's own BLAS is
     OpenBLAS too), ``scipy``, or ``mkl`` (oneMKL, from ``pip install

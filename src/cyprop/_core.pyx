@@ -135,9 +135,10 @@ use_blas()
 
 def take_every_product(bint every):
     """With every set, the AVX-512 kernel takes every minibatch product it can
-    compute, of any shape, at any thread count; otherwise only the shapes it
-    was measured to run faster than OpenBLAS's own AVX-512 kernels
-    (_gemm_avx512.h). cyprop._blas_library sets it for each library it points
+    compute, of any shape (at more than one thread, unless the network hands
+    BLAS products its threads split: hands_blas_splittable_products);
+    otherwise only the shapes it was measured to run faster than OpenBLAS's
+    own AVX-512 kernels (_gemm_avx512.h). cyprop._blas_library sets it for each library it points
     the core at: where the library's kernels use narrower vectors on a CPU
     whose 512-bit multiply-adds run at twice their rate
     (full_width_avx512)."""
@@ -885,42 +886,47 @@ cdef double backpropagate_and_step(const floating* X, const floating* Y,
     return loss_sum
 
 
+cdef inline bint blas_splits_product(bint transpose_a, bint transpose_b, Py_ssize_t m,
+                                     Py_ssize_t n, Py_ssize_t k, double alpha, double beta,
+                                     Py_ssize_t width) noexcept nogil:
+    """Whether gemm hands this product to BLAS at a size BLAS splits between
+    its threads: a matrix-vector product (a single row or column of C) from
+    BLAS_GEMV_SPLITS_FROM entries of its matrix, any other from
+    BLAS_SPLITS_FROM multiply-adds."""
+    if not matrix_vector(transpose_b, m, n) and gemm_fits(transpose_a, transpose_b, m, n, k,
+                                                          alpha, beta, width):
+        return False
+    if m == 1 or n == 1:
+        return m * n * k >= BLAS_GEMV_SPLITS_FROM
+    return m * n * k >= BLAS_SPLITS_FROM
+
+
 cdef bint blas_splits_products(Py_ssize_t n_rows, const Py_ssize_t* sizes,
                                Py_ssize_t n_layers, bint backward, double step_alpha,
                                double step_beta, Py_ssize_t itemsize) noexcept nogil:
     """Whether a pass over n_rows rows (forward, and backward when set) hands
-    BLAS a product it may split between its threads: one of BLAS_SPLITS_FROM
-    multiply-adds or more that the AVX-512 kernel does not take. The weights'
-    steps are alpha A_prev.T @ delta + beta W with step_alpha and step_beta.
-    Then the kernel leaves every product to BLAS at more than one thread
-    (cyprop_gemm_blas_splits in _gemm_avx512.h)."""
-    cdef Py_ssize_t l, fan_in, fan_out, work
+    BLAS a product it may split between its threads (blas_splits_product).
+    The weights' steps are alpha A_prev.T @ delta + beta W with step_alpha
+    and step_beta. Then the kernel leaves every product to BLAS at more than
+    one thread (cyprop_gemm_blas_splits in _gemm_avx512.h)."""
+    cdef Py_ssize_t l, fan_in, fan_out
     cdef Py_ssize_t width = 16 if itemsize == 4 else 8
     # gemm_fits reads the flag: answer for the network alone
     set_blas_splits(False)
-    if n_rows < 2:
-        # one row: matrix-vector products, never the kernel's
-        return False
     for l in range(n_layers):
         fan_in = sizes[l]
         fan_out = sizes[l + 1]
-        work = n_rows * fan_in * fan_out
-        if work < BLAS_MIN_MULTIPLY_ADDS:
+        if n_rows * fan_in * fan_out < BLAS_MIN_MULTIPLY_ADDS:
+            # the core's own loops
             continue
-        if fan_out == 1 and work >= BLAS_GEMV_SPLITS_FROM:
-            # one output column: the forward product and the weights' step are
-            # matrix-vector products, which BLAS splits from fewer entries
+        if blas_splits_product(False, False, n_rows, fan_out, fan_in, 1.0, 0.0, width):
             return True
-        if work < BLAS_SPLITS_FROM:
-            continue
-        if not gemm_fits(False, False, n_rows, fan_out, fan_in, 1.0, 0.0, width):
-            return True
-        if backward and not gemm_fits(True, False, fan_in, fan_out, n_rows, step_alpha,
-                                      step_beta, width):
+        if backward and blas_splits_product(True, False, fan_in, fan_out, n_rows, step_alpha,
+                                            step_beta, width):
             return True
         # delta @ W.T, for every layer above the first
-        if backward and l > 0 and not gemm_fits(False, True, n_rows, fan_in, fan_out, 1.0,
-                                                0.0, width):
+        if backward and l > 0 and blas_splits_product(False, True, n_rows, fan_in, fan_out,
+                                                      1.0, 0.0, width):
             return True
     return False
 

@@ -620,18 +620,22 @@ static int cyprop_gemm_parts(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t wi
  * 512 bits (OpenBLAS under OPENBLAS_CORETYPE=Haswell, say, or a build that
  * predates the CPU) on a CPU whose 512-bit multiply-adds run at twice the
  * 256-bit rate (cyprop_cpu_has_full_width_avx512). The kernel then computes
- * every product about twice as fast as BLAS, whatever its shape, and takes
- * every one it can (cyprop_gemm_fits): on a Zen 5 EPYC under OpenBLAS's
- * Haswell kernels, W4's 1,024-wide forward products, weights' steps and
- * delta @ W.T ran at 236-245 GFLOP/s at one thread against OpenBLAS's
- * 126-130, and its 10-wide products in 40-64 us against 69-94
- * (benchmarks/README.md, item 34). */
+ * minibatch products about twice as fast as BLAS, and takes every one it
+ * can (cyprop_gemm_fits): on a Zen 5 EPYC under OpenBLAS's Haswell kernels,
+ * W4's 1,024-wide forward products, weights' steps and delta @ W.T ran at
+ * 236-245 GFLOP/s at one thread against OpenBLAS's 126-130, and its 10-wide
+ * products in 40-64 us against 69-94 (benchmarks/README.md, item 34). A
+ * single row (NAME_row) waits on memory as gemv does, and is about as fast;
+ * it runs here so that BLAS's threads stay asleep (item 35). */
 static int cyprop_gemm_all_products = 0;
 static void cyprop_gemm_set_all_products(int all) { cyprop_gemm_all_products = all; }
 
-/* AMD from family 26 (Zen 5). Zen 4 runs 512-bit operations as two halves,
- * at the 256-bit rate; Intel's AVX-512 CPUs have one or two 512-bit units
- * by model, and none was measured under narrower BLAS kernels. */
+/* AMD from family 26 (Zen 5; measured on an EPYC, model 2). Zen 4 runs
+ * 512-bit operations as two halves, at the 256-bit rate, and so are said to
+ * do the Zen 5 cores of some laptop parts of the same family, where the
+ * kernel would be about as fast as BLAS's 256-bit kernels rather than
+ * twice; Intel's AVX-512 CPUs have one or two 512-bit units by model, and
+ * none was measured under narrower BLAS kernels. */
 static int cyprop_cpu_has_full_width_avx512(void)
 {
     static int full_width = -1;
