@@ -123,9 +123,9 @@ def test_only_plain_sgd_is_split(changes):
 
 @needs_kernel
 def test_split_scratch_size():
-    """The output layer's weights transposed, room for its biases and outputs,
-    and a second batch of X, Y and sample weights when batches are gathered."""
-    own = 256 * 10 + 256 + 10
+    """Room for the sums of both layers' deltas, and a second batch of X, Y
+    and sample weights when batches are gathered."""
+    own = 256 + 10
     assert scratch_size([784, 256, 10], ["sigmoid", "softmax"], 64, np.float32) == own
     assert scratch_size([784, 256, 10], ["sigmoid", "softmax"], 64, np.float32,
                         gather=True) == own + 64 * (784 + 10)

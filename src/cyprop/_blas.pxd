@@ -62,13 +62,13 @@ cdef extern from "_gemm_avx512.h" nogil:
     int gemm_parts "cyprop_gemm_parts"(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                                        Py_ssize_t width)
     void gemm_alone_float "cyprop_gemm_s_alone"(
-        bint transpose_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha,
-        const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb, float beta, float* C,
-        Py_ssize_t ldc)
+        bint transpose_a, bint transpose_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+        float alpha, const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb,
+        float beta, float* C, Py_ssize_t ldc)
     void gemm_alone_double "cyprop_gemm_d_alone"(
-        bint transpose_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha,
-        const double* A, Py_ssize_t lda, const double* B, Py_ssize_t ldb, double beta,
-        double* C, Py_ssize_t ldc)
+        bint transpose_a, bint transpose_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+        double alpha, const double* A, Py_ssize_t lda, const double* B, Py_ssize_t ldb,
+        double beta, double* C, Py_ssize_t ldc)
     bint gemm_available "cyprop_gemm_available"()
     void gemm_part_columns "cyprop_gemm_part_columns"(Py_ssize_t n, Py_ssize_t width, int part,
                                                       int parts, Py_ssize_t* j0,
@@ -103,16 +103,18 @@ cdef extern from "_parallel.h" nogil:
     unsigned long blocks_moved_count "cyprop_blocks_moved_count"()
 
 
-cdef inline void gemm_alone(bint transpose_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-                            floating alpha, const floating* A, Py_ssize_t lda,
+cdef inline void gemm_alone(bint transpose_a, bint transpose_b, Py_ssize_t m, Py_ssize_t n,
+                            Py_ssize_t k, floating alpha, const floating* A, Py_ssize_t lda,
                             const floating* B, Py_ssize_t ldb, floating beta, floating* C,
                             Py_ssize_t ldc) noexcept nogil:
-    """C = alpha op(A) @ B + beta C on the AVX-512 kernel, on the calling thread
-    alone, whatever the shapes; only where gemm_available()."""
+    """C = alpha op(A) @ op(B) + beta C on the AVX-512 kernel, on the calling
+    thread alone, whatever the shapes; only where gemm_available()."""
     if floating is float:
-        gemm_alone_float(transpose_a, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+        gemm_alone_float(transpose_a, transpose_b, m, n, k, alpha, A, lda, B, ldb, beta, C,
+                         ldc)
     else:
-        gemm_alone_double(transpose_a, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+        gemm_alone_double(transpose_a, transpose_b, m, n, k, alpha, A, lda, B, ldb, beta, C,
+                          ldc)
 
 
 # OpenBLAS runs a gemm on one thread below 4 * 65,536 multiply-adds

@@ -1087,13 +1087,12 @@ cdef struct HiddenLayerRun:
     double learning_rate
     Py_ssize_t signal_interval
     # two batches of gathered rows each (with an order), the layers'
-    # activations and deltas, W2 transposed, and the bias sums
+    # activations and deltas, and the bias sums
     void* X_batches[2]
     void* Y_batches[2]
     void* weight_batches[2]
     void* A_work
     void* delta_work
-    void* W2_transposed
     void* sums
     # each row's loss, summed in order as output_delta sums them
     double row_losses[GEMM_MAX_STEP_ROWS]
@@ -1138,11 +1137,11 @@ cdef inline bint fuses_sgd_step(const Optimizer* optimizer) noexcept nogil:
 
 cdef inline Py_ssize_t hidden_layer_scratch_values(Py_ssize_t batch_rows, const Py_ssize_t* sizes,
                                                    bint gather, bint weighted) noexcept nogil:
-    """How much scratch hidden_layer_task's run takes: a copy of the output
-    layer's weights and room for its biases and outputs, and one batch of X,
-    Y and the weights when batches are gathered (shuffled epochs)."""
+    """How much scratch hidden_layer_task's run takes: room for the sums of
+    both layers' deltas (the biases' steps), and one batch of X, Y and the
+    weights when batches are gathered (shuffled epochs)."""
     cdef Py_ssize_t F = sizes[0], H = sizes[1], O = sizes[2]
-    return H * O + H + O + (batch_rows * (F + O + weighted) if gather else 0)
+    return H + O + (batch_rows * (F + O + weighted) if gather else 0)
 
 
 cdef inline bint takes_hidden_layer_split(const Optimizer* optimizer, Py_ssize_t batch_rows,
@@ -1205,8 +1204,6 @@ cdef void set_up_hidden_layer_run(HiddenLayerRun* run, const floating[:, ::1] X,
     run.raised = NULL
     run.A_work = &A_work[0]
     run.delta_work = &delta_work[0]
-    run.W2_transposed = free
-    free += H * O
     run.sums = free
     free += H + O
     run.X_batches[0] = run.X_batches[1] = NULL
@@ -1269,8 +1266,8 @@ cdef inline void hidden_forward(const floating* X_rows, Py_ssize_t n_rows, Py_ss
                                 Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
     """Columns [j0, j1) of the hidden layer's product X @ W1, into A1;
     hidden_activate finishes A1."""
-    gemm_alone(False, n_rows, j1 - j0, F, <floating>1, X_rows, F, W1 + j0, H, <floating>0,
-               A1 + j0, H)
+    gemm_alone(False, False, n_rows, j1 - j0, F, <floating>1, X_rows, F, W1 + j0, H,
+               <floating>0, A1 + j0, H)
 
 
 cdef inline void hidden_activate(Py_ssize_t H, const floating* b1, floating* A1,
@@ -1291,7 +1288,8 @@ cdef inline void hidden_step(const floating* X_rows, Py_ssize_t n_rows, Py_ssize
     """Columns [j0, j1) of W1 -= rate * X.T @ D1, and of b1 -= rate * D1.sum(axis=0)."""
     cdef Py_ssize_t r, j
     cdef const floating* row
-    gemm_alone(True, F, j1 - j0, n_rows, -rate, X_rows, F, D1 + j0, H, <floating>1, W1 + j0, H)
+    gemm_alone(True, False, F, j1 - j0, n_rows, -rate, X_rows, F, D1 + j0, H, <floating>1,
+               W1 + j0, H)
     for j in range(j0, j1):
         sums[j] = 0
     for r in range(n_rows):
@@ -1303,21 +1301,18 @@ cdef inline void hidden_step(const floating* X_rows, Py_ssize_t n_rows, Py_ssize
 
 
 cdef inline void hidden_delta(Py_ssize_t n_rows, Py_ssize_t H, Py_ssize_t O, floating* W2,
-                              floating* W2T, const floating* A1, floating* D1,
-                              const floating* D2, Py_ssize_t j0, Py_ssize_t j1, floating rate,
+                              const floating* A1, floating* D1, const floating* D2,
+                              Py_ssize_t j0, Py_ssize_t j1, floating rate,
                               int activation) noexcept nogil:
     """Columns [j0, j1) of the hidden delta D1, and the step of the rows
     [j0, j1) of W2."""
-    cdef Py_ssize_t r, j, k
-    # D1 = D2 @ W2.T from W2 before its step, through a copy of these rows
-    # of W2 transposed: the kernel reads B by rows
-    for j in range(j0, j1):
-        for k in range(O):
-            W2T[k * H + j] = W2[j * O + k]
-    gemm_alone(False, n_rows, j1 - j0, O, <floating>1, D2, O, W2T + j0, H, <floating>0,
-               D1 + j0, H)
+    cdef Py_ssize_t r
+    # D1 = D2 @ W2.T from these rows of W2 before their step
+    gemm_alone(False, True, n_rows, j1 - j0, O, <floating>1, D2, O, W2 + j0 * O, O,
+               <floating>0, D1 + j0, H)
     # these rows of W2 -= rate * A1.T @ D2
-    gemm_alone(True, j1 - j0, O, n_rows, -rate, A1 + j0, H, D2, O, <floating>1, W2 + j0 * O, O)
+    gemm_alone(True, False, j1 - j0, O, n_rows, -rate, A1 + j0, H, D2, O, <floating>1,
+               W2 + j0 * O, O)
     if j1 - j0 == H:
         # every column: the rows are contiguous, one call
         multiply_by_derivative(A1, D1, n_rows, H, activation)
@@ -1339,7 +1334,6 @@ cdef void hidden_layer_epoch(HiddenLayerRun* run, floating* kind, int part,
     cdef floating* D1 = <floating*>run.delta_work
     cdef floating* A2 = A1 + batch_size * H
     cdef floating* D2 = D1 + batch_size * H
-    cdef floating* W2T = <floating*>run.W2_transposed
     cdef floating* sums = <floating*>run.sums
     cdef floating rate = <floating>run.learning_rate
     cdef int hidden_activation = run.hidden_activation
@@ -1389,8 +1383,8 @@ cdef void hidden_layer_epoch(HiddenLayerRun* run, floating* kind, int part,
         if run.mean_reduction:
             scale = 1.0 / batch_weight if batch_weight > 0 else 0.0
         if r1 > r0:
-            gemm_alone(False, r1 - r0, O, H, <floating>1, A1 + r0 * H, H, W2, O, <floating>0,
-                       A2 + r0 * O, O)
+            gemm_alone(False, False, r1 - r0, O, H, <floating>1, A1 + r0 * H, H, W2, O,
+                       <floating>0, A2 + r0 * O, O)
             add_bias(A2 + r0 * O, b2, r1 - r0, O)
             if run.loss != MSE:
                 memcpy(D2 + r0 * O, A2 + r0 * O, (r1 - r0) * O * sizeof(floating))
@@ -1422,7 +1416,7 @@ cdef void hidden_layer_epoch(HiddenLayerRun* run, floating* kind, int part,
         forward = next_start < n_samples and part_inputs_finite(run, parts)
         next_rows = min(batch_size, n_samples - next_start)
         if parts == 1 and j1 > j0:
-            hidden_delta(n_rows, H, O, W2, W2T, A1, D1, D2, j0, j1, rate, hidden_activation)
+            hidden_delta(n_rows, H, O, W2, A1, D1, D2, j0, j1, rate, hidden_activation)
         owner = part
         while True:
             taken = blocks_take(&run.blocks[owner], owner != part)
@@ -1435,7 +1429,7 @@ cdef void hidden_layer_epoch(HiddenLayerRun* run, floating* kind, int part,
             block += taken * block_columns
             block_end = min(block + block_columns, block_end)
             if parts > 1:
-                hidden_delta(n_rows, H, O, W2, W2T, A1, D1, D2, block, block_end, rate,
+                hidden_delta(n_rows, H, O, W2, A1, D1, D2, block, block_end, rate,
                              hidden_activation)
             hidden_step(X_rows, n_rows, F, H, W1, b1, D1, sums, block, block_end, rate)
             # the next batch's forward product through the block, still in

@@ -573,11 +573,12 @@ CYPROP_DEFINE_GEMM_PARTS(cyprop_gemm_d, D8)
  * where cyprop_gemm_available. For the parts of a task that splits a
  * layer's work between threads itself (_one_hidden_layer in _core.pyx). */
 #define CYPROP_DEFINE_GEMM_ALONE(NAME, P)                                                       \
-    static void NAME##_alone(int transpose_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,          \
-                             P##_T alpha, const P##_T* A, ptrdiff_t lda, const P##_T* B,      \
-                             ptrdiff_t ldb, P##_T beta, P##_T* C, ptrdiff_t ldc)              \
+    static void NAME##_alone(int transpose_a, int transpose_b, ptrdiff_t m, ptrdiff_t n,      \
+                             ptrdiff_t k, P##_T alpha, const P##_T* A, ptrdiff_t lda,         \
+                             const P##_T* B, ptrdiff_t ldb, P##_T beta, P##_T* C,             \
+                             ptrdiff_t ldc)                                                   \
     {                                                                                         \
-        NAME##_args_t product = {transpose_a, 0, m, n, k, lda, ldb, ldc,                      \
+        NAME##_args_t product = {transpose_a, transpose_b, m, n, k, lda, ldb, ldc,            \
                                  alpha, beta, A, B, C};                                       \
         NAME##_part(&product, 0, 1);                                                          \
     }
@@ -756,11 +757,12 @@ static void cyprop_gemm_part_columns(ptrdiff_t n, ptrdiff_t width, int part, int
 }
 /* Never called where cyprop_gemm_available is 0. */
 #define CYPROP_DEFINE_GEMM_ALONE_STUB(NAME, T)                                                  \
-    static void NAME##_alone(int transpose_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha, \
-                             const T* A, ptrdiff_t lda, const T* B, ptrdiff_t ldb, T beta,    \
-                             T* C, ptrdiff_t ldc)                                             \
+    static void NAME##_alone(int transpose_a, int transpose_b, ptrdiff_t m, ptrdiff_t n,      \
+                             ptrdiff_t k, T alpha, const T* A, ptrdiff_t lda, const T* B,     \
+                             ptrdiff_t ldb, T beta, T* C, ptrdiff_t ldc)                      \
     {                                                                                         \
-        (void)transpose_a; (void)m; (void)n; (void)k; (void)alpha; (void)A; (void)lda;       \
+        (void)transpose_a; (void)transpose_b; (void)m; (void)n; (void)k; (void)alpha;        \
+        (void)A; (void)lda;                                                                   \
         (void)B; (void)ldb; (void)beta; (void)C; (void)ldc;                                   \
         abort();                                                                              \
     }
