@@ -403,10 +403,10 @@ static CYPROP_AVX512 inline __attribute__((always_inline)) void cyprop_gemm_tran
         if (n <= P##_WIDTH) {                                                                 \
             /* one vector: its sum stays in a register */                                     \
             const P##_MASK lanes = CYPROP_LANES(P, n);                                        \
-            a1 = P##_ZERO();                                                                  \
+            P##_VEC sum = P##_ZERO();                                                         \
             for (p = 0; p < k; p++)                                                           \
-                a1 = P##_FMADD(P##_SET1(a[p * a_step]), P##_LOAD(lanes, B + p * ldb), a1);    \
-            P##_STORE(c, lanes, a1);                                                          \
+                sum = P##_FMADD(P##_SET1(a[p * a_step]), P##_LOAD(lanes, B + p * ldb), sum);  \
+            P##_STORE(c, lanes, sum);                                                         \
             return;                                                                           \
         }                                                                                     \
         for (p = 0; p + 4 <= k; p += 4) {                                                     \
